@@ -1,0 +1,45 @@
+// Build: transpile every TypeScript source to dist/ (same layout, ESM), then bundle browser entries.
+import { build } from 'esbuild'
+import { readdirSync, statSync, existsSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+
+const roots = ['coordinator', 'worker', 'web-worker', 'jobs', 'shared', 'scripts', 'test', 'bench', 'examples']
+
+function collect(dir, out) {
+  if (!existsSync(dir)) return out
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) collect(p, out)
+    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p)
+  }
+  return out
+}
+
+rmSync('dist', { recursive: true, force: true })
+const entryPoints = roots.flatMap((r) => collect(r, []))
+await build({
+  entryPoints,
+  outdir: 'dist',
+  outbase: '.',
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+})
+
+// Browser bundles (the contribute page and its Web Worker), when present.
+const browserEntries = ['web-worker/page.ts', 'web-worker/unit-worker.ts'].filter((p) => existsSync(p))
+if (browserEntries.length > 0) {
+  await build({
+    entryPoints: browserEntries,
+    outdir: 'dist/web',
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'chrome120',
+    minify: true,
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  })
+}

@@ -1,0 +1,46 @@
+// Contracts shared by coordinator, worker daemon and browser: explicit export list.
+export {
+  concatBytes,
+  equalBytes,
+  fromBase64Url,
+  fromHex,
+  fromUtf8,
+  randomBytes,
+  randomId,
+  toBase64Url,
+  toHex,
+  utf8,
+} from './bytes.js'
+export { decode, encode, MAX_MESSAGE_BYTES } from './codec.js'
+export { DIGEST_HEX, sha256Hex } from './digest.js'
+export {
+  CohortError,
+  ConfigError,
+  ExpiredError,
+  LimitError,
+  ProtocolError,
+  SignatureError,
+  TimeoutError,
+  UnrecoverableError,
+  ValidationError,
+} from './errors.js'
+export { kindOf, type AnyJobType, type CostEstimate, type JobType, type RunContext } from './job-type.js'
+export * from './protocol.js'
+export {
+  exportIdentity,
+  generateIdentity,
+  importIdentity,
+  keyIdOf,
+  open,
+  parseEnvelope,
+  seal,
+  sign,
+  verify,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  type Identity,
+  type IdentityFile,
+  type SignedEnvelope,
+  type SignedKind,
+} from './signing.js'
+export { expectRecord, intField, stringField, type Rec } from './schema.js'

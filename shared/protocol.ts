@@ -1,0 +1,313 @@
+// Every message of the Cohort protocol, defined once and imported by both ends.
+//
+// Request/reply subjects are served by coordinators in one NATS queue group, so any number of
+// coordinators share the load. Messages that a volunteer sends are signed envelopes; the payload
+// inside names the volunteer, and the coordinator checks that the envelope's signer is that name.
+import { toBase64Url } from './bytes.js'
+import { DIGEST_HEX } from './digest.js'
+import { ProtocolError } from './errors.js'
+import {
+  arrayField,
+  bytesField,
+  expectRecord,
+  intField,
+  literal,
+  stringField,
+  stringList,
+  type Rec,
+} from './schema.js'
+import { parseEnvelope, type SignedEnvelope } from './signing.js'
+
+export const PROTOCOL_VERSION = 1 as const
+
+/** Job ids, unit ids and replica ids: short and safe in Redis keys and logs. */
+export const ID_PATTERN = /^[A-Za-z0-9_:-]{1,96}$/
+/** A peer's id: base64url of its 32-byte Ed25519 public key. */
+export const PEER_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/
+/** `name@version` of a job type. */
+export const JOB_KIND_PATTERN = /^[a-z][a-z0-9-]{0,31}@[1-9][0-9]{0,5}$/
+
+export const LIMITS = {
+  /** Most units a worker may ask for in one request. */
+  maxWant: 64,
+  /** Largest signed unit body. */
+  maxUnitBytes: 256 * 1024,
+  /** Largest result output (msgpack bytes). */
+  maxOutputBytes: 1024 * 1024,
+  /** Most replicas named in one renew or release. */
+  maxReplicaIds: 256,
+  /** How far a signed request's timestamp may be from the receiver's clock. */
+  maxClockSkewMs: 5 * 60_000,
+} as const
+
+export interface Subjects {
+  /** Worker asks for units (request/reply, queue group of coordinators). */
+  workRequest: string
+  /** Worker submits a signed result (request/reply). */
+  resultSubmit: string
+  /** Worker extends its leases (request/reply). */
+  leaseRenew: string
+  /** Worker hands back leases it will not finish (request/reply). */
+  leaseRelease: string
+  /** Coordinators announce that new replicas are waiting (broadcast hint, no payload needed). */
+  workAvailable: string
+}
+
+export const COORDINATOR_QUEUE = 'cohort-coordinators'
+
+export function subjectsFor(prefix = 'cohort'): Subjects {
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) throw new ProtocolError(`invalid subject prefix "${prefix}"`)
+  const base = `${prefix}.v${PROTOCOL_VERSION}`
+  return {
+    workRequest: `${base}.work.request`,
+    resultSubmit: `${base}.result.submit`,
+    leaseRenew: `${base}.lease.renew`,
+    leaseRelease: `${base}.lease.release`,
+    workAvailable: `${base}.work.available`,
+  }
+}
+
+// ---- payloads signed by the coordinator ---------------------------------------------------------
+
+/** A replica of a unit, leased to one worker; what a worker runs. Signed by a coordinator key. */
+export interface UnitPayload {
+  type: 'unit'
+  v: 1
+  unitId: string
+  replicaId: string
+  jobId: string
+  /** `name@version` of the job type. */
+  kind: string
+  input: unknown
+  /** The worker this replica is leased to. */
+  worker: string
+  issuedAt: number
+  /** Lease deadline at issue; renewals extend it on the coordinator's side. */
+  expiresAt: number
+  nonce: string
+  /** Key id of the signing coordinator key. */
+  kid: string
+}
+
+export function parseUnitPayload(value: unknown): UnitPayload {
+  const r = expectRecord(value, 'unit')
+  literal(r, 'type', 'unit')
+  literal(r, 'v', 1)
+  if (!('input' in r)) throw new ProtocolError('input is missing')
+  return {
+    type: 'unit',
+    v: 1,
+    unitId: stringField(r, 'unitId', 96, ID_PATTERN),
+    replicaId: stringField(r, 'replicaId', 96, ID_PATTERN),
+    jobId: stringField(r, 'jobId', 96, ID_PATTERN),
+    kind: stringField(r, 'kind', 40, JOB_KIND_PATTERN),
+    input: r['input'],
+    worker: stringField(r, 'worker', 43, PEER_ID_PATTERN),
+    issuedAt: intField(r, 'issuedAt', 0, Number.MAX_SAFE_INTEGER),
+    expiresAt: intField(r, 'expiresAt', 0, Number.MAX_SAFE_INTEGER),
+    nonce: stringField(r, 'nonce', 64),
+    kid: stringField(r, 'kid', 16, /^[0-9a-f]{16}$/),
+  }
+}
+
+// ---- payloads signed by a worker ------------------------------------------------------------------
+
+interface WorkerSigned {
+  /** The sender; must equal the envelope's signer. */
+  worker: string
+  /** Sender's clock, checked against the receiver's within LIMITS.maxClockSkewMs. */
+  at: number
+  nonce: string
+}
+
+function workerSigned(r: Rec): WorkerSigned {
+  return {
+    worker: stringField(r, 'worker', 43, PEER_ID_PATTERN),
+    at: intField(r, 'at', 0, Number.MAX_SAFE_INTEGER),
+    nonce: stringField(r, 'nonce', 64),
+  }
+}
+
+export interface WorkRequest extends WorkerSigned {
+  type: 'work.request'
+  v: 1
+  /** How many units the worker has room for. */
+  want: number
+  /** Job kinds (`name@version`) the worker can run. */
+  accepts: string[]
+}
+
+export function parseWorkRequest(value: unknown): WorkRequest {
+  const r = expectRecord(value, 'work.request')
+  literal(r, 'type', 'work.request')
+  literal(r, 'v', 1)
+  return {
+    type: 'work.request',
+    v: 1,
+    ...workerSigned(r),
+    want: intField(r, 'want', 1, LIMITS.maxWant),
+    accepts: stringList(r, 'accepts', 64, 40, JOB_KIND_PATTERN),
+  }
+}
+
+export interface ResultPayload extends WorkerSigned {
+  type: 'result'
+  v: 1
+  replicaId: string
+  unitId: string
+  jobId: string
+  /** SHA-256 hex of `output`. */
+  digest: string
+  /** msgpack encoding of the job type's output for this unit. */
+  output: Uint8Array
+  computeMs: number
+}
+
+export function parseResultPayload(value: unknown): ResultPayload {
+  const r = expectRecord(value, 'result')
+  literal(r, 'type', 'result')
+  literal(r, 'v', 1)
+  return {
+    type: 'result',
+    v: 1,
+    ...workerSigned(r),
+    replicaId: stringField(r, 'replicaId', 96, ID_PATTERN),
+    unitId: stringField(r, 'unitId', 96, ID_PATTERN),
+    jobId: stringField(r, 'jobId', 96, ID_PATTERN),
+    digest: stringField(r, 'digest', 64, DIGEST_HEX),
+    output: bytesField(r, 'output', LIMITS.maxOutputBytes, 1),
+    computeMs: intField(r, 'computeMs', 0, 7 * 24 * 3600_000),
+  }
+}
+
+export interface LeaseRenew extends WorkerSigned {
+  type: 'lease.renew'
+  v: 1
+  replicaIds: string[]
+}
+
+export interface LeaseRelease extends WorkerSigned {
+  type: 'lease.release'
+  v: 1
+  replicaIds: string[]
+  reason: string
+}
+
+export function parseLeaseRenew(value: unknown): LeaseRenew {
+  const r = expectRecord(value, 'lease.renew')
+  literal(r, 'type', 'lease.renew')
+  literal(r, 'v', 1)
+  return {
+    type: 'lease.renew',
+    v: 1,
+    ...workerSigned(r),
+    replicaIds: stringList(r, 'replicaIds', LIMITS.maxReplicaIds, 96, ID_PATTERN),
+  }
+}
+
+export function parseLeaseRelease(value: unknown): LeaseRelease {
+  const r = expectRecord(value, 'lease.release')
+  literal(r, 'type', 'lease.release')
+  literal(r, 'v', 1)
+  return {
+    type: 'lease.release',
+    v: 1,
+    ...workerSigned(r),
+    replicaIds: stringList(r, 'replicaIds', LIMITS.maxReplicaIds, 96, ID_PATTERN),
+    reason: stringField(r, 'reason', 200),
+  }
+}
+
+/** Check that a worker-signed payload names its envelope's signer and is fresh. */
+export function checkWorkerSigned(payload: WorkerSigned, signer: Uint8Array, now: number): void {
+  if (payload.worker !== toBase64Url(signer)) throw new ProtocolError('worker does not match the envelope signer')
+  if (Math.abs(now - payload.at) > LIMITS.maxClockSkewMs) throw new ProtocolError('at is too far from the current time')
+}
+
+// ---- replies (unsigned; they travel on the requester's private inbox) ---------------------------
+
+export interface WorkGrant {
+  type: 'work.grant'
+  v: 1
+  units: SignedEnvelope[]
+  /** When no unit was granted: how long to wait before asking again. */
+  retryAfterMs: number
+}
+
+export function parseWorkGrant(value: unknown): WorkGrant {
+  const r = expectRecord(value, 'work.grant')
+  literal(r, 'type', 'work.grant')
+  literal(r, 'v', 1)
+  return {
+    type: 'work.grant',
+    v: 1,
+    units: arrayField(r, 'units', LIMITS.maxWant).map((u) => parseEnvelope(u, 'unit', LIMITS.maxUnitBytes)),
+    retryAfterMs: intField(r, 'retryAfterMs', 0, 600_000),
+  }
+}
+
+export type ResultStatus = 'accepted' | 'duplicate' | 'rejected'
+
+export interface ResultAck {
+  type: 'result.ack'
+  v: 1
+  status: ResultStatus
+  reason?: string
+}
+
+export function parseResultAck(value: unknown): ResultAck {
+  const r = expectRecord(value, 'result.ack')
+  literal(r, 'type', 'result.ack')
+  literal(r, 'v', 1)
+  const status = r['status']
+  if (status !== 'accepted' && status !== 'duplicate' && status !== 'rejected') {
+    throw new ProtocolError('status must be accepted, duplicate or rejected')
+  }
+  const ack: ResultAck = { type: 'result.ack', v: 1, status }
+  if (r['reason'] !== undefined) ack.reason = stringField(r, 'reason', 500)
+  return ack
+}
+
+export interface LeaseRenewed {
+  type: 'lease.renewed'
+  v: 1
+  /** New deadline of each replica still held. */
+  expiresAt: Record<string, number>
+  /** Replicas the worker no longer holds (expired, reissued, job cancelled): stop computing them. */
+  lost: string[]
+}
+
+export function parseLeaseRenewed(value: unknown): LeaseRenewed {
+  const r = expectRecord(value, 'lease.renewed')
+  literal(r, 'type', 'lease.renewed')
+  literal(r, 'v', 1)
+  const exp = expectRecord(r['expiresAt'], 'expiresAt')
+  const expiresAt: Record<string, number> = {}
+  for (const k of Object.keys(exp).slice(0, LIMITS.maxReplicaIds)) expiresAt[k] = intField(exp, k, 0, Number.MAX_SAFE_INTEGER)
+  return { type: 'lease.renewed', v: 1, expiresAt, lost: stringList(r, 'lost', LIMITS.maxReplicaIds, 96, ID_PATTERN) }
+}
+
+export interface LeaseReleased {
+  type: 'lease.released'
+  v: 1
+  released: number
+}
+
+export function parseLeaseReleased(value: unknown): LeaseReleased {
+  const r = expectRecord(value, 'lease.released')
+  literal(r, 'type', 'lease.released')
+  literal(r, 'v', 1)
+  return { type: 'lease.released', v: 1, released: intField(r, 'released', 0, LIMITS.maxReplicaIds) }
+}
+
+/** A request that could not be served: the requester should not retry the same bytes. */
+export interface ErrorReply {
+  type: 'error'
+  v: 1
+  code: 'bad-request' | 'bad-signature' | 'internal'
+  message: string
+}
+
+export function isErrorReply(value: unknown): value is ErrorReply {
+  return typeof value === 'object' && value !== null && (value as Rec)['type'] === 'error'
+}
