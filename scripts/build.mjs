@@ -3,7 +3,17 @@ import { build } from 'esbuild'
 import { readdirSync, statSync, existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 
-const roots = ['coordinator', 'worker', 'web-worker', 'jobs', 'shared', 'scripts', 'test', 'bench', 'examples']
+const roots = [
+  'coordinator',
+  'worker',
+  'web-worker',
+  'jobs',
+  'shared',
+  'scripts',
+  'test',
+  'bench',
+  'examples',
+]
 
 function collect(dir, out) {
   if (!existsSync(dir)) return out

@@ -44,3 +44,13 @@ export {
   type SignedKind,
 } from './signing.js'
 export { expectRecord, intField, stringField, type Rec } from './schema.js'
+export {
+  createLogger,
+  errorFields,
+  silentLogger,
+  type LogFields,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  type LogSink,
+} from './logger.js'

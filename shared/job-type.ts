@@ -44,7 +44,7 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
    * Whether two outputs agree. When absent, outputs agree only when their msgpack encodings are
    * byte-identical (digest equality).
    */
-  compare?(a: O, b: O): boolean
+  compare?: (a: O, b: O) => boolean
   /** Merge the validated outputs, in unit order, into the job's result. */
   merge(params: P, outputs: O[]): R
 }

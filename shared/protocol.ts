@@ -56,7 +56,8 @@ export interface Subjects {
 export const COORDINATOR_QUEUE = 'cohort-coordinators'
 
 export function subjectsFor(prefix = 'cohort'): Subjects {
-  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) throw new ProtocolError(`invalid subject prefix "${prefix}"`)
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix))
+    throw new ProtocolError(`invalid subject prefix "${prefix}"`)
   const base = `${prefix}.v${PROTOCOL_VERSION}`
   return {
     workRequest: `${base}.work.request`,
@@ -220,8 +221,10 @@ export function parseLeaseRelease(value: unknown): LeaseRelease {
 
 /** Check that a worker-signed payload names its envelope's signer and is fresh. */
 export function checkWorkerSigned(payload: WorkerSigned, signer: Uint8Array, now: number): void {
-  if (payload.worker !== toBase64Url(signer)) throw new ProtocolError('worker does not match the envelope signer')
-  if (Math.abs(now - payload.at) > LIMITS.maxClockSkewMs) throw new ProtocolError('at is too far from the current time')
+  if (payload.worker !== toBase64Url(signer))
+    throw new ProtocolError('worker does not match the envelope signer')
+  if (Math.abs(now - payload.at) > LIMITS.maxClockSkewMs)
+    throw new ProtocolError('at is too far from the current time')
 }
 
 // ---- replies (unsigned; they travel on the requester's private inbox) ---------------------------
@@ -283,8 +286,14 @@ export function parseLeaseRenewed(value: unknown): LeaseRenewed {
   literal(r, 'v', 1)
   const exp = expectRecord(r['expiresAt'], 'expiresAt')
   const expiresAt: Record<string, number> = {}
-  for (const k of Object.keys(exp).slice(0, LIMITS.maxReplicaIds)) expiresAt[k] = intField(exp, k, 0, Number.MAX_SAFE_INTEGER)
-  return { type: 'lease.renewed', v: 1, expiresAt, lost: stringList(r, 'lost', LIMITS.maxReplicaIds, 96, ID_PATTERN) }
+  for (const k of Object.keys(exp).slice(0, LIMITS.maxReplicaIds))
+    expiresAt[k] = intField(exp, k, 0, Number.MAX_SAFE_INTEGER)
+  return {
+    type: 'lease.renewed',
+    v: 1,
+    expiresAt,
+    lost: stringList(r, 'lost', LIMITS.maxReplicaIds, 96, ID_PATTERN),
+  }
 }
 
 export interface LeaseReleased {

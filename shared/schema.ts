@@ -47,7 +47,13 @@ export function arrayField(rec: Rec, field: string, maxItems: number): unknown[]
   return v
 }
 
-export function stringList(rec: Rec, field: string, maxItems: number, maxLength: number, pattern?: RegExp): string[] {
+export function stringList(
+  rec: Rec,
+  field: string,
+  maxItems: number,
+  maxLength: number,
+  pattern?: RegExp,
+): string[] {
   return arrayField(rec, field, maxItems).map((v, i) =>
     stringField({ [`${field}[${i}]`]: v }, `${field}[${i}]`, maxLength, pattern),
   )

@@ -35,7 +35,7 @@ async function identityFrom(publicKey: Uint8Array, privateKey: CryptoKey): Promi
 
 /** A fresh Ed25519 identity. `extractable: false` keeps the private key inside WebCrypto. */
 export async function generateIdentity(extractable: boolean): Promise<Identity> {
-  const pair = (await crypto.subtle.generateKey(ED25519, extractable, ['sign', 'verify'])) as CryptoKeyPair
+  const pair = await crypto.subtle.generateKey(ED25519, extractable, ['sign', 'verify'])
   const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey))
   return identityFrom(raw, pair.privateKey)
 }
@@ -67,12 +67,15 @@ export async function importIdentity(file: unknown): Promise<Identity> {
   // Refuse a file whose halves do not belong together.
   const probe = utf8('cohort/identity-check')
   const sig = await sign(identity, probe)
-  if (!(await verify(publicKey, sig, probe))) throw new SignatureError('identity: public and private key do not match')
+  if (!(await verify(publicKey, sig, probe)))
+    throw new SignatureError('identity: public and private key do not match')
   return identity
 }
 
 export async function sign(identity: Identity, data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.sign(ED25519, identity.privateKey, data as Uint8Array<ArrayBuffer>))
+  return new Uint8Array(
+    await crypto.subtle.sign(ED25519, identity.privateKey, data as Uint8Array<ArrayBuffer>),
+  )
 }
 
 const keyCache = new Map<string, Promise<CryptoKey>>()
@@ -90,7 +93,11 @@ function publicCryptoKey(publicKey: Uint8Array): Promise<CryptoKey> {
   return key
 }
 
-export async function verify(publicKey: Uint8Array, signature: Uint8Array, data: Uint8Array): Promise<boolean> {
+export async function verify(
+  publicKey: Uint8Array,
+  signature: Uint8Array,
+  data: Uint8Array,
+): Promise<boolean> {
   if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false
   try {
     const key = await publicCryptoKey(publicKey)

@@ -1,0 +1,183 @@
+// One coordinator process: wires the store, pipeline, scheduler, validator and HTTP API together.
+// It keeps no state outside Redis, so any number may run against one Redis and one NATS.
+import { connect } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { Redis } from 'ioredis'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type Koa from 'koa'
+import {
+  errorFields,
+  kindOf,
+  subjectsFor,
+  TimeoutError,
+  type AnyJobType,
+  type Identity,
+  type Logger,
+} from '../shared/index.js'
+import { createCounters, type Counters } from './counters.js'
+import { createApp } from './http/app.js'
+import { resolveTuning, type CoordinatorTuning } from './options.js'
+import { createPipeline } from './pipeline.js'
+import { createScheduler } from './scheduler.js'
+import { createStore, type Store } from './store/store.js'
+import { createUnitSigner } from './unit-signer.js'
+import { createValidator } from './validator.js'
+
+export interface CoordinatorInit {
+  redisUrl: string
+  natsUrl: string
+  /** NATS user and password, when the server requires them. */
+  natsUser?: string
+  natsPass?: string
+  /** The coordinator's signing key; workers trust its public half. */
+  identity: Identity
+  jobTypes: Iterable<AnyJobType>
+  log: Logger
+  /** HTTP port; 0 picks a free one. Default 8080. */
+  port?: number
+  /** HTTP bind address. Default 127.0.0.1. */
+  host?: string
+  tuning?: Partial<CoordinatorTuning>
+  /** Extra HTTP middleware (the contribute page). */
+  extraHttp?: Koa.Middleware[]
+}
+
+export interface Coordinator {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Base URL of the HTTP API once started, e.g. http://127.0.0.1:8080. */
+  readonly url: string
+  readonly counters: Counters
+  readonly store: Store
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const t = new Promise<undefined>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish in ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, t])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export function createCoordinator(init: CoordinatorInit): Coordinator {
+  const tuning = resolveTuning(init.tuning)
+  const log = init.log
+  const counters = createCounters()
+  const jobTypes = new Map<string, AnyJobType>()
+  for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
+  const subjects = subjectsFor(tuning.subjectPrefix)
+  const redis = new Redis(init.redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    connectionName: 'cohort-coordinator',
+  })
+  const bullConnection = new Redis(init.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null })
+  redis.on('error', (err) => log.warn('redis error', errorFields(err)))
+  bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
+  const store = createStore({ redis, prefix: tuning.redisPrefix })
+  let nats: NatsConnection | undefined
+  let server: Server | undefined
+  let url = ''
+  let parts: { stop(): Promise<void> }[] = []
+
+  return {
+    counters,
+    store,
+    get url() {
+      return url
+    },
+    async start() {
+      await redis.connect()
+      await bullConnection.connect()
+      nats = await connect({
+        servers: init.natsUrl,
+        name: 'cohort-coordinator',
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        ...(init.natsUser === undefined ? {} : { user: init.natsUser, pass: init.natsPass ?? '' }),
+      })
+      const nc = nats
+      const pipeline = createPipeline({
+        connection: bullConnection,
+        store,
+        tuning,
+        counters,
+        log: log.child('pipeline'),
+        jobTypes,
+        onPlanned: () => scheduler.announceWork(),
+      })
+      const scheduler = createScheduler({
+        nats: nc,
+        store,
+        signer: createUnitSigner(init.identity),
+        subjects,
+        tuning,
+        counters,
+        log: log.child('scheduler'),
+        kinds: new Set(jobTypes.keys()),
+      })
+      const validator = createValidator({
+        nats: nc,
+        store,
+        subjects,
+        tuning,
+        counters,
+        log: log.child('validator'),
+        jobTypes,
+        onReissue: () => scheduler.announceWork(),
+        onJobDone: (jobId) => pipeline.assimilate(jobId),
+      })
+      pipeline.start()
+      scheduler.start()
+      validator.start()
+      parts = [validator, scheduler, pipeline]
+      const app = createApp({
+        store,
+        pipeline,
+        tuning,
+        counters,
+        log: log.child('http'),
+        jobTypes,
+        natsUp: () => !nc.isClosed(),
+        ...(init.extraHttp === undefined ? {} : { extra: init.extraHttp }),
+      })
+      const srv = app.listen(init.port ?? 8080, init.host ?? '127.0.0.1')
+      server = srv
+      await new Promise<void>((resolve, reject) => {
+        srv.once('listening', resolve)
+        srv.once('error', reject)
+      })
+      const addr = srv.address() as AddressInfo
+      url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`
+      // Pick up anything a previous coordinator left unfinished.
+      await pipeline.sweep()
+      log.info('coordinator started', { url, keyId: init.identity.keyId })
+    },
+    async stop() {
+      const ms = tuning.stopTimeoutMs
+      const srv = server
+      server = undefined
+      if (srv !== undefined) {
+        const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
+        srv.closeIdleConnections()
+        await withTimeout(closed, ms, 'HTTP server close').catch(() => srv.closeAllConnections())
+      }
+      for (const part of parts) {
+        await withTimeout(part.stop(), ms, 'coordinator part stop').catch((err: unknown) =>
+          log.warn('stop timed out', errorFields(err)),
+        )
+      }
+      parts = []
+      if (nats !== undefined && !nats.isClosed()) {
+        await withTimeout(nats.drain(), ms, 'NATS drain').catch(() => nats?.close())
+      }
+      await Promise.allSettled([redis.quit(), bullConnection.quit()])
+      log.info('coordinator stopped')
+    },
+  }
+}

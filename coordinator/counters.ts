@@ -1,0 +1,37 @@
+// Counters a coordinator keeps about itself, served at GET /v1/stats. Per process, not shared.
+
+export interface Counters {
+  /** NATS messages that did not decode, did not verify, or broke a message rule. */
+  malformed: number
+  /** Requests refused because too many were in flight. */
+  busy: number
+  unitsLeased: number
+  resultsAccepted: number
+  resultsDuplicate: number
+  resultsRejected: number
+  unitsValidated: number
+  unitsReissued: number
+  unitsFailed: number
+  leasesExpired: number
+  leasesReleased: number
+  jobsCompleted: number
+  httpErrors: number
+}
+
+export function createCounters(): Counters {
+  return {
+    malformed: 0,
+    busy: 0,
+    unitsLeased: 0,
+    resultsAccepted: 0,
+    resultsDuplicate: 0,
+    resultsRejected: 0,
+    unitsValidated: 0,
+    unitsReissued: 0,
+    unitsFailed: 0,
+    leasesExpired: 0,
+    leasesReleased: 0,
+    jobsCompleted: 0,
+    httpErrors: 0,
+  }
+}

@@ -1,0 +1,40 @@
+// Reading a JSON request body with a hard size limit, before anything is parsed.
+import type { Context } from 'koa'
+import { HttpError } from './http-error.js'
+
+export async function readJsonBody(ctx: Context, maxBytes: number): Promise<unknown> {
+  const type = ctx.request.headers['content-type'] ?? ''
+  if (!/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new HttpError(
+      415,
+      'unsupported-media-type',
+      'send the body as JSON with Content-Type: application/json',
+    )
+  }
+  const declared = Number(ctx.request.headers['content-length'] ?? NaN)
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    throw new HttpError(
+      413,
+      'too-large',
+      `request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes`,
+    )
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBytes) {
+      ctx.req.destroy()
+      throw new HttpError(413, 'too-large', `request body exceeds the limit of ${maxBytes} bytes`)
+    }
+    chunks.push(chunk)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  if (text.trim() === '')
+    throw new HttpError(400, 'malformed-json', 'request body is empty; send a JSON object')
+  try {
+    return JSON.parse(text) as unknown
+  } catch (err) {
+    throw new HttpError(400, 'malformed-json', `request body is not valid JSON: ${(err as Error).message}`)
+  }
+}

@@ -1,0 +1,6 @@
+// The coordinator's public surface.
+export { createCoordinator, type Coordinator, type CoordinatorInit } from './coordinator.js'
+export { DEFAULT_TUNING, resolveTuning, type CoordinatorTuning } from './options.js'
+export type { Counters } from './counters.js'
+export { jobView } from './http/jobs-routes.js'
+export type { JobRecord, JobState, Store, WorkerStats } from './store/store.js'

@@ -1,0 +1,75 @@
+// Parsing a submitter's job request: every refusal names the field and says what to send instead.
+import { ValidationError, type AnyJobType } from '../shared/index.js'
+
+export interface JobRequest {
+  jobType: AnyJobType
+  params: unknown
+  quorum: number
+  maxReplicas: number
+  priority: number
+}
+
+const KNOWN = new Set(['type', 'version', 'params', 'redundancy', 'priority'])
+export const MAX_QUORUM = 10
+export const MAX_REPLICAS = 30
+
+function intIn(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ValidationError(field, `must be an integer from ${min} to ${max}`)
+  }
+  return v
+}
+
+export function parseJobRequest(
+  body: unknown,
+  find: (name: string, version?: number) => AnyJobType | undefined,
+  defaultQuorum: number,
+): JobRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('body', 'must be a JSON object like {"type":"primes","params":{"to":1000000}}')
+  }
+  const b = body as Record<string, unknown>
+  for (const k of Object.keys(b)) if (!KNOWN.has(k)) throw new ValidationError(k, 'unknown field')
+  if (typeof b['type'] !== 'string' || b['type'] === '')
+    throw new ValidationError('type', 'must name a job type')
+  const version = b['version'] === undefined ? undefined : intIn('version', b['version'], 1, 999_999)
+  const jobType = find(b['type'], version)
+  if (jobType === undefined) {
+    throw new ValidationError(
+      'type',
+      `unknown job type "${b['type']}"${version === undefined ? '' : ` version ${version}`}; GET /v1/job-types lists them`,
+    )
+  }
+  const params = jobType.parseParams(b['params'] ?? {}) as unknown
+  let quorum = defaultQuorum
+  let maxReplicas: number | undefined
+  if (b['redundancy'] !== undefined) {
+    const r = b['redundancy']
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+      throw new ValidationError('redundancy', 'must be an object like {"quorum":2,"maxReplicas":5}')
+    }
+    const rr = r as Record<string, unknown>
+    for (const k of Object.keys(rr)) {
+      if (k !== 'quorum' && k !== 'maxReplicas') throw new ValidationError(`redundancy.${k}`, 'unknown field')
+    }
+    if (rr['quorum'] !== undefined) quorum = intIn('redundancy.quorum', rr['quorum'], 1, MAX_QUORUM)
+    if (rr['maxReplicas'] !== undefined) {
+      maxReplicas = intIn('redundancy.maxReplicas', rr['maxReplicas'], quorum, MAX_REPLICAS)
+    }
+  }
+  const priority = b['priority'] === undefined ? 0 : intIn('priority', b['priority'], -100, 100)
+  const cost = jobType.estimateCost(params)
+  if (cost.units > jobType.maxUnits) {
+    throw new ValidationError(
+      'params',
+      `this job would split into ${cost.units} units; the limit is ${jobType.maxUnits}`,
+    )
+  }
+  return {
+    jobType,
+    params,
+    quorum,
+    maxReplicas: maxReplicas ?? Math.min(MAX_REPLICAS, 2 * quorum + 1),
+    priority,
+  }
+}

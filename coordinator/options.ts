@@ -1,0 +1,76 @@
+// Coordinator options: defaults in one place, every field documented, validated once.
+import { ConfigError } from '../shared/index.js'
+
+export interface CoordinatorTuning {
+  /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
+  redisPrefix: string
+  /** NATS subject prefix. Default `cohort`. */
+  subjectPrefix: string
+  /** Lease length handed to workers; they renew well before it ends. Default 30000 ms. */
+  leaseMs: number
+  /** How often expired leases are looked for. Default 1000 ms. */
+  reapIntervalMs: number
+  /** How often unfinished bookkeeping (planning, assimilation) is re-checked. Default 5000 ms. */
+  sweepIntervalMs: number
+  /** Leases of one unit that may be lost (expired or handed back) before the unit fails. Default 10. */
+  maxLostLeases: number
+  /** Ready replicas scanned per work request to find ones this worker may take. Default 512. */
+  leaseScan: number
+  /** Default quorum of agreeing results from distinct workers. Default 2. */
+  defaultQuorum: number
+  /** Largest HTTP request body. Default 64 KiB. */
+  maxBodyBytes: number
+  /** Most NATS requests handled at once; beyond that requests are refused as busy. Default 512. */
+  maxInflight: number
+  /** Shutdown waits this long for in-flight work before giving up. Default 10000 ms. */
+  stopTimeoutMs: number
+  /** API keys that may submit jobs; empty means anyone who reaches the HTTP port may. Default []. */
+  apiKeys: string[]
+}
+
+export const DEFAULT_TUNING: CoordinatorTuning = {
+  redisPrefix: 'cohort:',
+  subjectPrefix: 'cohort',
+  leaseMs: 30_000,
+  reapIntervalMs: 1_000,
+  sweepIntervalMs: 5_000,
+  maxLostLeases: 10,
+  leaseScan: 512,
+  defaultQuorum: 2,
+  maxBodyBytes: 64 * 1024,
+  maxInflight: 512,
+  stopTimeoutMs: 10_000,
+  apiKeys: [],
+}
+
+function intIn(name: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ConfigError(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`)
+  }
+}
+
+/** Merge `given` over the defaults and validate every field. Unknown fields are refused. */
+export function resolveTuning(given: Partial<CoordinatorTuning> = {}): CoordinatorTuning {
+  for (const k of Object.keys(given)) {
+    if (!(k in DEFAULT_TUNING)) throw new ConfigError(`unknown coordinator option "${k}"`)
+  }
+  const t: CoordinatorTuning = { ...DEFAULT_TUNING, ...given }
+  if (!/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
+    throw new ConfigError('redisPrefix must be 1..64 of [A-Za-z0-9_:.-]')
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
+    throw new ConfigError('subjectPrefix must be NATS subject tokens separated by dots')
+  }
+  intIn('leaseMs', t.leaseMs, 500, 24 * 3600_000)
+  intIn('reapIntervalMs', t.reapIntervalMs, 50, 60_000)
+  intIn('sweepIntervalMs', t.sweepIntervalMs, 100, 600_000)
+  intIn('maxLostLeases', t.maxLostLeases, 1, 1000)
+  intIn('leaseScan', t.leaseScan, 16, 100_000)
+  intIn('defaultQuorum', t.defaultQuorum, 1, 10)
+  intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
+  intIn('maxInflight', t.maxInflight, 1, 100_000)
+  intIn('stopTimeoutMs', t.stopTimeoutMs, 0, 600_000)
+  if (!Array.isArray(t.apiKeys) || t.apiKeys.some((k) => typeof k !== 'string' || k.length < 16)) {
+    throw new ConfigError('apiKeys must be a list of strings of at least 16 characters')
+  }
+  return t
+}

@@ -1,0 +1,150 @@
+// The durable job pipeline on BullMQ: `plan` splits a job into units, `assimilate` merges the
+// validated outputs into the job's result. Both are idempotent, so BullMQ's retries and stalled-job
+// recovery (a coordinator killed mid-step) are always safe. A sweep re-enqueues any step whose
+// enqueue was lost between two writes.
+import { Queue, Worker, type Job } from 'bullmq'
+import type { Redis } from 'ioredis'
+import { decode, errorFields, type AnyJobType, type Logger } from '../shared/index.js'
+import type { Counters } from './counters.js'
+import type { CoordinatorTuning } from './options.js'
+import type { Store } from './store/store.js'
+
+export interface PipelineInit {
+  /** A connection with `maxRetriesPerRequest: null`, as BullMQ requires. */
+  connection: Redis
+  store: Store
+  tuning: CoordinatorTuning
+  counters: Counters
+  log: Logger
+  jobTypes: ReadonlyMap<string, AnyJobType>
+  /** Called when a job's units have been created. */
+  onPlanned: () => void
+}
+
+export interface Pipeline {
+  start(): void
+  stop(): Promise<void>
+  plan(jobId: string): Promise<void>
+  assimilate(jobId: string): Promise<void>
+  /** Re-enqueue unfinished steps of active jobs. */
+  sweep(): Promise<void>
+}
+
+interface StepData {
+  jobId: string
+}
+
+const UNIT_BATCH = 500
+const STEP_OPTS = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: { age: 3600 },
+  removeOnFail: { age: 24 * 3600 },
+} as const
+
+export function createPipeline(init: PipelineInit): Pipeline {
+  const { store, log, tuning } = init
+  const bullPrefix = `${tuning.redisPrefix}bull`
+  const planQueue = new Queue<StepData>('plan', { connection: init.connection, prefix: bullPrefix })
+  const assimilateQueue = new Queue<StepData>('assimilate', {
+    connection: init.connection,
+    prefix: bullPrefix,
+  })
+  const workers: Worker<StepData>[] = []
+  let sweepTimer: ReturnType<typeof setInterval> | undefined
+  let sweeping: Promise<void> | undefined
+
+  const planStep = async (job: Job<StepData>): Promise<void> => {
+    const rec = await store.getJob(job.data.jobId)
+    if (rec === undefined || (rec.state !== 'queued' && rec.state !== 'running') || rec.planned) return
+    const jobType = init.jobTypes.get(rec.kind)
+    if (jobType === undefined) {
+      await store.failJob(rec.id, `job type ${rec.kind} is not available on this coordinator`, Date.now())
+      return
+    }
+    let inputs: unknown[]
+    try {
+      inputs = jobType.split(jobType.parseParams(rec.params))
+    } catch (err) {
+      await store.failJob(rec.id, `planning failed: ${(err as Error).message}`, Date.now())
+      return
+    }
+    await store.setUnitsTotal(rec.id, inputs.length)
+    for (let i = 0; i < inputs.length; i += UNIT_BATCH) {
+      const batch = inputs.slice(i, i + UNIT_BATCH).map((input, k) => ({ index: i + k, input }))
+      await store.addUnits(rec.id, rec.quorum, batch, Date.now())
+      init.onPlanned()
+    }
+    await store.markPlanned(rec.id, Date.now())
+    log.info('job planned', { jobId: rec.id, units: inputs.length })
+  }
+
+  const assimilateStep = async (job: Job<StepData>): Promise<void> => {
+    const rec = await store.getJob(job.data.jobId)
+    if (rec === undefined || (rec.state !== 'queued' && rec.state !== 'running')) return
+    if (!rec.planned || rec.unitsValidated !== rec.unitsTotal) return
+    const jobType = init.jobTypes.get(rec.kind)
+    if (jobType === undefined) throw new Error(`job type ${rec.kind} is not available`)
+    const raw = await store.canonicalOutputs(rec.id, rec.unitsTotal)
+    const outputs = raw.map((b, i) => {
+      if (b === null) throw new Error(`unit ${i} of job ${rec.id} has no canonical output`)
+      return jobType.parseOutput(decode(b)) as unknown
+    })
+    const result = jobType.merge(jobType.parseParams(rec.params), outputs) as unknown
+    if (await store.completeJob(rec.id, result, Date.now())) {
+      init.counters.jobsCompleted++
+      log.info('job completed', { jobId: rec.id })
+    }
+  }
+
+  const sweep = async (): Promise<void> => {
+    for (const id of await store.activeJobIds()) {
+      const rec = await store.getJob(id)
+      if (rec === undefined) continue
+      if (!rec.planned && Date.now() - rec.createdAt > tuning.sweepIntervalMs) {
+        await planQueue.add('plan', { jobId: id }, { ...STEP_OPTS, jobId: `plan-${id}` })
+      } else if (rec.planned && rec.unitsValidated === rec.unitsTotal) {
+        await assimilateQueue.add('assimilate', { jobId: id }, { ...STEP_OPTS, jobId: `assimilate-${id}` })
+      }
+    }
+  }
+
+  return {
+    sweep,
+    async plan(jobId) {
+      await planQueue.add('plan', { jobId }, { ...STEP_OPTS, jobId: `plan-${jobId}` })
+    },
+    async assimilate(jobId) {
+      await assimilateQueue.add('assimilate', { jobId }, { ...STEP_OPTS, jobId: `assimilate-${jobId}` })
+    },
+    start() {
+      const opts = { connection: init.connection, prefix: bullPrefix, concurrency: 2 }
+      for (const [name, step] of [
+        ['plan', planStep],
+        ['assimilate', assimilateStep],
+      ] as const) {
+        const w = new Worker<StepData>(name, step, opts)
+        w.on('failed', (job, err) =>
+          log.warn(`${name} step failed`, { jobId: job?.data.jobId, ...errorFields(err) }),
+        )
+        w.on('error', (err) => log.warn(`${name} worker error`, errorFields(err)))
+        workers.push(w)
+      }
+      sweepTimer = setInterval(() => {
+        if (sweeping !== undefined) return
+        sweeping = sweep()
+          .catch((err: unknown) => log.warn('sweep failed', errorFields(err)))
+          .finally(() => {
+            sweeping = undefined
+          })
+      }, tuning.sweepIntervalMs)
+    },
+    async stop() {
+      clearInterval(sweepTimer)
+      await sweeping
+      await Promise.all(workers.map((w) => w.close()))
+      workers.length = 0
+      await Promise.all([planQueue.close(), assimilateQueue.close()])
+    },
+  }
+}

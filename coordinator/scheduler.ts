@@ -1,0 +1,146 @@
+// The scheduler: hands replicas to workers that ask (pull, as in BOINC), extends and takes back
+// leases, and reissues the replicas whose leases expired.
+import type { NatsConnection } from '@nats-io/nats-core'
+import {
+  checkWorkerSigned,
+  errorFields,
+  LIMITS,
+  open,
+  parseEnvelope,
+  parseLeaseRelease,
+  parseLeaseRenew,
+  parseWorkRequest,
+  type LeaseReleased,
+  type LeaseRenewed,
+  type Logger,
+  type Subjects,
+  type WorkGrant,
+} from '../shared/index.js'
+import type { Counters } from './counters.js'
+import { serve, type Service } from './nats-service.js'
+import type { CoordinatorTuning } from './options.js'
+import type { Store } from './store/store.js'
+import type { UnitSigner } from './unit-signer.js'
+
+export interface SchedulerInit {
+  nats: NatsConnection
+  store: Store
+  signer: UnitSigner
+  subjects: Subjects
+  tuning: CoordinatorTuning
+  counters: Counters
+  log: Logger
+  /** Job kinds this coordinator can plan and validate. */
+  kinds: ReadonlySet<string>
+}
+
+export interface Scheduler {
+  start(): void
+  stop(): Promise<void>
+  /** Tell waiting workers that replicas are ready (coalesced to one message per tick). */
+  announceWork(): void
+  /** Expire overdue leases now (also runs on a timer). */
+  reap(): Promise<number>
+}
+
+const EMPTY_RETRY_MS = 1_000
+const ENVELOPE_OVERHEAD = 4096
+
+export function createScheduler(init: SchedulerInit): Scheduler {
+  const { nats, store, signer, subjects, tuning, counters, log } = init
+  const services: Service[] = []
+  let reapTimer: ReturnType<typeof setInterval> | undefined
+  let reaping: Promise<number> | undefined
+  let announcePending = false
+
+  const announceWork = (): void => {
+    if (announcePending) return
+    announcePending = true
+    queueMicrotask(() => {
+      announcePending = false
+      if (!nats.isClosed()) nats.publish(subjects.workAvailable)
+    })
+  }
+
+  const workerEnvelope = async <T extends { worker: string; at: number; nonce: string }>(
+    value: unknown,
+    kind: 'work.request' | 'lease.renew' | 'lease.release',
+    parse: (v: unknown) => T,
+  ): Promise<T> => {
+    const env = parseEnvelope(value, kind, ENVELOPE_OVERHEAD + LIMITS.maxReplicaIds * 100)
+    const payload = parse(await open(env))
+    checkWorkerSigned(payload, env.signer, Date.now())
+    return payload
+  }
+
+  const onWorkRequest = async (value: unknown): Promise<WorkGrant> => {
+    const req = await workerEnvelope(value, 'work.request', parseWorkRequest)
+    const accepts = req.accepts.filter((k) => init.kinds.has(k))
+    const now = Date.now()
+    const leased =
+      accepts.length === 0
+        ? []
+        : await store.lease(req.worker, req.want, tuning.leaseMs, accepts, now, tuning.leaseScan)
+    counters.unitsLeased += leased.length
+    const units = await Promise.all(leased.map((r) => signer.sign(r, req.worker, now)))
+    if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
+    return { type: 'work.grant', v: 1, units, retryAfterMs: units.length === 0 ? EMPTY_RETRY_MS : 0 }
+  }
+
+  const onRenew = async (value: unknown): Promise<LeaseRenewed> => {
+    const req = await workerEnvelope(value, 'lease.renew', parseLeaseRenew)
+    const { expiresAt, lost } = await store.renew(req.worker, req.replicaIds, tuning.leaseMs, Date.now())
+    return { type: 'lease.renewed', v: 1, expiresAt, lost }
+  }
+
+  const onRelease = async (value: unknown): Promise<LeaseReleased> => {
+    const req = await workerEnvelope(value, 'lease.release', parseLeaseRelease)
+    const released = await store.release(req.worker, req.replicaIds, tuning.maxLostLeases, Date.now())
+    counters.leasesReleased += released
+    if (released > 0) {
+      log.info('leases handed back', { worker: req.worker, released, reason: req.reason })
+      announceWork()
+    }
+    return { type: 'lease.released', v: 1, released }
+  }
+
+  const reap = async (): Promise<number> => {
+    const n = await store.expire(Date.now(), 500, tuning.maxLostLeases)
+    if (n > 0) {
+      counters.leasesExpired += n
+      log.info('leases expired; replicas reissued', { n })
+      announceWork()
+    }
+    return n
+  }
+
+  return {
+    announceWork,
+    reap,
+    start() {
+      const common = { nats, counters, log, maxInflight: tuning.maxInflight }
+      services.push(
+        serve({ ...common, subject: subjects.workRequest, handler: onWorkRequest, maxBytes: 64 * 1024 }),
+        serve({ ...common, subject: subjects.leaseRenew, handler: onRenew, maxBytes: 64 * 1024 }),
+        serve({ ...common, subject: subjects.leaseRelease, handler: onRelease, maxBytes: 64 * 1024 }),
+      )
+      reapTimer = setInterval(() => {
+        if (reaping !== undefined) return
+        reaping = reap()
+          .catch((err: unknown) => {
+            log.warn('lease reaper failed', errorFields(err))
+            return 0
+          })
+          .finally(() => {
+            reaping = undefined
+          })
+      }, tuning.reapIntervalMs)
+    },
+    async stop() {
+      clearInterval(reapTimer)
+      await Promise.all(services.map((s) => s.stop(tuning.stopTimeoutMs)))
+      services.length = 0
+      await reaping
+    },
+  }
+}

@@ -1,0 +1,334 @@
+// The coordinator's only state: Redis. Jobs are hashes; units, replicas and leases change only
+// through the atomic scripts in scripts.ts.
+import type { Redis } from 'ioredis'
+import * as scripts from './scripts.js'
+
+export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
+
+export interface NewJob {
+  id: string
+  type: string
+  version: number
+  params: unknown
+  quorum: number
+  maxReplicas: number
+  priority: number
+  owner: string
+}
+
+export interface JobRecord extends NewJob {
+  kind: string
+  state: JobState
+  createdAt: number
+  updatedAt: number
+  unitsTotal: number
+  unitsValidated: number
+  unitsFailed: number
+  replicasExtra: number
+  planned: boolean
+  error?: string
+  result?: unknown
+}
+
+export interface LeasedReplica {
+  replicaId: string
+  unitId: string
+  jobId: string
+  kind: string
+  input: unknown
+  deadline: number
+}
+
+export interface ReplicaResult {
+  replicaId: string
+  digest: string
+  worker: string
+}
+
+export type SubmitStatus = 'accepted' | 'duplicate' | 'rejected'
+export type Verdict = 'validated' | 'failed' | 'reissued' | 'waiting' | 'settled' | 'stale' | 'unknown'
+
+export interface DecideOutcome {
+  verdict: Verdict
+  validated: number
+  failed: number
+  total: number
+}
+
+export interface WorkerStats {
+  results: number
+  valid: number
+  invalid: number
+  creditMs: number
+}
+
+type Reply = string | number | null | Reply[]
+
+interface ScriptedRedis extends Redis {
+  cohortAddUnits(...args: (string | number)[]): Promise<number>
+  cohortLease(...args: (string | number)[]): Promise<string[][]>
+  cohortRenew(...args: (string | number)[]): Promise<string[]>
+  cohortRelease(...args: (string | number)[]): Promise<number>
+  cohortExpire(...args: (string | number)[]): Promise<number>
+  cohortSubmit(...args: (string | number | Uint8Array)[]): Promise<string[]>
+  cohortDecide(...args: (string | number)[]): Promise<Reply[]>
+  cohortCancel(...args: (string | number)[]): Promise<string | null>
+  cohortComplete(...args: (string | number)[]): Promise<number>
+}
+
+export interface StoreInit {
+  redis: Redis
+  /** Key prefix, e.g. `cohort:`; lets several deployments share one Redis. */
+  prefix: string
+}
+
+export type Store = ReturnType<typeof createStore>
+
+const STATES: ReadonlySet<string> = new Set(['queued', 'running', 'completed', 'failed', 'cancelled'])
+
+function num(v: string | undefined): number {
+  return v === undefined ? 0 : Number(v)
+}
+
+export function createStore(init: StoreInit) {
+  const p = init.prefix
+  const redis = init.redis as ScriptedRedis
+  const define = (name: string, lua: string): void => {
+    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua })
+  }
+  define('cohortAddUnits', scripts.ADD_UNITS)
+  define('cohortLease', scripts.LEASE)
+  define('cohortRenew', scripts.RENEW)
+  define('cohortRelease', scripts.RELEASE)
+  define('cohortExpire', scripts.EXPIRE)
+  define('cohortSubmit', scripts.SUBMIT)
+  define('cohortDecide', scripts.DECIDE)
+  define('cohortCancel', scripts.CANCEL)
+  define('cohortComplete', scripts.COMPLETE)
+
+  const jobKey = (id: string): string => `${p}job:${id}`
+
+  return {
+    prefix: p,
+
+    async ping(): Promise<boolean> {
+      return (await redis.ping()) === 'PONG'
+    },
+
+    async createJob(job: NewJob, now: number): Promise<void> {
+      await redis
+        .multi()
+        .hset(jobKey(job.id), {
+          id: job.id,
+          type: job.type,
+          version: job.version,
+          kind: `${job.type}@${job.version}`,
+          params: JSON.stringify(job.params),
+          quorum: job.quorum,
+          maxReplicas: job.maxReplicas,
+          priority: job.priority,
+          owner: job.owner,
+          state: 'queued',
+          createdAt: now,
+          updatedAt: now,
+          unitsTotal: 0,
+          unitsValidated: 0,
+          unitsFailed: 0,
+          replicasExtra: 0,
+          planned: 0,
+        })
+        .zadd(`${p}jobs`, now, job.id)
+        .sadd(`${p}active`, job.id)
+        .exec()
+    },
+
+    async getJob(id: string): Promise<JobRecord | undefined> {
+      const h = await redis.hgetall(jobKey(id))
+      if (h['id'] === undefined || !STATES.has(h['state'] ?? '')) return undefined
+      const rec: JobRecord = {
+        id,
+        type: h['type'] ?? '',
+        version: num(h['version']),
+        kind: h['kind'] ?? '',
+        params: JSON.parse(h['params'] ?? 'null') as unknown,
+        quorum: num(h['quorum']),
+        maxReplicas: num(h['maxReplicas']),
+        priority: num(h['priority']),
+        owner: h['owner'] ?? '',
+        state: h['state'] as JobState,
+        createdAt: num(h['createdAt']),
+        updatedAt: num(h['updatedAt']),
+        unitsTotal: num(h['unitsTotal']),
+        unitsValidated: num(h['unitsValidated']),
+        unitsFailed: num(h['unitsFailed']),
+        replicasExtra: num(h['replicasExtra']),
+        planned: h['planned'] === '1',
+      }
+      if (h['error'] !== undefined) rec.error = h['error']
+      if (h['result'] !== undefined) rec.result = JSON.parse(h['result']) as unknown
+      return rec
+    },
+
+    async jobKind(id: string): Promise<string | null> {
+      return redis.hget(jobKey(id), 'kind')
+    },
+
+    async listJobIds(limit: number): Promise<string[]> {
+      return redis.zrevrange(`${p}jobs`, 0, limit - 1)
+    },
+
+    async activeJobIds(): Promise<string[]> {
+      return redis.smembers(`${p}active`)
+    },
+
+    async setUnitsTotal(jobId: string, total: number): Promise<void> {
+      await redis.hset(jobKey(jobId), 'unitsTotal', total)
+    },
+
+    async markPlanned(jobId: string, now: number): Promise<void> {
+      await redis.hset(jobKey(jobId), 'planned', 1, 'updatedAt', now)
+    },
+
+    /** Create units (and their first `quorum` replicas); idempotent per index. */
+    async addUnits(jobId: string, quorum: number, units: { index: number; input: unknown }[], now: number) {
+      const args: (string | number)[] = [p, jobId, quorum, now, units.length]
+      for (const u of units) args.push(u.index, JSON.stringify(u.input))
+      return redis.cohortAddUnits(...args)
+    },
+
+    async lease(worker: string, want: number, leaseMs: number, accepts: string[], now: number, scan: number) {
+      const rows = await redis.cohortLease(p, worker, want, now, leaseMs, scan, accepts.join(','))
+      return rows.map((r): LeasedReplica => ({
+        replicaId: r[0] as string,
+        unitId: r[1] as string,
+        jobId: r[2] as string,
+        kind: r[3] as string,
+        input: JSON.parse(r[4] as string) as unknown,
+        deadline: Number(r[5]),
+      }))
+    },
+
+    async renew(worker: string, replicaIds: string[], leaseMs: number, now: number) {
+      const flat = await redis.cohortRenew(p, worker, now, leaseMs, ...replicaIds)
+      const expiresAt: Record<string, number> = {}
+      const lost: string[] = []
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const rid = flat[i] as string
+        const v = flat[i + 1] as string
+        if (v === 'lost') lost.push(rid)
+        else expiresAt[rid] = Number(v)
+      }
+      return { expiresAt, lost }
+    },
+
+    async release(worker: string, replicaIds: string[], maxLost: number, now: number): Promise<number> {
+      return redis.cohortRelease(p, worker, now, maxLost, ...replicaIds)
+    },
+
+    async expire(now: number, limit: number, maxLost: number): Promise<number> {
+      return redis.cohortExpire(p, now, limit, maxLost)
+    },
+
+    async submit(
+      r: {
+        replicaId: string
+        worker: string
+        unitId: string
+        digest: string
+        output: Uint8Array
+        computeMs: number
+      },
+      now: number,
+    ): Promise<{ status: SubmitStatus; detail: string }> {
+      const [status, detail] = await redis.cohortSubmit(
+        p,
+        r.replicaId,
+        r.worker,
+        r.unitId,
+        r.digest,
+        Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength),
+        now,
+        r.computeMs,
+      )
+      return { status: status as SubmitStatus, detail: detail ?? '' }
+    },
+
+    async unitResults(unitId: string): Promise<ReplicaResult[]> {
+      const h = await redis.hgetall(`${p}unit:${unitId}:results`)
+      return Object.entries(h).map(([replicaId, v]) => {
+        const [digest = '', worker = ''] = v.split('|')
+        return { replicaId, digest, worker }
+      })
+    },
+
+    async unitOutputs(unitId: string, digests: string[]): Promise<(Buffer | null)[]> {
+      if (digests.length === 0) return []
+      return redis.hmgetBuffer(`${p}unit:${unitId}:outputs`, ...digests)
+    },
+
+    async decide(
+      unitId: string,
+      nResults: number,
+      bestSize: number,
+      bestDigest: string,
+      agreeing: string[],
+      now: number,
+    ) {
+      const r = await redis.cohortDecide(p, unitId, now, nResults, bestSize, bestDigest, agreeing.join(','))
+      return {
+        verdict: r[0] as Verdict,
+        validated: Number(r[1]),
+        failed: Number(r[2]),
+        total: Number(r[3]),
+      } satisfies DecideOutcome
+    },
+
+    /** Canonical outputs of units [0, total) of a job, in order. */
+    async canonicalOutputs(jobId: string, total: number): Promise<(Buffer | null)[]> {
+      const out: (Buffer | null)[] = []
+      const batch = 500
+      for (let i = 0; i < total; i += batch) {
+        const pipe = redis.pipeline()
+        for (let j = i; j < Math.min(total, i + batch); j++)
+          pipe.hgetBuffer(`${p}unit:${jobId}:${j}`, 'output')
+        const res = (await pipe.exec()) ?? []
+        for (const [err, v] of res) {
+          if (err) throw err
+          out.push((v as Buffer | null) ?? null)
+        }
+      }
+      return out
+    },
+
+    async completeJob(jobId: string, result: unknown, now: number): Promise<boolean> {
+      return (await redis.cohortComplete(p, jobId, JSON.stringify(result), now)) === 1
+    },
+
+    async failJob(jobId: string, reason: string, now: number): Promise<void> {
+      await redis
+        .multi()
+        .hset(jobKey(jobId), 'state', 'failed', 'error', reason, 'updatedAt', now)
+        .srem(`${p}active`, jobId)
+        .exec()
+    },
+
+    async cancel(jobId: string, now: number): Promise<JobState | undefined> {
+      const prev = await redis.cohortCancel(p, jobId, now)
+      return prev === null ? undefined : (prev as JobState)
+    },
+
+    async workerStats(worker: string): Promise<WorkerStats> {
+      const h = await redis.hgetall(`${p}worker:${worker}`)
+      return {
+        results: num(h['results']),
+        valid: num(h['valid']),
+        invalid: num(h['invalid']),
+        creditMs: num(h['creditMs']),
+      }
+    },
+
+    async replicaState(replicaId: string): Promise<Record<string, string>> {
+      return redis.hgetall(`${p}replica:${replicaId}`)
+    },
+  }
+}

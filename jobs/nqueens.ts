@@ -1,0 +1,115 @@
+// Job type `nqueens@1`: count the solutions of the n-queens problem, one unit per valid placement
+// of the first `depth` rows.
+import { ValidationError } from '../shared/errors.js'
+import type { JobType } from '../shared/job-type.js'
+import { countCompletions, placePrefix, validPrefixes } from './nqueens-search.js'
+import { readInt, readIntList, readRecord } from './validate.js'
+
+export interface NQueensParams {
+  n: number
+  /** Rows placed by `split` (the default is filled in by parseParams). */
+  depth: number
+}
+
+export interface NQueensInput {
+  n: number
+  /** Columns of the queens in the first rows; no two attack each other. */
+  prefix: number[]
+}
+
+export interface NQueensOutput {
+  solutions: number
+}
+
+export interface NQueensResult {
+  n: number
+  solutions: number
+}
+
+/** Q(18) = 666,090,624 is a safe integer and about 20 minutes of single-core work. */
+const MAX_N = 18
+const MAX_DEPTH = 4
+/** n = 18 with depth 4 gives 36,264 units. */
+const MAX_UNITS = 100_000
+/** Solutions of one unit never exceed Q(18). */
+const MAX_SOLUTIONS = 666_090_624
+/** Measured: Q(14) takes about 0.6 s, and each further n multiplies the work by about 6.5. */
+const Q14_SECONDS = 0.6
+const GROWTH = 6.5
+
+function defaultDepth(n: number): number {
+  return n <= 6 ? 1 : n <= 13 ? 2 : 3
+}
+
+/** The unit prefixes; a board with no valid prefix (n = 2, 3) gets one unit that finds nothing. */
+function prefixes(params: NQueensParams): number[][] {
+  const found = validPrefixes(params.n, params.depth)
+  return found.length > 0 ? found : [[]]
+}
+
+export const nqueens: JobType<NQueensParams, NQueensInput, NQueensOutput, NQueensResult> = {
+  name: 'nqueens',
+  version: 1,
+  description: 'Count the ways to place n non-attacking queens on an n×n board.',
+  paramsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['n'],
+    properties: {
+      n: { type: 'integer', minimum: 1, maximum: MAX_N, description: 'Board size' },
+      depth: {
+        type: 'integer',
+        minimum: 0,
+        maximum: MAX_DEPTH,
+        description: 'Rows placed per unit (at most n); default 1 for n <= 6, 2 for n <= 13, else 3',
+      },
+    },
+  },
+  maxUnits: MAX_UNITS,
+
+  parseParams(raw) {
+    const rec = readRecord(raw, 'params', ['n', 'depth'], 'parameter')
+    const n = readInt(rec, 'params', 'n', 1, MAX_N)
+    const depth = readInt(rec, 'params', 'depth', 0, Math.min(n, MAX_DEPTH), defaultDepth(n))
+    return { n, depth }
+  },
+
+  estimateCost(params) {
+    const units = prefixes(params).length
+    const total = Q14_SECONDS * GROWTH ** (params.n - 14)
+    return { units, unitSeconds: total / units }
+  },
+
+  split(params) {
+    return prefixes(params).map((prefix) => ({ n: params.n, prefix }))
+  },
+
+  parseInput(raw) {
+    const rec = readRecord(raw, 'input', ['n', 'prefix'])
+    const n = readInt(rec, 'input', 'n', 1, MAX_N)
+    const prefix = readIntList(rec, 'input', 'prefix', Math.min(n, MAX_DEPTH), 0, n - 1)
+    if (placePrefix(n, prefix) === undefined) {
+      throw new ValidationError('input.prefix', 'places two queens that attack each other')
+    }
+    return { n, prefix }
+  },
+
+  run(input, ctx) {
+    return { solutions: countCompletions(input.n, input.prefix, ctx.signal) }
+  },
+
+  parseOutput(raw) {
+    const rec = readRecord(raw, 'output', ['solutions'])
+    return { solutions: readInt(rec, 'output', 'solutions', 0, MAX_SOLUTIONS) }
+  },
+
+  merge(params, outputs) {
+    const expected = prefixes(params).length
+    if (outputs.length !== expected) {
+      throw new ValidationError('outputs', `expected ${expected} unit outputs, got ${outputs.length}`)
+    }
+    let solutions = 0
+    for (const o of outputs) solutions += o.solutions
+    return { n: params.n, solutions }
+  },
+}

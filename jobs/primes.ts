@@ -1,0 +1,129 @@
+// Job type `primes@1`: count the primes in [from, to), one unit per slice of `unitSize` numbers.
+import { ValidationError } from '../shared/errors.js'
+import type { JobType } from '../shared/job-type.js'
+import { countPrimes, SIEVE_LIMIT } from './primes-sieve.js'
+import { readInt, readRecord } from './validate.js'
+
+export interface PrimesParams {
+  from: number
+  to: number
+  /** Numbers per unit (the default is filled in by parseParams). */
+  unitSize: number
+}
+
+export interface PrimesInput {
+  from: number
+  to: number
+}
+
+export interface PrimesOutput {
+  count: number
+}
+
+export interface PrimesResult {
+  count: number
+  from: number
+  to: number
+}
+
+const MAX_UNITS = 100_000
+const MIN_UNIT_SIZE = 1000
+const MAX_UNIT_SIZE = 1e9
+/** About 0.05 s of sieving per unit on a desktop core. */
+const DEFAULT_UNIT_SIZE = 1e7
+/** Measured: about 1.5 ns per number below 10^9, up to 5 ns per number near 10^12. */
+const SECONDS_PER_NUMBER = 3e-9
+
+function unitCount(p: PrimesParams): number {
+  return Math.ceil((p.to - p.from) / p.unitSize)
+}
+
+export const primes: JobType<PrimesParams, PrimesInput, PrimesOutput, PrimesResult> = {
+  name: 'primes',
+  version: 1,
+  description: 'Count the primes in [from, to) with a segmented sieve of Eratosthenes.',
+  paramsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['to'],
+    properties: {
+      from: {
+        type: 'integer',
+        minimum: 0,
+        maximum: SIEVE_LIMIT - 1,
+        default: 0,
+        description: 'First number',
+      },
+      to: { type: 'integer', minimum: 1, maximum: SIEVE_LIMIT, description: 'End of the range (excluded)' },
+      unitSize: {
+        type: 'integer',
+        minimum: MIN_UNIT_SIZE,
+        maximum: MAX_UNIT_SIZE,
+        description: `Numbers per unit; default ${DEFAULT_UNIT_SIZE}, at most ${MAX_UNITS} units per job`,
+      },
+    },
+  },
+  maxUnits: MAX_UNITS,
+
+  parseParams(raw) {
+    const rec = readRecord(raw, 'params', ['from', 'to', 'unitSize'], 'parameter')
+    const to = readInt(rec, 'params', 'to', 1, SIEVE_LIMIT)
+    const from = readInt(rec, 'params', 'from', 0, SIEVE_LIMIT - 1, 0)
+    if (from >= to) throw new ValidationError('params.from', 'must be less than params.to')
+    const range = to - from
+    const fallback = Math.max(1, DEFAULT_UNIT_SIZE, Math.ceil(range / MAX_UNITS))
+    const unitSize = readInt(rec, 'params', 'unitSize', MIN_UNIT_SIZE, MAX_UNIT_SIZE, fallback)
+    const params = { from, to, unitSize }
+    if (unitCount(params) > MAX_UNITS) {
+      throw new ValidationError(
+        'params.unitSize',
+        `gives ${unitCount(params)} units, more than ${MAX_UNITS}; use at least ${Math.ceil(range / MAX_UNITS)}`,
+      )
+    }
+    return params
+  },
+
+  estimateCost(params) {
+    return {
+      units: unitCount(params),
+      unitSeconds: Math.min(params.unitSize, params.to - params.from) * SECONDS_PER_NUMBER,
+    }
+  },
+
+  split(params) {
+    const inputs: PrimesInput[] = []
+    for (let from = params.from; from < params.to; from += params.unitSize) {
+      inputs.push({ from, to: Math.min(params.to, from + params.unitSize) })
+    }
+    return inputs
+  },
+
+  parseInput(raw) {
+    const rec = readRecord(raw, 'input', ['from', 'to'])
+    const from = readInt(rec, 'input', 'from', 0, SIEVE_LIMIT - 1)
+    const to = readInt(rec, 'input', 'to', 1, SIEVE_LIMIT)
+    if (from >= to) throw new ValidationError('input.from', 'must be less than input.to')
+    if (to - from > MAX_UNIT_SIZE)
+      throw new ValidationError('input.to', `must be within ${MAX_UNIT_SIZE} of input.from`)
+    return { from, to }
+  },
+
+  run(input, ctx) {
+    return { count: countPrimes(input.from, input.to, ctx.signal) }
+  },
+
+  parseOutput(raw) {
+    const rec = readRecord(raw, 'output', ['count'])
+    return { count: readInt(rec, 'output', 'count', 0, MAX_UNIT_SIZE) }
+  },
+
+  merge(params, outputs) {
+    const expected = unitCount(params)
+    if (outputs.length !== expected) {
+      throw new ValidationError('outputs', `expected ${expected} unit outputs, got ${outputs.length}`)
+    }
+    let count = 0
+    for (const o of outputs) count += o.count
+    return { count, from: params.from, to: params.to }
+  },
+}

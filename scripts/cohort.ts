@@ -1,0 +1,231 @@
+// The `cohort` command line: coordinator, worker, submit, status, result, cancel, up.
+import { Command, Option } from 'commander'
+import { mkdirSync } from 'node:fs'
+import { CohortError, ConfigError, type Logger } from '../shared/index.js'
+import { createApiClient, type ApiClient } from './api-client.js'
+import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
+import { createProcessLogger } from './log-sink.js'
+import { watchJob } from './progress.js'
+import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
+import { defaultWorkerKeyFile, startWorker } from './run-worker.js'
+import { onShutdown } from './signals.js'
+import { up } from './up.js'
+
+const env: EnvConfig = loadEnvConfig()
+const say = (line: string): void => void process.stderr.write(`cohort: ${line}\n`)
+
+function logger(ns: string, file?: string): Logger {
+  return createProcessLogger(ns, { level: env.logLevel, ...(file === undefined ? {} : { file }) })
+}
+
+function api(opts: { url?: string }): ApiClient {
+  return createApiClient(opts.url ?? env.apiUrl, env.apiKey)
+}
+
+/** `--param to=1000000` pairs: numbers when they look like numbers, else strings. */
+function parseParams(pairs: string[], json: string | undefined): Record<string, unknown> {
+  let params: Record<string, unknown> = {}
+  if (json !== undefined) {
+    try {
+      params = JSON.parse(json) as Record<string, unknown>
+    } catch {
+      throw new ConfigError('--params must be a JSON object, e.g. --params \'{"to":1000000}\'')
+    }
+  }
+  for (const pair of pairs) {
+    const i = pair.indexOf('=')
+    if (i <= 0) throw new ConfigError(`--param must look like name=value, got "${pair}"`)
+    const v = pair.slice(i + 1)
+    params[pair.slice(0, i)] = v !== '' && Number.isFinite(Number(v)) ? Number(v) : v
+  }
+  return params
+}
+
+const program = new Command('cohort').description(
+  'Cohort: volunteer computing with signed units and quorum-validated results',
+)
+const urlOption = new Option('--url <url>', 'coordinator API (env COHORT_URL)')
+
+program
+  .command('coordinator')
+  .description('run a coordinator (HTTP API, scheduler, validator) against Redis and NATS')
+  .option('--port <n>', 'HTTP port', '8080')
+  .option('--host <addr>', 'HTTP bind address', '127.0.0.1')
+  .option('--redis-url <url>', 'Redis (env REDIS_URL)')
+  .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--key-file <path>', 'signing key file (created when missing)')
+  .option('--lease-ms <n>', 'lease length handed to workers', '30000')
+  .action(
+    async (o: {
+      port: string
+      host: string
+      redisUrl?: string
+      natsUrl?: string
+      keyFile?: string
+      leaseMs: string
+    }) => {
+      const log = logger('coordinator')
+      const { coordinator, key } = await startCoordinator({
+        redisUrl: o.redisUrl ?? env.redisUrl,
+        natsUrl: o.natsUrl ?? env.natsUrl,
+        natsUser: env.natsUser,
+        natsPass: env.natsPass,
+        port: intFlag('port', o.port, 0, 65535) ?? 8080,
+        host: o.host,
+        keyFile: o.keyFile ?? defaultCoordinatorKeyFile(env.dataDir),
+        log,
+        tuning: { leaseMs: intFlag('lease-ms', o.leaseMs, 500, 86_400_000) ?? 30_000 },
+      })
+      process.stdout.write(`coordinator listening on ${coordinator.url}; key ${key}\n`)
+      onShutdown(() => coordinator.stop(), say)
+    },
+  )
+
+program
+  .command('worker')
+  .description('run the volunteer worker daemon')
+  .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--trust <key...>', 'coordinator public keys to trust (env COHORT_TRUST)')
+  .option('--key-file <path>', 'identity key file (created when missing)')
+  .option('--threads <n>', 'compute threads (default: all cores)')
+  .option('--buffer <n>', 'units held beyond the running ones (default: threads)')
+  .option('--log-file <path>', 'append log lines to this file')
+  .action(
+    async (o: {
+      natsUrl?: string
+      trust?: string[]
+      keyFile?: string
+      threads?: string
+      buffer?: string
+      logFile?: string
+    }) => {
+      const log = logger('worker', o.logFile)
+      const w = await startWorker({
+        natsUrl: o.natsUrl ?? env.natsUrl,
+        natsUser: env.natsUser,
+        natsPass: env.natsPass,
+        keyFile: o.keyFile ?? defaultWorkerKeyFile(),
+        trust: o.trust ?? env.trust,
+        threads: intFlag('threads', o.threads, 1, 1024),
+        bufferUnits: intFlag('buffer', o.buffer, 0, 1024),
+        log,
+      })
+      process.stdout.write(`worker ${w.daemon.id} running\n`)
+      onShutdown(() => w.stop(), say)
+    },
+  )
+
+program
+  .command('submit')
+  .description('submit a job, e.g. `cohort submit primes --param to=100000000 --watch`')
+  .argument('<type>', 'job type (see `cohort types`)')
+  .option('--param <name=value...>', 'a job parameter', [])
+  .option('--params <json>', 'all parameters as a JSON object')
+  .option('--quorum <n>', 'agreeing results from distinct workers needed per unit')
+  .option('--max-replicas <n>', 'most replicas per unit before it fails')
+  .option('--priority <n>', '-100..100, higher first')
+  .option('--watch', 'show progress until the job ends, then print the result')
+  .addOption(urlOption)
+  .action(
+    async (
+      type: string,
+      o: {
+        param: string[]
+        params?: string
+        quorum?: string
+        maxReplicas?: string
+        priority?: string
+        watch?: boolean
+        url?: string
+      },
+    ) => {
+      const client = api(o)
+      const redundancy: Record<string, number> = {}
+      const quorum = intFlag('quorum', o.quorum, 1, 10)
+      const maxReplicas = intFlag('max-replicas', o.maxReplicas, 1, 30)
+      if (quorum !== undefined) redundancy['quorum'] = quorum
+      if (maxReplicas !== undefined) redundancy['maxReplicas'] = maxReplicas
+      const priority = intFlag('priority', o.priority, -100, 100)
+      const job = await client.submit({
+        type,
+        params: parseParams(o.param, o.params),
+        ...(Object.keys(redundancy).length > 0 ? { redundancy } : {}),
+        ...(priority === undefined ? {} : { priority }),
+      })
+      process.stdout.write(`${job.id}\n`)
+      if (o.watch === true) {
+        const final = await watchJob(client, job.id, process.stderr)
+        if (final.state !== 'completed')
+          throw new CohortError(`job ${final.state}${final.error === undefined ? '' : `: ${final.error}`}`)
+        process.stdout.write(JSON.stringify((await client.result(job.id)).result) + '\n')
+      }
+    },
+  )
+
+program
+  .command('status')
+  .description('show a job')
+  .argument('<id>')
+  .addOption(urlOption)
+  .action(async (id: string, o: { url?: string }) => {
+    process.stdout.write(JSON.stringify(await api(o).job(id), null, 2) + '\n')
+  })
+
+program
+  .command('result')
+  .description("print a completed job's validated result")
+  .argument('<id>')
+  .addOption(urlOption)
+  .action(async (id: string, o: { url?: string }) => {
+    process.stdout.write(JSON.stringify((await api(o).result(id)).result) + '\n')
+  })
+
+program
+  .command('cancel')
+  .description('cancel a queued or running job')
+  .argument('<id>')
+  .addOption(urlOption)
+  .action(async (id: string, o: { url?: string }) => {
+    process.stdout.write(JSON.stringify(await api(o).cancel(id), null, 2) + '\n')
+  })
+
+program
+  .command('types')
+  .description('list the job types the coordinator knows')
+  .addOption(urlOption)
+  .action(async (o: { url?: string }) => {
+    for (const t of (await api(o).jobTypes()).jobTypes)
+      process.stdout.write(`${t.name}@${t.version}  ${t.description}\n`)
+  })
+
+program
+  .command('up')
+  .description('start Redis, NATS, a coordinator and worker daemons on this machine; runs until interrupted')
+  .option('--port <n>', 'HTTP port of the coordinator', '8080')
+  .option('--workers <n>', 'worker daemons', '2')
+  .option('--threads <n>', 'threads per worker (default: cores / workers)')
+  .option('--data-dir <path>', 'where servers keep data and logs (env COHORT_DATA_DIR)')
+  .option('--demo', 'run the demo job (π(10^9), quorum 2) and show its progress')
+  .action(
+    async (o: { port: string; workers: string; threads?: string; dataDir?: string; demo?: boolean }) => {
+      const dataDir = o.dataDir ?? env.dataDir
+      mkdirSync(`${dataDir}/logs`, { recursive: true })
+      const cluster = await up({
+        port: intFlag('port', o.port, 0, 65535) ?? 8080,
+        workers: intFlag('workers', o.workers, 0, 64) ?? 2,
+        threads: intFlag('threads', o.threads, 1, 1024),
+        dataDir,
+        redisUrl: env.redisUrl,
+        natsUrl: env.natsUrl,
+        log: logger('up', `${dataDir}/logs/coordinator.log`),
+        out: process.stdout,
+      })
+      onShutdown(() => cluster.stop(), say)
+      if (o.demo === true) await cluster.demo()
+    },
+  )
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  say(err instanceof Error ? err.message : String(err))
+  process.exit(err instanceof ConfigError ? 2 : 1)
+})

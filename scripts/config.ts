@@ -1,0 +1,57 @@
+// The one place where Cohort reads its environment. Everything else receives options.
+import { ConfigError, type LogLevel } from '../shared/index.js'
+
+export interface EnvConfig {
+  redisUrl: string | undefined
+  natsUrl: string | undefined
+  natsUser: string | undefined
+  natsPass: string | undefined
+  /** Coordinator HTTP API, for the CLI's client commands. Default http://127.0.0.1:8080. */
+  apiUrl: string
+  apiKey: string | undefined
+  /** Coordinator public keys (base64url) a worker trusts, comma-separated in COHORT_TRUST. */
+  trust: string[]
+  logLevel: LogLevel
+  dataDir: string
+}
+
+const LEVELS: ReadonlySet<string> = new Set(['debug', 'info', 'warn', 'error'])
+
+export function loadEnvConfig(env: Record<string, string | undefined> = process.env): EnvConfig {
+  const get = (k: string): string | undefined => {
+    const v = env[k]?.trim()
+    return v === undefined || v === '' ? undefined : v
+  }
+  const logLevel = get('COHORT_LOG_LEVEL') ?? 'info'
+  if (!LEVELS.has(logLevel))
+    throw new ConfigError(`COHORT_LOG_LEVEL must be one of debug, info, warn, error; got "${logLevel}"`)
+  return {
+    redisUrl: get('REDIS_URL'),
+    natsUrl: get('NATS_URL'),
+    natsUser: get('NATS_USER'),
+    natsPass: get('NATS_PASS'),
+    apiUrl: get('COHORT_URL') ?? 'http://127.0.0.1:8080',
+    apiKey: get('COHORT_API_KEY'),
+    trust: (get('COHORT_TRUST') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+    logLevel: logLevel as LogLevel,
+    dataDir: get('COHORT_DATA_DIR') ?? '.cohort',
+  }
+}
+
+/** Parse a positive integer CLI flag, naming the flag when it is wrong. */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)
+  }
+  return n
+}

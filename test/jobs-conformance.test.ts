@@ -1,0 +1,232 @@
+// One conformance suite run over every built-in job type: each type only supplies its cases.
+import test, { type ExecutionContext } from 'ava'
+import { equalBytes } from '../shared/bytes.js'
+import { decode, encode } from '../shared/codec.js'
+import { ValidationError } from '../shared/errors.js'
+import { kindOf, type JobType } from '../shared/job-type.js'
+import { builtinJobTypes, findJobType, listJobTypes, nqueens, primes } from '../jobs/index.js'
+
+interface Case {
+  title: string
+  params: unknown
+  answer: unknown
+}
+
+interface Cases {
+  /** Params, and the published result of their job. */
+  good: Case[]
+  /** Params that parseParams refuses, and the field its ValidationError must name. */
+  badParams: [params: unknown, field: string][]
+  /** Inputs and outputs refused on top of the generic malformed shapes. */
+  badInputs: unknown[]
+  badOutputs: unknown[]
+}
+
+const cases: Record<string, Cases> = {
+  'primes@1': {
+    good: [
+      { title: 'counts primes below 10^6', params: { to: 1e6 }, answer: { count: 78498, from: 0, to: 1e6 } },
+      { title: 'counts primes below 10^7', params: { to: 1e7 }, answer: { count: 664579, from: 0, to: 1e7 } },
+      {
+        title: 'counts primes below 10^7 in 1000 units',
+        params: { to: 1e7, unitSize: 1e4 },
+        answer: { count: 664579, from: 0, to: 1e7 },
+      },
+      {
+        title: 'counts primes from 100 to 1000',
+        params: { from: 100, to: 1000 },
+        answer: { count: 143, from: 100, to: 1000 },
+      },
+      { title: 'counts the prime 2 alone', params: { from: 2, to: 3 }, answer: { count: 1, from: 2, to: 3 } },
+      { title: 'counts no prime below 2', params: { to: 2 }, answer: { count: 0, from: 0, to: 2 } },
+    ],
+    badParams: [
+      [null, 'params'],
+      [[1e6], 'params'],
+      [{}, 'params.to'],
+      [{ to: -5 }, 'params.to'],
+      [{ to: 1.5 }, 'params.to'],
+      [{ to: '1000' }, 'params.to'],
+      [{ to: 1e12 + 1 }, 'params.to'],
+      [{ to: 100, from: -1 }, 'params.from'],
+      [{ to: 100, from: 100 }, 'params.from'],
+      [{ to: 100, foo: 1 }, 'params.foo'],
+      [{ to: 1e6, unitSize: 999 }, 'params.unitSize'],
+      [{ to: 1e6, unitSize: 1e9 + 1 }, 'params.unitSize'],
+      [{ to: 1e9, unitSize: 1000 }, 'params.unitSize'],
+    ],
+    badInputs: [
+      { from: 5, to: 5 },
+      { from: 0, to: 2e9 },
+      { from: 0, to: 1e12 + 1 },
+    ],
+    badOutputs: [{ count: 1e9 + 1 }],
+  },
+  'nqueens@1': {
+    good: [
+      { title: 'counts 1 solution for n=1', params: { n: 1 }, answer: { n: 1, solutions: 1 } },
+      { title: 'counts no solution for n=3', params: { n: 3 }, answer: { n: 3, solutions: 0 } },
+      {
+        title: 'counts no solution for n=2 split 2 rows deep',
+        params: { n: 2, depth: 2 },
+        answer: { n: 2, solutions: 0 },
+      },
+      {
+        title: 'counts 2 solutions for n=4 split 4 rows deep',
+        params: { n: 4, depth: 4 },
+        answer: { n: 4, solutions: 2 },
+      },
+      { title: 'counts 4 solutions for n=6', params: { n: 6 }, answer: { n: 6, solutions: 4 } },
+      { title: 'counts 92 solutions for n=8', params: { n: 8 }, answer: { n: 8, solutions: 92 } },
+      {
+        title: 'counts 92 solutions for n=8 in one unit',
+        params: { n: 8, depth: 0 },
+        answer: { n: 8, solutions: 92 },
+      },
+      { title: 'counts 724 solutions for n=10', params: { n: 10 }, answer: { n: 10, solutions: 724 } },
+      {
+        title: 'counts 14200 solutions for n=12',
+        params: { n: 12, depth: 4 },
+        answer: { n: 12, solutions: 14200 },
+      },
+    ],
+    badParams: [
+      [undefined, 'params'],
+      [{}, 'params.n'],
+      [{ n: 0 }, 'params.n'],
+      [{ n: 19 }, 'params.n'],
+      [{ n: '8' }, 'params.n'],
+      [{ n: 8, depth: 5 }, 'params.depth'],
+      [{ n: 3, depth: 4 }, 'params.depth'],
+      [{ n: 8, depth: -1 }, 'params.depth'],
+      [{ n: 8, rows: 2 }, 'params.rows'],
+    ],
+    badInputs: [
+      { n: 8, prefix: [0, 1] },
+      { n: 8, prefix: [8] },
+      { n: 8, prefix: [0, 2, 4, 6, 1] },
+      { n: 8, prefix: [0.5] },
+      { n: 19, prefix: [] },
+    ],
+    badOutputs: [{ solutions: 666_090_625 }],
+  },
+}
+
+/** Shapes no job type may accept: non-records, a missing or mistyped field, an extra field. */
+function malformed(valid: unknown): unknown[] {
+  const rec = valid as Record<string, unknown>
+  const out: unknown[] = [null, undefined, 42, 'x', [], [rec], new Uint8Array(4), { ...rec, extra: 1 }]
+  for (const key of Object.keys(rec)) {
+    out.push(Object.fromEntries(Object.entries(rec).filter(([k]) => k !== key)))
+    for (const bad of [-1, 1.5, '1', null, true, {}, 2 ** 60]) out.push({ ...rec, [key]: bad })
+  }
+  return out
+}
+
+/** Asserts that `parse` throws a ValidationError naming a field under `prefix`. */
+function refuses(t: ExecutionContext, parse: (raw: unknown) => unknown, raw: unknown, prefix: string): void {
+  const shown = raw instanceof Uint8Array ? 'bytes' : JSON.stringify(raw)
+  const err = t.throws(() => parse(raw), { instanceOf: ValidationError }, `refuses ${shown}`)
+  if (err !== undefined) t.true(err.field.startsWith(prefix), `${shown}: field ${err.field}`)
+}
+
+test('jobs - every builtin job type has conformance cases', (t) => {
+  t.deepEqual([...builtinJobTypes.keys()].sort(), Object.keys(cases).sort())
+})
+
+test('jobs - lookups find types by kind, name and version', (t) => {
+  t.is(builtinJobTypes.get('primes@1'), primes)
+  t.is(findJobType('nqueens'), nqueens)
+  t.is(findJobType('primes', 1), primes)
+  t.is(findJobType('primes', 2), undefined)
+  t.is(findJobType('nope'), undefined)
+  t.deepEqual(
+    listJobTypes().map((j) => kindOf(j)),
+    ['nqueens@1', 'primes@1'],
+  )
+})
+
+for (const [kind, anyType] of builtinJobTypes) {
+  const suite = cases[kind]
+  if (suite === undefined) continue
+  const type: JobType = anyType
+  const name = type.name
+
+  test(`${name} - describes itself`, (t) => {
+    t.regex(type.name, /^[a-z][a-z0-9-]*$/)
+    t.true(Number.isSafeInteger(type.version) && type.version >= 1)
+    t.true(type.description.length > 0)
+    t.is(type.paramsSchema.type, 'object')
+    t.true(Number.isSafeInteger(type.maxUnits) && type.maxUnits >= 1)
+  })
+
+  test(`${name} - refuses bad params naming the field`, (t) => {
+    for (const [params, field] of suite.badParams) {
+      const err = t.throws(() => type.parseParams(params), { instanceOf: ValidationError })
+      t.is(err?.field, field, JSON.stringify(params))
+    }
+  })
+
+  for (const c of suite.good) {
+    test(`${name} - ${c.title}`, (t) => {
+      const params = type.parseParams(c.params)
+      t.deepEqual(type.parseParams(JSON.parse(JSON.stringify(params))), params, 'parsed params re-parse')
+      const inputs = type.split(params)
+      t.true(inputs.length >= 1 && inputs.length <= type.maxUnits)
+      t.is(type.estimateCost(params).units, inputs.length)
+      t.true(type.estimateCost(params).unitSeconds > 0)
+      const outputs = inputs.map((input) => {
+        const received = type.parseInput(decode(encode(input)))
+        t.deepEqual(received, input)
+        const first = encode(type.run(received, {}))
+        const again = encode(type.run(type.parseInput(decode(encode(input))), {}))
+        t.true(equalBytes(first, again), 'run is deterministic')
+        const output = type.parseOutput(decode(first))
+        t.true(equalBytes(encode(output), first), 'parseOutput keeps the output')
+        return output
+      })
+      t.deepEqual(type.merge(params, outputs), c.answer)
+    })
+  }
+
+  test(`${name} - refuses malformed inputs`, (t) => {
+    const params = type.parseParams(suite.good[0]?.params)
+    const valid = type.split(params)[0]
+    for (const raw of [...malformed(valid), ...suite.badInputs])
+      refuses(t, (r) => type.parseInput(r), raw, 'input')
+  })
+
+  test(`${name} - refuses malformed outputs`, (t) => {
+    const params = type.parseParams(suite.good[0]?.params)
+    const valid = type.run(type.split(params)[0], {})
+    for (const raw of [...malformed(valid), ...suite.badOutputs])
+      refuses(t, (r) => type.parseOutput(r), raw, 'output')
+  })
+
+  test(`${name} - merge refuses a wrong number of outputs`, (t) => {
+    const params = type.parseParams(suite.good[0]?.params)
+    t.throws(() => type.merge(params, []), { instanceOf: ValidationError })
+  })
+
+  test(`${name} - run stops with an AbortError when aborted`, (t) => {
+    const input = type.split(type.parseParams(suite.good[0]?.params))[0]
+    const err = t.throws(() => type.run(input, { signal: AbortSignal.abort() }))
+    t.is(err?.name, 'AbortError')
+  })
+}
+
+test('primes - counts 50,847,534 primes below 10^9', (t) => {
+  const started = performance.now()
+  const params = primes.parseParams({ to: 1e9 })
+  const outputs = primes.split(params).map((input) => primes.run(input, {}))
+  t.deepEqual(primes.merge(params, outputs), { count: 50_847_534, from: 0, to: 1e9 })
+  t.log(`pi(10^9) in ${outputs.length} units: ${Math.round(performance.now() - started)} ms`)
+})
+
+test('nqueens - counts 365,596 solutions for n=14', (t) => {
+  const started = performance.now()
+  const params = nqueens.parseParams({ n: 14 })
+  const outputs = nqueens.split(params).map((input) => nqueens.run(input, {}))
+  t.deepEqual(nqueens.merge(params, outputs), { n: 14, solutions: 365_596 })
+  t.log(`Q(14) in ${outputs.length} units: ${Math.round(performance.now() - started)} ms`)
+})

@@ -1,0 +1,155 @@
+// Private Redis + NATS: free ports, PING, request/reply, WebSocket port, NATS restart, clean stop.
+import test from 'ava'
+import { Redis } from 'ioredis'
+import { connect } from '@nats-io/transport-node'
+import { connect as tcpConnect } from 'node:net'
+import { servicesOptionsFromEnv, startServices } from '../scripts/services.js'
+import { startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
+
+let services: TestServices
+test.before(async () => {
+  services = await startTestServices()
+})
+test.after.always(async () => {
+  await services?.stop()
+})
+
+function portOf(url: string): number {
+  return Number(new URL(url).port)
+}
+
+function tcpAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ port, host: '127.0.0.1' })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function natsRoundTrip(url: string, subject: string): Promise<string> {
+  const nc = await connect({ servers: url })
+  try {
+    const sub = nc.subscribe(subject)
+    void (async () => {
+      for await (const msg of sub) msg.respond(`echo:${msg.string()}`)
+    })()
+    await nc.flush()
+    const reply = await nc.request(subject, 'hello', { timeout: 2000 })
+    return reply.string()
+  } finally {
+    await nc.close()
+  }
+}
+
+test.serial('servers listen on free loopback ports, never the defaults', (t) => {
+  const redisPort = portOf(services.redisUrl)
+  const natsPort = portOf(services.natsUrl)
+  t.true(redisPort > 0 && redisPort !== 6379)
+  t.true(natsPort > 0 && natsPort !== 4222)
+  t.is(new URL(services.redisUrl).hostname, '127.0.0.1')
+  t.is(new URL(services.natsUrl).hostname, '127.0.0.1')
+  t.truthy(services.natsWsUrl)
+  t.truthy(services.natsMonitorUrl)
+  t.true(isAlive(services.pids.redis ?? -1))
+  t.true(isAlive(services.pids.nats ?? -1))
+})
+
+test.serial('Redis answers PING through ioredis', async (t) => {
+  const redis = new Redis(services.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    t.is(await redis.ping(), 'PONG')
+    const key = `${uniquePrefix('svc')}:k`
+    await redis.set(key, 'v')
+    t.is(await redis.get(key), 'v')
+  } finally {
+    redis.disconnect()
+  }
+})
+
+test.serial('NATS request/reply round trip', async (t) => {
+  t.is(await natsRoundTrip(services.natsUrl, `${uniquePrefix('svc')}.echo`), 'echo:hello')
+})
+
+test.serial('the NATS WebSocket port accepts TCP connections', async (t) => {
+  t.true(await tcpAccepts(portOf(services.natsWsUrl ?? 'ws://127.0.0.1:0')))
+})
+
+test.serial('restartNats keeps the same URL working for a new connection', async (t) => {
+  const before = services.pids.nats ?? -1
+  await services.restartNats?.()
+  const after = services.pids.nats ?? -1
+  t.not(after, before)
+  t.false(isAlive(before))
+  t.true(isAlive(after))
+  t.is(await natsRoundTrip(services.natsUrl, `${uniquePrefix('svc')}.echo`), 'echo:hello')
+})
+
+test.serial('killRedis then restartRedis keeps the data (append-only file)', async (t) => {
+  const redis = new Redis(services.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  const key = `${uniquePrefix('svc')}:durable`
+  try {
+    await redis.connect()
+    await redis.set(key, 'kept')
+  } finally {
+    redis.disconnect()
+  }
+  await services.killRedis?.('SIGTERM')
+  await services.restartRedis?.()
+  const again = new Redis(services.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await again.connect()
+    t.is(await again.get(key), 'kept')
+  } finally {
+    again.disconnect()
+  }
+})
+
+test.serial('given URLs, startServices uses those servers and starts none', async (t) => {
+  const lines: string[] = []
+  const external = await startServices({
+    dataDir: services.dataDir,
+    redisUrl: services.redisUrl,
+    natsUrl: services.natsUrl,
+    log: (line) => lines.push(line),
+  })
+  t.is(external.redisUrl, services.redisUrl)
+  t.is(external.natsUrl, services.natsUrl)
+  t.is(external.natsWsUrl, undefined)
+  t.deepEqual({ ...external.pids }, { redis: undefined, nats: undefined })
+  t.is(external.killRedis, undefined)
+  t.is(external.restartNats, undefined)
+  await external.stop()
+  t.true(isAlive(services.pids.redis ?? -1))
+  t.true(lines.some((line) => line.includes('external Redis')))
+})
+
+test.serial('stop() leaves no process behind', async (t) => {
+  const pids = [services.pids.redis ?? -1, services.pids.nats ?? -1]
+  t.true(pids.every(isAlive))
+  await services.stop()
+  for (const pid of pids) t.throws(() => process.kill(pid, 0))
+})
+
+test('servicesOptionsFromEnv reads only REDIS_URL, NATS_URL and NATS_WS_URL', (t) => {
+  t.deepEqual(servicesOptionsFromEnv({}), {})
+  t.deepEqual(servicesOptionsFromEnv({ REDIS_URL: ' ', NATS_URL: 'nats://h:1', PATH: '/bin' }), {
+    natsUrl: 'nats://h:1',
+  })
+  t.deepEqual(servicesOptionsFromEnv({ REDIS_URL: 'redis://h:2', NATS_WS_URL: 'ws://h:3' }), {
+    redisUrl: 'redis://h:2',
+    natsWsUrl: 'ws://h:3',
+  })
+})

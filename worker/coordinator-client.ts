@@ -1,0 +1,93 @@
+// The worker's side of the protocol: signed requests to the coordinators' queue group.
+import type { NatsConnection } from '@nats-io/nats-core'
+import {
+  CohortError,
+  decode,
+  encode,
+  isErrorReply,
+  parseLeaseReleased,
+  parseLeaseRenewed,
+  parseResultAck,
+  parseWorkGrant,
+  randomId,
+  seal,
+  type Identity,
+  type LeaseReleased,
+  type LeaseRenewed,
+  type ResultAck,
+  type SignedKind,
+  type Subjects,
+  type WorkGrant,
+} from '../shared/index.js'
+
+/** The coordinator answered, but refused the request itself (do not retry the same request). */
+export class RequestRefusedError extends CohortError {
+  override name = 'RequestRefusedError'
+}
+
+export interface CoordinatorClientInit {
+  nats: NatsConnection
+  identity: Identity
+  subjects: Subjects
+  /** Per request. Default 5000 ms. */
+  timeoutMs?: number
+}
+
+export interface ResultFields {
+  replicaId: string
+  unitId: string
+  jobId: string
+  digest: string
+  output: Uint8Array
+  computeMs: number
+}
+
+export interface CoordinatorClient {
+  requestWork(want: number, accepts: string[]): Promise<WorkGrant>
+  submitResult(r: ResultFields): Promise<ResultAck>
+  renew(replicaIds: string[]): Promise<LeaseRenewed>
+  release(replicaIds: string[], reason: string): Promise<LeaseReleased>
+}
+
+export function createCoordinatorClient(init: CoordinatorClientInit): CoordinatorClient {
+  const { nats, identity, subjects } = init
+  const timeout = init.timeoutMs ?? 5_000
+
+  const call = async <T>(
+    subject: string,
+    kind: SignedKind,
+    payload: object,
+    parse: (v: unknown) => T,
+  ): Promise<T> => {
+    const env = await seal(
+      kind,
+      { ...payload, worker: identity.id, at: Date.now(), nonce: randomId() },
+      identity,
+    )
+    const msg = await nats.request(subject, encode(env), { timeout })
+    const value = decode(msg.data)
+    if (isErrorReply(value)) throw new RequestRefusedError(`coordinator refused ${kind}: ${value.message}`)
+    return parse(value)
+  }
+
+  return {
+    requestWork: (want, accepts) =>
+      call(
+        subjects.workRequest,
+        'work.request',
+        { type: 'work.request', v: 1, want, accepts },
+        parseWorkGrant,
+      ),
+    submitResult: (r) =>
+      call(subjects.resultSubmit, 'result', { type: 'result', v: 1, ...r }, parseResultAck),
+    renew: (replicaIds) =>
+      call(subjects.leaseRenew, 'lease.renew', { type: 'lease.renew', v: 1, replicaIds }, parseLeaseRenewed),
+    release: (replicaIds, reason) =>
+      call(
+        subjects.leaseRelease,
+        'lease.release',
+        { type: 'lease.release', v: 1, replicaIds, reason },
+        parseLeaseReleased,
+      ),
+  }
+}

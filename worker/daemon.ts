@@ -1,0 +1,341 @@
+// The volunteer's worker daemon: asks for work when it has room, verifies every unit, runs units
+// on its runner, signs and submits results, keeps its leases alive, and on stop hands back what
+// it has not started and finishes (or hands back) what it has.
+import { EventEmitter } from 'node:events'
+import type { NatsConnection, Subscription } from '@nats-io/nats-core'
+import {
+  errorFields,
+  kindOf,
+  subjectsFor,
+  type AnyJobType,
+  type Identity,
+  type Logger,
+  type ResultAck,
+  type UnitPayload,
+} from '../shared/index.js'
+import { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
+import type { RunOutcome, Runner } from './runner.js'
+import { verifyUnit, type TrustedKeys } from './unit-verifier.js'
+import { createWake } from './wake.js'
+
+export interface WorkerDaemonInit {
+  nats: NatsConnection
+  identity: Identity
+  /** Coordinator keys whose units this worker runs. */
+  trusted: TrustedKeys
+  runner: Runner
+  jobTypes: Iterable<AnyJobType>
+  log: Logger
+  /** NATS subject prefix. Default `cohort`. */
+  subjectPrefix?: string
+  /** Units held beyond those running, so a thread never waits on the network. Default: threads. */
+  bufferUnits?: number
+  /** Per NATS request. Default 5000 ms. */
+  requestTimeoutMs?: number
+  /** On stop, how long running units may take to finish before they are handed back. Default 30000 ms. */
+  drainTimeoutMs?: number
+}
+
+export interface WorkerStats {
+  held: number
+  running: number
+  unitsDone: number
+  unitsRefused: number
+  unitsFailed: number
+  resultsAccepted: number
+  resultsDuplicate: number
+  resultsRejected: number
+  leasesLost: number
+  computeMs: number
+}
+
+/** Typed events; one line each. */
+export interface WorkerEvents {
+  /** A unit failed verification and was not run. */
+  refused: [reason: string]
+  /** The coordinator answered a submitted result. */
+  result: [unitId: string, ack: ResultAck]
+  /** A unit started computing. */
+  started: [unit: UnitPayload]
+  /** The coordinator reported leases this worker no longer holds. */
+  lost: [replicaIds: string[]]
+}
+
+interface Held {
+  unit: UnitPayload
+  state: 'buffered' | 'running' | 'submitting'
+  abort: AbortController
+  expiresAt: number
+  leaseMs: number
+}
+
+export interface WorkerDaemon extends EventEmitter<WorkerEvents> {
+  readonly id: string
+  readonly stats: WorkerStats
+  start(): void
+  stop(): Promise<void>
+}
+
+export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
+  const log = init.log
+  const subjects = subjectsFor(init.subjectPrefix ?? 'cohort')
+  const jobTypes = new Map<string, AnyJobType>()
+  for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
+  const accepts = [...jobTypes.keys()]
+  const threads = init.runner.threads
+  const capacity = threads + (init.bufferUnits ?? threads)
+  const drainTimeoutMs = init.drainTimeoutMs ?? 30_000
+  const client: CoordinatorClient = createCoordinatorClient({
+    nats: init.nats,
+    identity: init.identity,
+    subjects,
+    ...(init.requestTimeoutMs === undefined ? {} : { timeoutMs: init.requestTimeoutMs }),
+  })
+  const held = new Map<string, Held>()
+  const tasks = new Set<Promise<void>>()
+  const wake = createWake()
+  const stats: WorkerStats = {
+    held: 0,
+    running: 0,
+    unitsDone: 0,
+    unitsRefused: 0,
+    unitsFailed: 0,
+    resultsAccepted: 0,
+    resultsDuplicate: 0,
+    resultsRejected: 0,
+    leasesLost: 0,
+    computeMs: 0,
+  }
+  const emitter = new EventEmitter<WorkerEvents>()
+  let stopping = false
+  let fillLoop: Promise<void> | undefined
+  let renewTimer: ReturnType<typeof setTimeout> | undefined
+  let availableSub: Subscription | undefined
+
+  const count = (state: Held['state']): number => [...held.values()].filter((h) => h.state === state).length
+  const refreshStats = (): void => {
+    stats.held = held.size
+    stats.running = count('running')
+  }
+
+  const track = (p: Promise<void>): void => {
+    tasks.add(p)
+    void p.finally(() => tasks.delete(p))
+  }
+
+  const submit = async (h: Held, outcome: RunOutcome): Promise<void> => {
+    const { unit } = h
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const ack = await client.submitResult({
+          replicaId: unit.replicaId,
+          unitId: unit.unitId,
+          jobId: unit.jobId,
+          digest: outcome.digest,
+          output: outcome.output,
+          computeMs: outcome.computeMs,
+        })
+        if (ack.status === 'accepted') stats.resultsAccepted++
+        else if (ack.status === 'duplicate') stats.resultsDuplicate++
+        else {
+          stats.resultsRejected++
+          log.warn('result rejected', { unitId: unit.unitId, reason: ack.reason })
+        }
+        emitter.emit('result', unit.unitId, ack)
+        return
+      } catch (err) {
+        // A refusal will not change on retry; a timeout or a missing coordinator might.
+        if (err instanceof RequestRefusedError) {
+          stats.resultsRejected++
+          log.warn('result refused', { unitId: unit.unitId, ...errorFields(err) })
+          return
+        }
+        if (Date.now() > h.expiresAt + h.leaseMs) {
+          log.warn('giving up on a result: its lease has long passed', { unitId: unit.unitId })
+          return
+        }
+        log.debug('result submit failed; retrying', { unitId: unit.unitId, attempt, ...errorFields(err) })
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))))
+      }
+    }
+  }
+
+  const runOne = async (h: Held): Promise<void> => {
+    h.state = 'running'
+    refreshStats()
+    emitter.emit('started', h.unit)
+    try {
+      const outcome = await init.runner.run({ kind: h.unit.kind, input: h.unit.input }, h.abort.signal)
+      stats.unitsDone++
+      stats.computeMs += outcome.computeMs
+      h.state = 'submitting'
+      await submit(h, outcome)
+    } catch (err) {
+      if (!h.abort.signal.aborted) {
+        stats.unitsFailed++
+        log.warn('unit failed to run; handing it back', { unitId: h.unit.unitId, ...errorFields(err) })
+        await client
+          .release([h.unit.replicaId], `run failed: ${(err as Error).message}`.slice(0, 200))
+          .catch(() => {})
+      }
+    } finally {
+      held.delete(h.unit.replicaId)
+      refreshStats()
+      wake.notify()
+      dispatch()
+    }
+  }
+
+  const dispatch = (): void => {
+    if (stopping) return
+    for (const h of held.values()) {
+      if (count('running') >= threads) break
+      if (h.state === 'buffered') track(runOne(h))
+    }
+  }
+
+  const accept = async (
+    grantUnits: Awaited<ReturnType<CoordinatorClient['requestWork']>>['units'],
+  ): Promise<void> => {
+    for (const env of grantUnits) {
+      try {
+        const unit = await verifyUnit(env, {
+          trusted: init.trusted,
+          self: init.identity.id,
+          jobTypes,
+          now: Date.now(),
+        })
+        if (held.has(unit.replicaId)) continue
+        held.set(unit.replicaId, {
+          unit,
+          state: 'buffered',
+          abort: new AbortController(),
+          expiresAt: unit.expiresAt,
+          leaseMs: Math.max(1, unit.expiresAt - unit.issuedAt),
+        })
+      } catch (err) {
+        stats.unitsRefused++
+        const reason = `${(err as Error).name}: ${(err as Error).message}`
+        log.warn('refused a unit', { reason })
+        emitter.emit('refused', reason)
+      }
+    }
+    refreshStats()
+    dispatch()
+    scheduleRenew()
+  }
+
+  const fill = async (): Promise<void> => {
+    let backoff = 250
+    while (!stopping) {
+      const want = capacity - held.size
+      if (want <= 0) {
+        await wake.wait(5_000)
+        continue
+      }
+      try {
+        const grant = await client.requestWork(want, accepts)
+        backoff = 250
+        if (stopping) {
+          // Too late to run them: hand them straight back.
+          await accept(grant.units)
+          break
+        }
+        await accept(grant.units)
+        if (grant.units.length === 0) await wake.wait(grant.retryAfterMs)
+      } catch (err) {
+        log.debug('work request failed', errorFields(err))
+        await wake.wait(backoff)
+        backoff = Math.min(5_000, backoff * 2)
+      }
+    }
+  }
+
+  const renew = async (): Promise<void> => {
+    const ids = [...held.keys()].slice(0, 256)
+    if (ids.length === 0) return
+    const reply = await client.renew(ids)
+    for (const [rid, at] of Object.entries(reply.expiresAt)) {
+      const h = held.get(rid)
+      if (h !== undefined) h.expiresAt = at
+    }
+    if (reply.lost.length > 0) {
+      stats.leasesLost += reply.lost.length
+      for (const rid of reply.lost) {
+        const h = held.get(rid)
+        if (h === undefined || h.state === 'submitting') continue
+        h.abort.abort()
+        held.delete(rid)
+      }
+      refreshStats()
+      emitter.emit('lost', reply.lost)
+      wake.notify()
+    }
+  }
+
+  function scheduleRenew(): void {
+    if (renewTimer !== undefined || stopping || held.size === 0) return
+    const shortest = Math.min(...[...held.values()].map((h) => h.leaseMs))
+    renewTimer = setTimeout(
+      () => {
+        renewTimer = undefined
+        renew()
+          .catch((err: unknown) => log.debug('lease renewal failed', errorFields(err)))
+          .finally(scheduleRenew)
+      },
+      Math.max(100, Math.floor(shortest / 3)),
+    )
+  }
+
+  const handBack = async (hs: Held[], reason: string): Promise<void> => {
+    if (hs.length === 0) return
+    for (const h of hs) held.delete(h.unit.replicaId)
+    const ids = hs.map((h) => h.unit.replicaId)
+    try {
+      const r = await client.release(ids, reason)
+      log.info('handed back leases', { n: r.released, reason })
+    } catch (err) {
+      log.warn('could not hand back leases; they will expire', errorFields(err))
+    }
+  }
+
+  const daemon = Object.assign(emitter, {
+    id: init.identity.id,
+    stats,
+    start(): void {
+      availableSub = init.nats.subscribe(subjects.workAvailable, { callback: () => wake.notify() })
+      fillLoop = fill()
+      log.info('worker started', { id: init.identity.id, threads, capacity })
+    },
+    async stop(): Promise<void> {
+      if (stopping) return
+      stopping = true
+      availableSub?.unsubscribe()
+      wake.close()
+      await fillLoop
+      // Units not yet started go back at once, so another worker can take them now.
+      await handBack(
+        [...held.values()].filter((h) => h.state === 'buffered'),
+        'worker stopping',
+      )
+      // Running units may finish within the drain time; the rest are handed back too.
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const drained = Promise.allSettled([...tasks]).then(() => true)
+      const timedOut = new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), drainTimeoutMs)
+      })
+      if (!(await Promise.race([drained, timedOut]))) {
+        const running = [...held.values()].filter((h) => h.state === 'running')
+        for (const h of running) h.abort.abort()
+        await handBack(running, 'worker stopping before the unit finished')
+        await Promise.race([Promise.allSettled([...tasks]), new Promise((r) => setTimeout(r, 5_000))])
+      }
+      clearTimeout(timer)
+      clearTimeout(renewTimer)
+      renewTimer = undefined
+      await init.runner.close()
+      log.info('worker stopped', { unitsDone: stats.unitsDone })
+    },
+  })
+  return daemon
+}

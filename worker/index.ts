@@ -1,0 +1,18 @@
+// The worker daemon's public surface.
+export {
+  createWorkerDaemon,
+  type WorkerDaemon,
+  type WorkerDaemonInit,
+  type WorkerEvents,
+  type WorkerStats,
+} from './daemon.js'
+export {
+  createPoolRunner,
+  type PoolRunnerInit,
+  type Runner,
+  type RunOutcome,
+  type RunTask,
+} from './runner.js'
+export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
+export { loadOrCreateIdentity } from './identity-file.js'
+export { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
