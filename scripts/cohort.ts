@@ -108,6 +108,7 @@ program
         trust: o.trust ?? env.trust,
         threads: intFlag('threads', o.threads, 1, 1024),
         bufferUnits: intFlag('buffer', o.buffer, 0, 1024),
+        subjectPrefix: o.subjectPrefix,
         log,
       })
       process.stdout.write(`worker ${w.daemon.id} running\n`)

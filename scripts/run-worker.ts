@@ -21,6 +21,7 @@ export interface RunWorkerOptions {
   trust: string[]
   threads?: number | undefined
   bufferUnits?: number | undefined
+  subjectPrefix?: string
   log: Logger
 }
 
@@ -54,6 +55,7 @@ export async function startWorker(
     runner: createPoolRunner(o.threads === undefined ? {} : { threads: o.threads }),
     jobTypes: builtinJobTypes.values(),
     log: o.log,
+    ...(o.subjectPrefix === undefined ? {} : { subjectPrefix: o.subjectPrefix }),
     ...(o.bufferUnits === undefined ? {} : { bufferUnits: o.bufferUnits }),
   })
   daemon.start()

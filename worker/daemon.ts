@@ -165,7 +165,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     refreshStats()
     emitter.emit('started', h.unit)
     try {
-      const outcome = await init.runner.run({ kind: h.unit.kind, input: h.unit.input }, h.abort.signal)
+      log.debug('unit started', { unitId: h.unit.unitId, replicaId: h.unit.replicaId })
+    const outcome = await init.runner.run({ kind: h.unit.kind, input: h.unit.input }, h.abort.signal)
       stats.unitsDone++
       stats.computeMs += outcome.computeMs
       h.state = 'submitting'

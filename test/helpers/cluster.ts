@@ -1,0 +1,262 @@
+// Test helper: a Cohort cluster on a test file's private Redis and NATS — coordinators and worker
+// daemons in this process (or as child processes, for kill -9), each test with its own Redis key
+// prefix and NATS subject prefix so tests never see each other's units.
+import { connect } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createCoordinator, type Coordinator, type CoordinatorTuning } from '../../coordinator/index.js'
+import { builtinJobTypes } from '../../jobs/index.js'
+import {
+  createLogger,
+  exportIdentity,
+  generateIdentity,
+  type Identity,
+  type LogRecord,
+} from '../../shared/index.js'
+import { createApiClient, type ApiClient, type JobView } from '../../scripts/api-client.js'
+import {
+  createPoolRunner,
+  createWorkerDaemon,
+  trustedKeysFrom,
+  type Runner,
+  type WorkerDaemon,
+} from '../../worker/index.js'
+import type { TestServices } from './services.js'
+import { uniquePrefix } from './services.js'
+import { writeFile } from 'node:fs/promises'
+
+export const CLI = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url))
+
+/** Logs are kept in memory and printed only when COHORT_TEST_LOG is set. */
+export function testLogger(ns: string) {
+  const records: LogRecord[] = []
+  const log = createLogger(
+    ns,
+    (r) => {
+      records.push(r)
+      if (records.length > 5000) records.splice(0, 1000)
+      if (process.env['COHORT_TEST_LOG']) console.error(JSON.stringify(r))
+    },
+    process.env['COHORT_TEST_LOG'] ? 'debug' : 'info',
+  )
+  return { log, records }
+}
+
+export interface TestWorker {
+  daemon: WorkerDaemon
+  identity: Identity
+  nats: NatsConnection
+  stop(): Promise<void>
+}
+
+export interface ClusterInit {
+  services: TestServices
+  coordinators?: number
+  tuning?: Partial<CoordinatorTuning>
+}
+
+export interface Cluster {
+  redisPrefix: string
+  subjectPrefix: string
+  identity: Identity
+  coordinators: Coordinator[]
+  api: ApiClient
+  workers: TestWorker[]
+  addCoordinator(): Promise<Coordinator>
+  addWorker(opts?: {
+    threads?: number
+    wrap?: (r: Runner) => Runner
+    identity?: Identity
+    bufferUnits?: number
+  }): Promise<TestWorker>
+  /** Environment-style arguments for a `cohort` child process of this cluster. */
+  cliArgs: { natsUrl: string; redisUrl: string; trust: string }
+  /** Writes the coordinator key to a file (for coordinator child processes). */
+  writeCoordinatorKey(dir: string): Promise<string>
+  stop(): Promise<void>
+}
+
+export async function startCluster(init: ClusterInit): Promise<Cluster> {
+  const { services } = init
+  const redisPrefix = `${uniquePrefix('c')}:`
+  const subjectPrefix = uniquePrefix('s')
+  const identity = await generateIdentity(true)
+  const coordinators: Coordinator[] = []
+  const workers: TestWorker[] = []
+  const tuning: Partial<CoordinatorTuning> = {
+    redisPrefix,
+    subjectPrefix,
+    reapIntervalMs: 200,
+    sweepIntervalMs: 500,
+    ...init.tuning,
+  }
+
+  const addCoordinator = async (): Promise<Coordinator> => {
+    const c = createCoordinator({
+      redisUrl: services.redisUrl,
+      natsUrl: services.natsUrl,
+      identity,
+      jobTypes: builtinJobTypes.values(),
+      log: testLogger('coordinator').log,
+      port: 0,
+      tuning,
+    })
+    await c.start()
+    coordinators.push(c)
+    return c
+  }
+
+  const addWorker: Cluster['addWorker'] = async (opts = {}) => {
+    const wid = opts.identity ?? (await generateIdentity(true))
+    const nats = await connect({
+      servers: services.natsUrl,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 200,
+    })
+    const base = createPoolRunner({ threads: opts.threads ?? 1 })
+    const daemon = createWorkerDaemon({
+      nats,
+      identity: wid,
+      trusted: trustedKeysFrom([{ keyId: identity.keyId, publicKey: identity.publicKey }]),
+      runner: opts.wrap === undefined ? base : opts.wrap(base),
+      jobTypes: builtinJobTypes.values(),
+      log: testLogger('worker').log,
+      subjectPrefix,
+      requestTimeoutMs: 2_000,
+      drainTimeoutMs: 5_000,
+      ...(opts.bufferUnits === undefined ? {} : { bufferUnits: opts.bufferUnits }),
+    })
+    daemon.start()
+    const w: TestWorker = {
+      daemon,
+      identity: wid,
+      nats,
+      async stop() {
+        await daemon.stop()
+        await nats.drain().catch(() => nats.close())
+      },
+    }
+    workers.push(w)
+    return w
+  }
+
+  for (let i = 0; i < (init.coordinators ?? 1); i++) await addCoordinator()
+
+  return {
+    redisPrefix,
+    subjectPrefix,
+    identity,
+    coordinators,
+    get api() {
+      const c = coordinators[0]
+      if (c === undefined) throw new Error('no coordinator')
+      return createApiClient(c.url)
+    },
+    workers,
+    addCoordinator,
+    addWorker,
+    cliArgs: { natsUrl: services.natsUrl, redisUrl: services.redisUrl, trust: identity.id },
+    async writeCoordinatorKey(dir) {
+      const path = join(dir, `${uniquePrefix('key')}.json`)
+      await writeFile(path, JSON.stringify(await exportIdentity(identity)), { mode: 0o600 })
+      return path
+    },
+    async stop() {
+      await Promise.allSettled(workers.map((w) => w.stop()))
+      await Promise.allSettled(coordinators.map((c) => c.stop()))
+    },
+  }
+}
+
+/** Poll a job until it reaches a final state (a condition, not a fixed sleep), within `timeoutMs`. */
+export async function waitForJob(api: ApiClient, id: string, timeoutMs = 120_000): Promise<JobView> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const job = await api.job(id)
+    if (job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled') return job
+    if (Date.now() > deadline)
+      throw new Error(`job ${id} still ${job.state} after ${timeoutMs} ms: ${JSON.stringify(job)}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Wait until `predicate` holds, checking every 25 ms, within `timeoutMs`. */
+export async function waitUntil(
+  what: string,
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+export interface ChildCohort {
+  child: ChildProcess
+  /** Lines the child printed on stdout and stderr so far. */
+  lines: string[]
+  /** Resolves with the first line matching `re`. */
+  waitForLine(re: RegExp, timeoutMs?: number): Promise<string>
+  kill(signal?: NodeJS.Signals): Promise<void>
+}
+
+/** Run `cohort <args>` as a child process with debug logs on stderr. */
+export function spawnCohort(args: string[], env: Record<string, string> = {}): ChildCohort {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, COHORT_LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: string[] = []
+  const listeners = new Set<() => void>()
+  for (const stream of [child.stdout, child.stderr]) {
+    let buf = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (d: string) => {
+      buf += d
+      const parts = buf.split('\n')
+      buf = parts.pop() ?? ''
+      lines.push(...parts)
+      for (const l of listeners) l()
+    })
+  }
+  return {
+    child,
+    lines,
+    waitForLine(re, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const hit = lines.find((l) => re.test(l))
+          if (hit !== undefined) {
+            listeners.delete(check)
+            clearTimeout(timer)
+            resolve(hit)
+          }
+        }
+        const timer = setTimeout(() => {
+          listeners.delete(check)
+          reject(
+            new Error(`no line matching ${re} within ${timeoutMs} ms; got:\n${lines.slice(-20).join('\n')}`),
+          )
+        }, timeoutMs)
+        listeners.add(check)
+        child.once('exit', () => {
+          check()
+        })
+        check()
+      })
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill(signal)
+      await exited
+    },
+  }
+}
+
+export type { JobView }
