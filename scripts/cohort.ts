@@ -90,6 +90,7 @@ program
   .option('--threads <n>', 'compute threads (default: all cores)')
   .option('--buffer <n>', 'units held beyond the running ones (default: threads)')
   .option('--log-file <path>', 'append log lines to this file')
+  .option('--subject-prefix <p>', 'NATS subject prefix', 'cohort')
   .action(
     async (o: {
       natsUrl?: string
@@ -98,6 +99,7 @@ program
       threads?: string
       buffer?: string
       logFile?: string
+      subjectPrefix: string
     }) => {
       const log = logger('worker', o.logFile)
       const w = await startWorker({
