@@ -55,6 +55,8 @@ program
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
   .option('--key-file <path>', 'signing key file (created when missing)')
   .option('--lease-ms <n>', 'lease length handed to workers', '30000')
+  .option('--redis-prefix <p>', 'Redis key prefix (several deployments on one Redis)', 'cohort:')
+  .option('--subject-prefix <p>', 'NATS subject prefix', 'cohort')
   .action(
     async (o: {
       port: string
@@ -63,6 +65,8 @@ program
       natsUrl?: string
       keyFile?: string
       leaseMs: string
+      redisPrefix: string
+      subjectPrefix: string
     }) => {
       const log = logger('coordinator')
       const { coordinator, key } = await startCoordinator({
@@ -74,7 +78,11 @@ program
         host: o.host,
         keyFile: o.keyFile ?? defaultCoordinatorKeyFile(env.dataDir),
         log,
-        tuning: { leaseMs: intFlag('lease-ms', o.leaseMs, 500, 86_400_000) ?? 30_000 },
+        tuning: {
+          leaseMs: intFlag('lease-ms', o.leaseMs, 500, 86_400_000) ?? 30_000,
+          redisPrefix: o.redisPrefix,
+          subjectPrefix: o.subjectPrefix,
+        },
       })
       process.stdout.write(`coordinator listening on ${coordinator.url}; key ${key}\n`)
       onShutdown(() => coordinator.stop(), say)
