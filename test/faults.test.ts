@@ -1,0 +1,114 @@
+// Faults: killed workers and coordinators delay a job but never lose or double-count a result.
+import test from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createApiClient } from '../scripts/api-client.js'
+import { spawnCohort, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
+import { useServices } from './helpers/services.js'
+
+const services = useServices(test)
+
+test('faults - kill -9 of a worker mid-unit: its leases expire, are reissued, and the job completes', async (t) => {
+  const cluster = await startCluster({ services: services(), tuning: { leaseMs: 1_500 } })
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-faults-'))
+  t.teardown(async () => {
+    await cluster.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const victim = spawnCohort([
+    'worker',
+    '--nats-url',
+    cluster.cliArgs.natsUrl,
+    '--trust',
+    cluster.cliArgs.trust,
+    '--key-file',
+    join(dir, 'victim.json'),
+    '--threads',
+    '1',
+    '--subject-prefix',
+    cluster.subjectPrefix,
+  ])
+  t.teardown(() => victim.kill())
+  await victim.waitForLine(/worker started/)
+  const job = await cluster.api.submit({ type: 'primes', params: { to: 30_000_000, unitSize: 1_000_000 } })
+  const started = await victim.waitForLine(/unit started/)
+  await victim.kill('SIGKILL')
+  const victimUnit = (JSON.parse(started) as { replicaId: string }).replicaId
+
+  await cluster.addWorker()
+  await cluster.addWorker()
+  const done = await waitForJob(cluster.api, job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { count: 1_857_859 })
+  const store = cluster.coordinators[0]!.store
+  t.is((await store.replicaState(victimUnit))['state'], 'expired', "the killed worker's lease expired")
+  t.true(cluster.coordinators[0]!.counters.leasesExpired > 0)
+  t.is(done.units.validated, done.units.total)
+})
+
+test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the job completes, nothing counted twice', async (t) => {
+  const cluster = await startCluster({ services: services(), coordinators: 0, tuning: { leaseMs: 2_000 } })
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-faults-'))
+  t.teardown(async () => {
+    await cluster.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const keyFile = await cluster.writeCoordinatorKey(dir)
+  const first = spawnCohort([
+    'coordinator',
+    '--port',
+    '0',
+    '--redis-url',
+    cluster.cliArgs.redisUrl,
+    '--nats-url',
+    cluster.cliArgs.natsUrl,
+    '--key-file',
+    keyFile,
+    '--lease-ms',
+    '2000',
+    '--redis-prefix',
+    cluster.redisPrefix,
+    '--subject-prefix',
+    cluster.subjectPrefix,
+  ])
+  t.teardown(() => first.kill())
+  const line = await first.waitForLine(/coordinator listening on/)
+  const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
+  const api = createApiClient(url)
+  await cluster.addWorker()
+  await cluster.addWorker()
+  const job = await api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
+  await waitUntil('a few units validated', async () => (await api.job(job.id)).units.validated >= 5)
+  await first.kill('SIGKILL')
+
+  const second = await cluster.addCoordinator()
+  const done = await waitForJob(createApiClient(second.url), job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { count: 2_433_654 })
+  t.is(done.units.validated, done.units.total, 'every unit validated exactly once')
+  const store = second.store
+  const credited = (await Promise.all(cluster.workers.map((w) => store.workerStats(w.identity.id)))).reduce(
+    (n, s) => n + s.valid,
+    0,
+  )
+  // Each validated unit credits exactly its agreeing replicas: never more than two per unit here.
+  t.is(credited, done.units.total * 2, `credited ${credited} replicas for ${done.units.total} units`)
+})
+
+test('faults - two coordinators against the same Redis and NATS complete one job together', async (t) => {
+  const cluster = await startCluster({ services: services(), coordinators: 2 })
+  t.teardown(() => cluster.stop())
+  await cluster.addWorker()
+  await cluster.addWorker()
+  const job = await cluster.api.submit({ type: 'nqueens', params: { n: 11 } })
+  const done = await waitForJob(createApiClient(cluster.coordinators[1]!.url), job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { solutions: 2680 })
+  const [c1, c2] = cluster.coordinators
+  t.true(
+    c1!.counters.resultsAccepted > 0 && c2!.counters.resultsAccepted > 0,
+    'both coordinators validated results',
+  )
+  t.is(c1!.counters.resultsAccepted + c2!.counters.resultsAccepted, done.units.total * 2 + done.extraReplicas)
+})
