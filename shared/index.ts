@@ -54,3 +54,4 @@ export {
   type LogRecord,
   type LogSink,
 } from './logger.js'
+export { Emitter, type EventMap } from './emitter.js'

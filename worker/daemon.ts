@@ -1,9 +1,10 @@
 // The volunteer's worker daemon: asks for work when it has room, verifies every unit, runs units
 // on its runner, signs and submits results, keeps its leases alive, and on stop hands back what
-// it has not started and finishes (or hands back) what it has.
-import { EventEmitter } from 'node:events'
+// it has not started and finishes (or hands back) what it has. No `node:` imports: the browser
+// contributor runs this same daemon with a Web Worker runner and a WebSocket NATS connection.
 import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
+  Emitter,
   errorFields,
   kindOf,
   subjectsFor,
@@ -50,7 +51,7 @@ export interface WorkerStats {
 }
 
 /** Typed events; one line each. */
-export interface WorkerEvents {
+export type WorkerEvents = {
   /** A unit failed verification and was not run. */
   refused: [reason: string]
   /** The coordinator answered a submitted result. */
@@ -69,7 +70,7 @@ interface Held {
   leaseMs: number
 }
 
-export interface WorkerDaemon extends EventEmitter<WorkerEvents> {
+export interface WorkerDaemon extends Emitter<WorkerEvents> {
   readonly id: string
   readonly stats: WorkerStats
   start(): void
@@ -106,7 +107,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     leasesLost: 0,
     computeMs: 0,
   }
-  const emitter = new EventEmitter<WorkerEvents>()
+  const emitter = new Emitter<WorkerEvents>()
   let stopping = false
   let fillLoop: Promise<void> | undefined
   let renewTimer: ReturnType<typeof setTimeout> | undefined
@@ -166,7 +167,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     emitter.emit('started', h.unit)
     try {
       log.debug('unit started', { unitId: h.unit.unitId, replicaId: h.unit.replicaId })
-    const outcome = await init.runner.run({ kind: h.unit.kind, input: h.unit.input }, h.abort.signal)
+      const outcome = await init.runner.run({ kind: h.unit.kind, input: h.unit.input }, h.abort.signal)
       stats.unitsDone++
       stats.computeMs += outcome.computeMs
       h.state = 'submitting'
