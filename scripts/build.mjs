@@ -25,7 +25,6 @@ function collect(dir, out) {
   return out
 }
 
-rmSync('dist', { recursive: true, force: true })
 const entryPoints = roots.flatMap((r) => collect(r, []))
 await build({
   entryPoints,
@@ -37,6 +36,22 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 })
+
+// Remove outputs whose source is gone (dist/ is not wiped, so a build never pulls files from
+// under a running process).
+function prune(dir) {
+  if (!existsSync(dir)) return
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) {
+      if (p !== join('dist', 'web')) prune(p)
+      continue
+    }
+    const source = p.slice('dist/'.length).replace(/\.js(\.map)?$/, '.ts')
+    if (!existsSync(source)) rmSync(p)
+  }
+}
+prune('dist')
 
 // Browser bundles (the contribute page and its Web Worker), when present.
 const browserEntries = ['web-worker/page.ts', 'web-worker/unit-worker.ts'].filter((p) => existsSync(p))
