@@ -17,6 +17,7 @@ import {
 } from '../shared/index.js'
 import { createCounters, type Counters } from './counters.js'
 import { createApp } from './http/app.js'
+import { contributeMiddleware } from './http/contribute.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
 import { createScheduler } from './scheduler.js'
@@ -39,8 +40,14 @@ export interface CoordinatorInit {
   /** HTTP bind address. Default 127.0.0.1. */
   host?: string
   tuning?: Partial<CoordinatorTuning>
-  /** Extra HTTP middleware (the contribute page). */
+  /** Extra HTTP middleware. */
   extraHttp?: Koa.Middleware[]
+  /**
+   * Serve the browser contributor at /contribute. `natsWsUrl` is the NATS WebSocket listener browsers
+   * connect to (a full ws:// or wss:// URL); `trust` adds coordinator keys to this one's (several
+   * coordinators with their own keys behind one address). Default: not served.
+   */
+  contribute?: { natsWsUrl: string; trust?: string[] }
 }
 
 export interface Coordinator {
@@ -71,6 +78,16 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const jobTypes = new Map<string, AnyJobType>()
   for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
   const subjects = subjectsFor(tuning.subjectPrefix)
+  const extraHttp = [...(init.extraHttp ?? [])]
+  if (init.contribute !== undefined) {
+    extraHttp.push(
+      contributeMiddleware({
+        natsWsUrl: init.contribute.natsWsUrl,
+        subjectPrefix: tuning.subjectPrefix,
+        trust: [...new Set([init.identity.id, ...(init.contribute.trust ?? [])])],
+      }),
+    )
+  }
   const redis = new Redis(init.redisUrl, {
     lazyConnect: true,
     maxRetriesPerRequest: 3,
@@ -144,7 +161,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('http'),
         jobTypes,
         natsUp: () => !nc.isClosed(),
-        ...(init.extraHttp === undefined ? {} : { extra: init.extraHttp }),
+        extra: extraHttp,
       })
       const srv = app.listen(init.port ?? 8080, init.host ?? '127.0.0.1')
       server = srv

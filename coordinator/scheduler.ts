@@ -77,6 +77,14 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     const req = await workerEnvelope(value, 'work.request', parseWorkRequest)
     const accepts = req.accepts.filter((k) => init.kinds.has(k))
     const now = Date.now()
+    if (req.holding !== undefined) {
+      const reclaimed = await store.reclaim(req.worker, req.holding, tuning.maxLostLeases, now)
+      if (reclaimed > 0) {
+        counters.leasesReleased += reclaimed
+        log.info('leases lost in transit taken back', { worker: req.worker, reclaimed })
+        announceWork()
+      }
+    }
     const leased =
       accepts.length === 0
         ? []

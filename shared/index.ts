@@ -12,6 +12,7 @@ export {
   utf8,
 } from './bytes.js'
 export { decode, encode, MAX_MESSAGE_BYTES } from './codec.js'
+export { checkWsUrl, parseContributeConfig, type ContributeConfig } from './contribute-config.js'
 export { DIGEST_HEX, sha256Hex } from './digest.js'
 export {
   CohortError,

@@ -136,6 +136,11 @@ export interface WorkRequest extends WorkerSigned {
   want: number
   /** Job kinds (`name@version`) the worker can run. */
   accepts: string[]
+  /**
+   * Replicas the worker holds now. When present, any other lease recorded for this worker was lost
+   * in transit and is reissued at once.
+   */
+  holding?: string[]
 }
 
 export function parseWorkRequest(value: unknown): WorkRequest {
@@ -148,6 +153,9 @@ export function parseWorkRequest(value: unknown): WorkRequest {
     ...workerSigned(r),
     want: intField(r, 'want', 1, LIMITS.maxWant),
     accepts: stringList(r, 'accepts', 64, 40, JOB_KIND_PATTERN),
+    ...(r['holding'] === undefined
+      ? {}
+      : { holding: stringList(r, 'holding', LIMITS.maxReplicaIds, 96, ID_PATTERN) }),
   }
 }
 

@@ -43,15 +43,24 @@ export interface ResultFields {
 }
 
 export interface CoordinatorClient {
-  requestWork(want: number, accepts: string[]): Promise<WorkGrant>
+  /** `holding`: the replicas this worker holds now (lets the coordinator take back lost grants). */
+  requestWork(want: number, accepts: string[], holding?: string[]): Promise<WorkGrant>
   submitResult(r: ResultFields): Promise<ResultAck>
   renew(replicaIds: string[]): Promise<LeaseRenewed>
   release(replicaIds: string[], reason: string): Promise<LeaseReleased>
+  /**
+   * A signed, encoded `lease.release` to publish later without awaiting anything (a browser tab
+   * being closed cannot wait for a signature). Valid while its timestamp is within the clock window.
+   */
+  sealRelease(replicaIds: string[], reason: string): Promise<Uint8Array>
 }
 
 export function createCoordinatorClient(init: CoordinatorClientInit): CoordinatorClient {
   const { nats, identity, subjects } = init
   const timeout = init.timeoutMs ?? 5_000
+
+  const sealed = async (kind: SignedKind, payload: object): Promise<Uint8Array> =>
+    encode(await seal(kind, { ...payload, worker: identity.id, at: Date.now(), nonce: randomId() }, identity))
 
   const call = async <T>(
     subject: string,
@@ -59,23 +68,18 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
     payload: object,
     parse: (v: unknown) => T,
   ): Promise<T> => {
-    const env = await seal(
-      kind,
-      { ...payload, worker: identity.id, at: Date.now(), nonce: randomId() },
-      identity,
-    )
-    const msg = await nats.request(subject, encode(env), { timeout })
+    const msg = await nats.request(subject, await sealed(kind, payload), { timeout })
     const value = decode(msg.data)
     if (isErrorReply(value)) throw new RequestRefusedError(`coordinator refused ${kind}: ${value.message}`)
     return parse(value)
   }
 
   return {
-    requestWork: (want, accepts) =>
+    requestWork: (want, accepts, holding) =>
       call(
         subjects.workRequest,
         'work.request',
-        { type: 'work.request', v: 1, want, accepts },
+        { type: 'work.request', v: 1, want, accepts, ...(holding === undefined ? {} : { holding }) },
         parseWorkGrant,
       ),
     submitResult: (r) =>
@@ -89,5 +93,7 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
         { type: 'lease.release', v: 1, replicaIds, reason },
         parseLeaseReleased,
       ),
+    sealRelease: (replicaIds, reason) =>
+      sealed('lease.release', { type: 'lease.release', v: 1, replicaIds, reason }),
   }
 }

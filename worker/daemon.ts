@@ -6,6 +6,7 @@ import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
   Emitter,
   errorFields,
+  LIMITS,
   kindOf,
   subjectsFor,
   type AnyJobType,
@@ -29,7 +30,10 @@ export interface WorkerDaemonInit {
   log: Logger
   /** NATS subject prefix. Default `cohort`. */
   subjectPrefix?: string
-  /** Units held beyond those running, so a thread never waits on the network. Default: threads. */
+  /**
+   * Units held beyond those running, so a thread never waits on the network. Default: threads (read
+   * again whenever `runner.threads` changes).
+   */
   bufferUnits?: number
   /** Per NATS request. Default 5000 ms. */
   requestTimeoutMs?: number
@@ -60,6 +64,8 @@ export type WorkerEvents = {
   started: [unit: UnitPayload]
   /** The coordinator reported leases this worker no longer holds. */
   lost: [replicaIds: string[]]
+  /** The set of leases held (buffered, running or submitting) changed. */
+  held: [replicaIds: string[]]
 }
 
 interface Held {
@@ -70,11 +76,25 @@ interface Held {
   leaseMs: number
 }
 
+export interface StopOptions {
+  /** Overrides `WorkerDaemonInit.drainTimeoutMs`; 0 aborts running units and hands them back at once. */
+  drainTimeoutMs?: number
+}
+
 export interface WorkerDaemon extends Emitter<WorkerEvents> {
   readonly id: string
   readonly stats: WorkerStats
+  /** True between `pause()` and `resume()`. */
+  readonly paused: boolean
   start(): void
-  stop(): Promise<void>
+  /**
+   * Ask for no more work and start no unit: buffered units are handed back at once, running ones
+   * finish and are submitted. May be called before `start()`.
+   */
+  pause(): Promise<void>
+  /** Ask for work and start units again. */
+  resume(): void
+  stop(options?: StopOptions): Promise<void>
 }
 
 export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
@@ -83,8 +103,9 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const jobTypes = new Map<string, AnyJobType>()
   for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
   const accepts = [...jobTypes.keys()]
-  const threads = init.runner.threads
-  const capacity = threads + (init.bufferUnits ?? threads)
+  // The runner's thread count may change while the daemon runs (the browser's threads slider).
+  const threads = (): number => init.runner.threads
+  const capacity = (): number => threads() + (init.bufferUnits ?? threads())
   const drainTimeoutMs = init.drainTimeoutMs ?? 30_000
   const client: CoordinatorClient = createCoordinatorClient({
     nats: init.nats,
@@ -109,6 +130,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   }
   const emitter = new Emitter<WorkerEvents>()
   let stopping = false
+  let paused = false
   let fillLoop: Promise<void> | undefined
   let renewTimer: ReturnType<typeof setTimeout> | undefined
   let availableSub: Subscription | undefined
@@ -117,6 +139,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const refreshStats = (): void => {
     stats.held = held.size
     stats.running = count('running')
+    emitter.emit('held', [...held.keys()])
   }
 
   const track = (p: Promise<void>): void => {
@@ -189,9 +212,9 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   }
 
   const dispatch = (): void => {
-    if (stopping) return
+    if (stopping || paused) return
     for (const h of held.values()) {
-      if (count('running') >= threads) break
+      if (count('running') >= threads()) break
       if (h.state === 'buffered') track(runOne(h))
     }
   }
@@ -230,21 +253,19 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const fill = async (): Promise<void> => {
     let backoff = 250
     while (!stopping) {
-      const want = capacity - held.size
-      if (want <= 0) {
+      const want = capacity() - held.size
+      if (paused || want <= 0) {
         await wake.wait(5_000)
         continue
       }
       try {
-        const grant = await client.requestWork(want, accepts)
+        const grant = await client.requestWork(want, accepts, [...held.keys()].slice(0, LIMITS.maxReplicaIds))
         backoff = 250
-        if (stopping) {
-          // Too late to run them: hand them straight back.
-          await accept(grant.units)
-          break
-        }
         await accept(grant.units)
-        if (grant.units.length === 0) await wake.wait(grant.retryAfterMs)
+        // Too late to run them: stop() or pause() hands them straight back.
+        if (stopping) break
+        if (paused) await handBack(buffered(), 'worker paused')
+        else if (grant.units.length === 0) await wake.wait(grant.retryAfterMs)
       } catch (err) {
         log.debug('work request failed', errorFields(err))
         await wake.wait(backoff)
@@ -289,9 +310,12 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     )
   }
 
+  const buffered = (): Held[] => [...held.values()].filter((h) => h.state === 'buffered')
+
   const handBack = async (hs: Held[], reason: string): Promise<void> => {
     if (hs.length === 0) return
     for (const h of hs) held.delete(h.unit.replicaId)
+    refreshStats()
     const ids = hs.map((h) => h.unit.replicaId)
     try {
       const r = await client.release(ids, reason)
@@ -304,27 +328,40 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const daemon = Object.assign(emitter, {
     id: init.identity.id,
     stats,
+    get paused() {
+      return paused
+    },
     start(): void {
       availableSub = init.nats.subscribe(subjects.workAvailable, { callback: () => wake.notify() })
       fillLoop = fill()
-      log.info('worker started', { id: init.identity.id, threads, capacity })
+      log.info('worker started', { id: init.identity.id, threads: threads(), capacity: capacity(), paused })
     },
-    async stop(): Promise<void> {
+    async pause(): Promise<void> {
+      if (stopping || paused) return
+      paused = true
+      log.info('worker paused', { running: stats.running })
+      await handBack(buffered(), 'worker paused')
+    },
+    resume(): void {
+      if (stopping || !paused) return
+      paused = false
+      log.info('worker resumed')
+      wake.notify()
+      dispatch()
+    },
+    async stop(options: StopOptions = {}): Promise<void> {
       if (stopping) return
       stopping = true
       availableSub?.unsubscribe()
       wake.close()
       await fillLoop
       // Units not yet started go back at once, so another worker can take them now.
-      await handBack(
-        [...held.values()].filter((h) => h.state === 'buffered'),
-        'worker stopping',
-      )
+      await handBack(buffered(), 'worker stopping')
       // Running units may finish within the drain time; the rest are handed back too.
       let timer: ReturnType<typeof setTimeout> | undefined
       const drained = Promise.allSettled([...tasks]).then(() => true)
       const timedOut = new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), drainTimeoutMs)
+        timer = setTimeout(() => r(false), options.drainTimeoutMs ?? drainTimeoutMs)
       })
       if (!(await Promise.race([drained, timedOut]))) {
         const running = [...held.values()].filter((h) => h.state === 'running')

@@ -1,6 +1,7 @@
 // The worker daemon's public surface.
 export {
   createWorkerDaemon,
+  type StopOptions,
   type WorkerDaemon,
   type WorkerDaemonInit,
   type WorkerEvents,
@@ -13,6 +14,7 @@ export {
   type RunOutcome,
   type RunTask,
 } from './runner.js'
+export { runUnit } from './run-unit.js'
 export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
 export { loadOrCreateIdentity } from './identity-file.js'
 export { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'

@@ -1,22 +1,13 @@
 // Running units: the Runner contract, and the default runner on a piscina thread pool.
 import { availableParallelism } from 'node:os'
 import { Piscina } from 'piscina'
+import type { RunOutcome, RunTask } from './run-unit.js'
 
-export interface RunOutcome {
-  /** msgpack bytes of the job type's output. */
-  output: Uint8Array
-  /** SHA-256 hex of `output`. */
-  digest: string
-  computeMs: number
-}
-
-export interface RunTask {
-  kind: string
-  input: unknown
-}
+export type { RunOutcome, RunTask } from './run-unit.js'
 
 /** Runs units; the daemon only talks to this, so tests can wrap it (misbehaving workers). */
 export interface Runner {
+  /** Units it runs at once. May change while the daemon runs (the browser's threads slider). */
   readonly threads: number
   run(task: RunTask, signal: AbortSignal): Promise<RunOutcome>
   close(): Promise<void>

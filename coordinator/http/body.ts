@@ -21,10 +21,12 @@ export async function readJsonBody(ctx: Context, maxBytes: number): Promise<unkn
   }
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+  // Leaving the loop must not destroy the request: that resets the socket before the 413 is sent.
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     size += chunk.length
     if (size > maxBytes) {
-      ctx.req.destroy()
+      // Discard the rest of the body (never buffered) so the client can read the reply.
+      ctx.req.resume()
       throw new HttpError(413, 'too-large', `request body exceeds the limit of ${maxBytes} bytes`)
     }
     chunks.push(chunk)

@@ -36,6 +36,7 @@ end
 local function leaseEnded(rid, uid, jid, worker, newState, now, maxLost)
   redis.call('HSET', p..'replica:'..rid, 'state', newState)
   redis.call('ZREM', p..'leases', rid)
+  redis.call('SREM', p..'worker:'..worker..':leases', rid)
   redis.call('SREM', p..'unit:'..uid..':workers', worker)
   if redis.call('HGET', p..'unit:'..uid, 'state') ~= 'pending' or not jobActive(jid) then return 0 end
   local lost = redis.call('HINCRBY', p..'unit:'..uid, 'lost', 1)
@@ -106,12 +107,40 @@ for _, rid in ipairs(cands) do
       local deadline = now + leaseMs
       redis.call('HSET', p..'replica:'..rid, 'state', 'leased', 'worker', worker, 'deadline', deadline, 'leasedAt', now)
       redis.call('ZADD', p..'leases', deadline, rid)
+      redis.call('SADD', p..'worker:'..worker..':leases', rid)
       if j[1] == 'queued' then redis.call('HSET', p..'job:'..jid, 'state', 'running', 'updatedAt', now) end
       out[#out + 1] = { rid, uid, jid, j[2], u[2], tostring(deadline) }
     end
   end
 end
 return out
+`
+
+/**
+ * reclaim(prefix, worker, now, maxLost, held...) -> number of leases taken back.
+ * A worker asks for work one request at a time and lists what it holds: any lease the coordinator
+ * recorded for it that is not in that list was lost on the way (a grant whose reply never arrived),
+ * and goes back to the queue now instead of at its deadline.
+ */
+export const RECLAIM = `${HELPERS}
+local worker = ARGV[2]
+local now = tonumber(ARGV[3])
+local maxLost = tonumber(ARGV[4])
+local held = {}
+for i = 5, #ARGV do held[ARGV[i]] = true end
+local n = 0
+for _, rid in ipairs(redis.call('SMEMBERS', p..'worker:'..worker..':leases')) do
+  if not held[rid] then
+    local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
+    if r[1] == 'leased' and r[2] == worker then
+      leaseEnded(rid, r[3], r[4], worker, 'released', now, maxLost)
+      n = n + 1
+    else
+      redis.call('SREM', p..'worker:'..worker..':leases', rid)
+    end
+  end
+end
+return n
 `
 
 /** renew(prefix, worker, now, leaseMs, rid...) -> { rid, deadline-or-"lost", ... } */
@@ -132,6 +161,7 @@ for i = 5, #ARGV do
     out[#out + 1] = rid
     out[#out + 1] = tostring(deadline)
   else
+    redis.call('SREM', p..'worker:'..worker..':leases', rid)
     out[#out + 1] = rid
     out[#out + 1] = 'lost'
   end
@@ -191,10 +221,12 @@ local js = redis.call('HGET', p..'job:'..r[2], 'state')
 if js == 'cancelled' or js == 'failed' then
   redis.call('HSET', p..'replica:'..rid, 'state', 'cancelled')
   redis.call('ZREM', p..'leases', rid)
+  redis.call('SREM', p..'worker:'..worker..':leases', rid)
   return { 'rejected', 'job is '..js }
 end
 redis.call('HSET', p..'replica:'..rid, 'state', 'done', 'digest', digest, 'computeMs', computeMs, 'doneAt', now)
 redis.call('ZREM', p..'leases', rid)
+redis.call('SREM', p..'worker:'..worker..':leases', rid)
 local us = redis.call('HGET', p..'unit:'..uid, 'state')
 if us == 'pending' then
   redis.call('HSET', p..'unit:'..uid..':results', rid, digest..'|'..worker..'|'..computeMs)

@@ -69,6 +69,7 @@ interface ScriptedRedis extends Redis {
   cohortLease(...args: (string | number)[]): Promise<string[][]>
   cohortRenew(...args: (string | number)[]): Promise<string[]>
   cohortRelease(...args: (string | number)[]): Promise<number>
+  cohortReclaim(...args: (string | number)[]): Promise<number>
   cohortExpire(...args: (string | number)[]): Promise<number>
   cohortSubmit(...args: (string | number | Uint8Array)[]): Promise<string[]>
   cohortDecide(...args: (string | number)[]): Promise<Reply[]>
@@ -100,6 +101,7 @@ export function createStore(init: StoreInit) {
   define('cohortLease', scripts.LEASE)
   define('cohortRenew', scripts.RENEW)
   define('cohortRelease', scripts.RELEASE)
+  define('cohortReclaim', scripts.RECLAIM)
   define('cohortExpire', scripts.EXPIRE)
   define('cohortSubmit', scripts.SUBMIT)
   define('cohortDecide', scripts.DECIDE)
@@ -223,6 +225,11 @@ export function createStore(init: StoreInit) {
 
     async release(worker: string, replicaIds: string[], maxLost: number, now: number): Promise<number> {
       return redis.cohortRelease(p, worker, now, maxLost, ...replicaIds)
+    },
+
+    /** Take back this worker's leases that are not in `held` (grants lost in transit). */
+    async reclaim(worker: string, held: string[], maxLost: number, now: number): Promise<number> {
+      return redis.cohortReclaim(p, worker, now, maxLost, ...held)
     },
 
     async expire(now: number, limit: number, maxLost: number): Promise<number> {

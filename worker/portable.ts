@@ -1,0 +1,15 @@
+// The daemon's runtime-neutral surface: everything here runs in Node and in browsers (no `node:`
+// imports), so the browser contributor imports this file, not index.ts (which adds the piscina pool
+// and the identity key file).
+export {
+  createWorkerDaemon,
+  type StopOptions,
+  type WorkerDaemon,
+  type WorkerDaemonInit,
+  type WorkerEvents,
+  type WorkerStats,
+} from './daemon.js'
+export { runUnit, type RunOutcome, type RunTask } from './run-unit.js'
+export type { Runner } from './runner.js'
+export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
+export { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'

@@ -1,0 +1,30 @@
+// Run one unit of a built-in job type and return its encoded output and digest. The same function
+// runs in piscina threads (unit-thread.ts) and in browser Web Workers (web-worker/unit-worker.ts),
+// so a unit's digest is computed by the same code in every runtime. No `node:` imports.
+import { builtinJobTypes } from '../jobs/index.js'
+import { encode, sha256Hex, UnrecoverableError } from '../shared/index.js'
+
+export interface RunTask {
+  /** `name@version` of a built-in job type. */
+  kind: string
+  input: unknown
+}
+
+export interface RunOutcome {
+  /** msgpack bytes of the job type's output. */
+  output: Uint8Array
+  /** SHA-256 hex of `output`. */
+  digest: string
+  computeMs: number
+}
+
+export async function runUnit(task: RunTask): Promise<RunOutcome> {
+  const jobType = builtinJobTypes.get(task.kind)
+  if (jobType === undefined)
+    throw new UnrecoverableError(`job type ${task.kind} is not built into this worker`)
+  const started = performance.now()
+  const out = jobType.run(jobType.parseInput(task.input), {}) as unknown
+  const computeMs = Math.round(performance.now() - started)
+  const output = encode(out)
+  return { output, digest: await sha256Hex(output), computeMs }
+}
