@@ -25,6 +25,11 @@ export class RequestRefusedError extends CohortError {
   override name = 'RequestRefusedError'
 }
 
+/** The coordinator was busy or failed on its side: the same request may succeed later. */
+export class CoordinatorUnavailableError extends CohortError {
+  override name = 'CoordinatorUnavailableError'
+}
+
 export interface CoordinatorClientInit {
   nats: NatsConnection
   identity: Identity
@@ -70,7 +75,11 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
   ): Promise<T> => {
     const msg = await nats.request(subject, await sealed(kind, payload), { timeout })
     const value = decode(msg.data)
-    if (isErrorReply(value)) throw new RequestRefusedError(`coordinator refused ${kind}: ${value.message}`)
+    if (isErrorReply(value)) {
+      if (value.code === 'internal')
+        throw new CoordinatorUnavailableError(`coordinator could not serve ${kind}: ${value.message}`)
+      throw new RequestRefusedError(`coordinator refused ${kind}: ${value.message}`)
+    }
     return parse(value)
   }
 

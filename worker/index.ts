@@ -17,4 +17,9 @@ export {
 export { runUnit } from './run-unit.js'
 export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
 export { loadOrCreateIdentity } from './identity-file.js'
-export { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
+export {
+  CoordinatorUnavailableError,
+  createCoordinatorClient,
+  RequestRefusedError,
+  type CoordinatorClient,
+} from './coordinator-client.js'

@@ -1,0 +1,232 @@
+// The coordinator refuses bad results: bad signatures, results for replicas leased to someone
+// else, duplicates, and digests that do not match their output. The test plays the worker itself.
+import test, { type ExecutionContext } from 'ava'
+import { connect } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/nats-core'
+import { builtinJobTypes } from '../jobs/index.js'
+import {
+  encode,
+  generateIdentity,
+  isErrorReply,
+  seal,
+  sha256Hex,
+  subjectsFor,
+  type Identity,
+  type Subjects,
+  type UnitPayload,
+} from '../shared/index.js'
+import {
+  createCoordinatorClient,
+  trustedKeysFrom,
+  verifyUnit,
+  type CoordinatorClient,
+} from '../worker/index.js'
+import { startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
+import {
+  computeOutput,
+  flipBit,
+  PRIMES,
+  rawRequest,
+  resultPayload,
+  type ResultFields,
+} from './helpers/protocol-fixtures.js'
+import { useServices } from './helpers/services.js'
+
+const services = useServices(test)
+
+interface FakeWorker {
+  identity: Identity
+  client: CoordinatorClient
+}
+
+interface Setup {
+  cluster: Cluster
+  nc: NatsConnection
+  subjects: Subjects
+  jobId: string
+  worker(): Promise<FakeWorker>
+  /** Ask for one unit as `w` and verify it as a worker would. */
+  lease(w: FakeWorker): Promise<UnitPayload>
+}
+
+/** A cluster with one coordinator and one planned `primes` job of one unit, quorum 2. */
+async function setup(t: ExecutionContext): Promise<Setup> {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const nc = await connect({ servers: services().natsUrl })
+  t.teardown(() => nc.close())
+  const subjects = subjectsFor(cluster.subjectPrefix)
+  const job = await cluster.api.submit({ type: 'primes', params: { to: 100_000 }, redundancy: { quorum: 2 } })
+  await waitUntil('the job to be planned', async () => (await cluster.api.job(job.id)).units.planned, 30_000)
+  const trusted = trustedKeysFrom([{ keyId: cluster.identity.keyId, publicKey: cluster.identity.publicKey }])
+  return {
+    cluster,
+    nc,
+    subjects,
+    jobId: job.id,
+    async worker() {
+      const identity = await generateIdentity(true)
+      return { identity, client: createCoordinatorClient({ nats: nc, identity, subjects, timeoutMs: 5_000 }) }
+    },
+    async lease(w) {
+      const grant = await w.client.requestWork(1, [PRIMES])
+      t.is(grant.units.length, 1, 'one unit granted')
+      const unit = await verifyUnit(grant.units[0]!, {
+        trusted,
+        self: w.identity.id,
+        jobTypes: builtinJobTypes,
+        now: Date.now(),
+      })
+      t.is(unit.jobId, job.id)
+      return unit
+    },
+  }
+}
+
+/** The result an honest worker would send for `unit`. */
+async function honestResult(unit: UnitPayload): Promise<ResultFields> {
+  const { output, digest } = await computeOutput(unit.kind, unit.input)
+  return { replicaId: unit.replicaId, unitId: unit.unitId, jobId: unit.jobId, digest, output, computeMs: 3 }
+}
+
+test('result checks - a result with a bad signature gets an error reply and is not stored', async (t) => {
+  const s = await setup(t)
+  const coordinator = s.cluster.coordinators[0]!
+  const me = await s.worker()
+  const unit = await s.lease(me)
+  const fields = await honestResult(unit)
+  const stranger = await generateIdentity(true)
+  const good = await seal('result', resultPayload(me.identity, fields), me.identity)
+
+  const forgeries = {
+    'one bit of the signature flipped': { ...good, sig: flipBit(good.sig) },
+    'one bit of the body flipped': { ...good, body: flipBit(good.body) },
+    'signer replaced by another key': { ...good, signer: stranger.publicKey },
+    'body re-encoded with another digest': {
+      ...good,
+      body: encode(resultPayload(me.identity, { ...fields, digest: await sha256Hex(encode({ count: 1 })) })),
+    },
+  }
+  for (const [what, envelope] of Object.entries(forgeries)) {
+    const before = coordinator.counters.malformed
+    const reply = await rawRequest(s.nc, s.subjects.resultSubmit, encode(envelope))
+    t.true(isErrorReply(reply), `${what}: ${JSON.stringify(reply)}`)
+    t.like(reply, { type: 'error', code: 'bad-signature' }, what)
+    t.is(coordinator.counters.malformed, before + 1, what)
+  }
+
+  // Correctly signed by another key, but claiming to come from the worker that holds the lease.
+  const impostor = await seal('result', resultPayload(me.identity, fields), stranger)
+  const before = coordinator.counters.malformed
+  const reply = await rawRequest(s.nc, s.subjects.resultSubmit, encode(impostor))
+  t.like(reply, { type: 'error', code: 'bad-request' })
+  t.regex((reply as { message: string }).message, /worker does not match the envelope signer/)
+  t.is(coordinator.counters.malformed, before + 1)
+
+  // Nothing was stored: the replica is still leased to the worker, no results, no credit.
+  t.like(await coordinator.store.replicaState(unit.replicaId), { state: 'leased', worker: me.identity.id })
+  t.deepEqual(await coordinator.store.unitResults(unit.unitId), [])
+  t.is((await coordinator.store.workerStats(me.identity.id)).results, 0)
+  t.is((await coordinator.store.workerStats(stranger.id)).results, 0)
+  t.like(coordinator.counters, { resultsAccepted: 0, resultsRejected: 0, resultsDuplicate: 0, malformed: 5 })
+
+  // The lease survived: the honest result is still accepted.
+  t.like(await me.client.submitResult(fields), { status: 'accepted' })
+  t.is((await coordinator.store.replicaState(unit.replicaId))['state'], 'done')
+})
+
+test('result checks - a result for a replica leased to another worker is rejected', async (t) => {
+  const s = await setup(t)
+  const coordinator = s.cluster.coordinators[0]!
+  const a = await s.worker()
+  const b = await s.worker()
+  const unitA = await s.lease(a)
+  const unitB = await s.lease(b)
+  t.is(unitA.unitId, unitB.unitId, 'both replicas of the one unit')
+  t.not(unitA.replicaId, unitB.replicaId)
+
+  // B submits a correct result, signed by B, for A's replica.
+  const ack = await b.client.submitResult(await honestResult(unitA))
+  t.is(ack.status, 'rejected')
+  t.regex(ack.reason ?? '', /not leased/)
+  t.like(coordinator.counters, { resultsRejected: 1, resultsAccepted: 0, malformed: 0 })
+  t.like(await coordinator.store.replicaState(unitA.replicaId), { state: 'leased', worker: a.identity.id })
+  t.like(await coordinator.store.replicaState(unitB.replicaId), { state: 'leased', worker: b.identity.id })
+  t.deepEqual(await coordinator.store.unitResults(unitA.unitId), [])
+  t.is((await coordinator.store.workerStats(b.identity.id)).results, 0)
+
+  // A stranger who never leased anything fares no better.
+  const c = await s.worker()
+  t.like(await c.client.submitResult(await honestResult(unitB)), { status: 'rejected' })
+
+  // Both rightful workers are still accepted, and their agreement validates the job.
+  t.like(await a.client.submitResult(await honestResult(unitA)), { status: 'accepted' })
+  t.like(await b.client.submitResult(await honestResult(unitB)), { status: 'accepted' })
+  await waitUntil('the job to complete', async () => (await s.cluster.api.job(s.jobId)).state === 'completed')
+  t.like(await s.cluster.api.result(s.jobId), { result: { count: 9592, from: 0, to: 100_000 } })
+})
+
+test('result checks - a duplicate result is acknowledged as duplicate and counted once', async (t) => {
+  const s = await setup(t)
+  const coordinator = s.cluster.coordinators[0]!
+  const me = await s.worker()
+  const unit = await s.lease(me)
+  const fields = await honestResult(unit)
+
+  t.like(await me.client.submitResult(fields), { status: 'accepted' })
+  t.like(await me.client.submitResult(fields), { status: 'duplicate' })
+  // Replaying one signed message, twice, gives a duplicate each time.
+  const bytes = encode(await seal('result', resultPayload(me.identity, fields), me.identity))
+  for (let i = 0; i < 2; i++) {
+    t.like(await rawRequest(s.nc, s.subjects.resultSubmit, bytes), {
+      type: 'result.ack',
+      status: 'duplicate',
+    })
+  }
+
+  const results = await coordinator.store.unitResults(unit.unitId)
+  t.deepEqual(results, [{ replicaId: unit.replicaId, digest: fields.digest, worker: me.identity.id }])
+  t.like(coordinator.counters, { resultsAccepted: 1, resultsDuplicate: 3, resultsRejected: 0 })
+  t.is((await coordinator.store.workerStats(me.identity.id)).results, 1)
+  t.is((await coordinator.store.replicaState(unit.replicaId))['state'], 'done')
+})
+
+test('result checks - a result whose digest does not match its output is rejected', async (t) => {
+  const s = await setup(t)
+  const coordinator = s.cluster.coordinators[0]!
+  const me = await s.worker()
+  const unit = await s.lease(me)
+  const fields = await honestResult(unit)
+  const wrongDigest = await sha256Hex(encode({ count: 0 }))
+  t.not(wrongDigest, fields.digest)
+
+  const ack = await me.client.submitResult({ ...fields, digest: wrongDigest })
+  t.is(ack.status, 'rejected')
+  t.regex(ack.reason ?? '', /digest does not match/)
+  t.like(coordinator.counters, { resultsRejected: 1, resultsAccepted: 0 })
+  t.deepEqual(await coordinator.store.unitResults(unit.unitId), [])
+  t.is((await coordinator.store.workerStats(me.identity.id)).results, 0)
+  // The broken result cost the worker its lease; the replica went back to be reissued.
+  t.not((await coordinator.store.replicaState(unit.replicaId))['state'], 'done')
+  t.like(await me.client.submitResult(fields), { status: 'rejected' })
+
+  // An output that is not what the job type produces is refused the same way.
+  const other = await s.worker()
+  const unit2 = await s.lease(other)
+  const junk = encode({ count: 'many' })
+  const ack2 = await other.client.submitResult({
+    ...(await honestResult(unit2)),
+    output: junk,
+    digest: await sha256Hex(junk),
+  })
+  t.is(ack2.status, 'rejected')
+  t.regex(ack2.reason ?? '', /malformed output/)
+})
+
+test('result checks - the primes output a test computes matches the job type run', async (t) => {
+  const out: unknown = builtinJobTypes.get(PRIMES)!.run({ from: 0, to: 100_000 }, {})
+  t.deepEqual(out, { count: 9592 })
+  const { output, digest } = await computeOutput(PRIMES, { from: 0, to: 100_000 })
+  t.deepEqual(output, encode(out))
+  t.is(digest, await sha256Hex(encode(out)))
+})
