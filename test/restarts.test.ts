@@ -1,22 +1,27 @@
 // Restarts of the servers themselves: NATS and Redis (with AOF) going away mid-job delay the job,
 // and the worker daemons and coordinator reconnect on their own. Serial: each test restarts a server.
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
 
+/** π(4·10^7) over 40 units, on two workers, with a few units already validated. */
+async function jobUnderWay(t: ExecutionContext) {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  await cluster.addWorker()
+  await cluster.addWorker()
+  const job = await cluster.api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
+  await waitUntil('some units validated', async () => (await cluster.api.job(job.id)).units.validated >= 3)
+  return { cluster, job }
+}
+
 test.serial(
   'restarts - a NATS restart mid-job: workers and coordinator reconnect and the job completes',
   async (t) => {
-    const s = services()
-    const cluster = await startCluster({ services: s })
-    t.teardown(() => cluster.stop())
-    await cluster.addWorker()
-    await cluster.addWorker()
-    const job = await cluster.api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
-    await waitUntil('some units validated', async () => (await cluster.api.job(job.id)).units.validated >= 3)
-    await s.restartNats!()
+    const { cluster, job } = await jobUnderWay(t)
+    await services().restartNats!()
     const done = await waitForJob(cluster.api, job.id)
     t.is(done.state, 'completed')
     t.like((await cluster.api.result(job.id)).result, { count: 2_433_654 })
@@ -27,18 +32,12 @@ test.serial(
 test.serial(
   'restarts - kill -9 of Redis (AOF) mid-job: nothing accepted is lost and the job completes',
   async (t) => {
-    const s = services()
-    const cluster = await startCluster({ services: s })
-    t.teardown(() => cluster.stop())
-    await cluster.addWorker()
-    await cluster.addWorker()
-    const job = await cluster.api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
-    await waitUntil('some units validated', async () => (await cluster.api.job(job.id)).units.validated >= 3)
+    const { cluster, job } = await jobUnderWay(t)
     // Redis appends to the AOF before it answers, so a killed process (not a lost machine) keeps every
     // acknowledged write: no validated unit may be missing after the restart.
     const before = (await cluster.api.job(job.id)).units.validated
-    await s.killRedis!('SIGKILL')
-    await s.restartRedis!()
+    await services().killRedis!('SIGKILL')
+    await services().restartRedis!()
     const after = await cluster.api.job(job.id)
     t.true(
       after.units.validated >= before,

@@ -47,6 +47,13 @@ local function leaseEnded(rid, uid, jid, worker, newState, now, maxLost)
   newReplica(uid, jid, now)
   return 1
 end
+-- The worker gives a lease back (or lost it in transit): 1 when it still held it.
+local function giveBack(rid, worker, now, maxLost)
+  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
+  if r[1] ~= 'leased' or r[2] ~= worker then return 0 end
+  leaseEnded(rid, r[3], r[4], worker, 'released', now, maxLost)
+  return 1
+end
 `
 
 /**
@@ -131,13 +138,9 @@ for i = 5, #ARGV do held[ARGV[i]] = true end
 local n = 0
 for _, rid in ipairs(redis.call('SMEMBERS', p..'worker:'..worker..':leases')) do
   if not held[rid] then
-    local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
-    if r[1] == 'leased' and r[2] == worker then
-      leaseEnded(rid, r[3], r[4], worker, 'released', now, maxLost)
-      n = n + 1
-    else
-      redis.call('SREM', p..'worker:'..worker..':leases', rid)
-    end
+    local given = giveBack(rid, worker, now, maxLost)
+    if given == 0 then redis.call('SREM', p..'worker:'..worker..':leases', rid) end
+    n = n + given
   end
 end
 return n
@@ -176,12 +179,7 @@ local now = tonumber(ARGV[3])
 local maxLost = tonumber(ARGV[4])
 local n = 0
 for i = 5, #ARGV do
-  local rid = ARGV[i]
-  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
-  if r[1] == 'leased' and r[2] == worker then
-    leaseEnded(rid, r[3], r[4], worker, 'released', now, maxLost)
-    n = n + 1
-  end
+  n = n + giveBack(ARGV[i], worker, now, maxLost)
 end
 return n
 `
