@@ -3,4 +3,5 @@ export { createCoordinator, type Coordinator, type CoordinatorInit } from './coo
 export { DEFAULT_TUNING, resolveTuning, type CoordinatorTuning } from './options.js'
 export type { Counters } from './counters.js'
 export { jobView } from './http/jobs-routes.js'
+export { contentSecurityPolicy, contributeMiddleware, type ContributeInit } from './http/contribute.js'
 export type { JobRecord, JobState, Store, WorkerStats } from './store/store.js'

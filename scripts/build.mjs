@@ -1,7 +1,7 @@
 // Build: transpile every TypeScript source to dist/ (same layout, ESM), then bundle browser entries.
 import { build } from 'esbuild'
-import { readdirSync, statSync, existsSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { basename, join } from 'node:path'
 
 const roots = [
   'coordinator',
@@ -67,4 +67,10 @@ if (browserEntries.length > 0) {
     sourcemap: 'linked',
     logLevel: 'warning',
   })
+}
+// The contribute page's HTML shell, stylesheet and icon, served next to the bundles.
+const pageFiles = ['web-worker/contribute.html', 'web-worker/contribute.css', 'web-worker/icon.svg']
+for (const file of pageFiles.filter((p) => existsSync(p))) {
+  mkdirSync('dist/web', { recursive: true })
+  copyFileSync(file, join('dist/web', basename(file)))
 }

@@ -53,6 +53,7 @@ program
   .option('--host <addr>', 'HTTP bind address', '127.0.0.1')
   .option('--redis-url <url>', 'Redis (env REDIS_URL)')
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--nats-ws-url <url>', 'NATS WebSocket listener for browsers; serves /contribute (env NATS_WS_URL)')
   .option('--key-file <path>', 'signing key file (created when missing)')
   .option('--lease-ms <n>', 'lease length handed to workers', '30000')
   .option('--redis-prefix <p>', 'Redis key prefix (several deployments on one Redis)', 'cohort:')
@@ -63,6 +64,7 @@ program
       host: string
       redisUrl?: string
       natsUrl?: string
+      natsWsUrl?: string
       keyFile?: string
       leaseMs: string
       redisPrefix: string
@@ -74,6 +76,7 @@ program
         natsUrl: o.natsUrl ?? env.natsUrl,
         natsUser: env.natsUser,
         natsPass: env.natsPass,
+        natsWsUrl: o.natsWsUrl ?? env.natsWsUrl,
         port: intFlag('port', o.port, 0, 65535) ?? 8080,
         host: o.host,
         keyFile: o.keyFile ?? defaultCoordinatorKeyFile(env.dataDir),
@@ -84,7 +87,9 @@ program
           subjectPrefix: o.subjectPrefix,
         },
       })
-      process.stdout.write(`coordinator listening on ${coordinator.url}; key ${key}\n`)
+      const natsWsUrl = o.natsWsUrl ?? env.natsWsUrl
+      const contribute = natsWsUrl === undefined ? '' : `; contribute at ${coordinator.url}/contribute`
+      process.stdout.write(`coordinator listening on ${coordinator.url}; key ${key}${contribute}\n`)
       onShutdown(() => coordinator.stop(), say)
     },
   )
@@ -228,6 +233,7 @@ program
         dataDir,
         redisUrl: env.redisUrl,
         natsUrl: env.natsUrl,
+        natsWsUrl: env.natsWsUrl,
         log: logger('up', `${dataDir}/logs/coordinator.log`),
         out: process.stdout,
       })

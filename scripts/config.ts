@@ -6,6 +6,8 @@ export interface EnvConfig {
   natsUrl: string | undefined
   natsUser: string | undefined
   natsPass: string | undefined
+  /** The NATS WebSocket listener browsers connect to (the coordinator then serves /contribute). */
+  natsWsUrl: string | undefined
   /** Coordinator HTTP API, for the CLI's client commands. Default http://127.0.0.1:8080. */
   apiUrl: string
   apiKey: string | undefined
@@ -30,6 +32,7 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
     natsUrl: get('NATS_URL'),
     natsUser: get('NATS_USER'),
     natsPass: get('NATS_PASS'),
+    natsWsUrl: get('NATS_WS_URL'),
     apiUrl: get('COHORT_URL') ?? 'http://127.0.0.1:8080',
     apiKey: get('COHORT_API_KEY'),
     trust: (get('COHORT_TRUST') ?? '')

@@ -10,6 +10,8 @@ export interface RunCoordinatorOptions {
   natsUrl: string | undefined
   natsUser?: string | undefined
   natsPass?: string | undefined
+  /** The NATS WebSocket listener browsers connect to; when set, the coordinator serves /contribute. */
+  natsWsUrl?: string | undefined
   port: number
   host: string
   keyFile: string
@@ -35,6 +37,7 @@ export async function startCoordinator(
     port: o.port,
     host: o.host,
     ...(o.tuning === undefined ? {} : { tuning: o.tuning }),
+    ...(o.natsWsUrl === undefined ? {} : { contribute: { natsWsUrl: o.natsWsUrl } }),
   })
   await coordinator.start()
   return { coordinator, key: identity.id }

@@ -19,6 +19,8 @@ export interface UpOptions {
   dataDir: string
   redisUrl: string | undefined
   natsUrl: string | undefined
+  /** With an external NATS: its WebSocket listener, for the contribute page. */
+  natsWsUrl: string | undefined
   log: Logger
   out: NodeJS.WriteStream
 }
@@ -43,11 +45,13 @@ export async function up(o: UpOptions): Promise<Cluster> {
     dataDir,
     ...(o.redisUrl === undefined ? {} : { redisUrl: o.redisUrl }),
     ...(o.natsUrl === undefined ? {} : { natsUrl: o.natsUrl }),
+    ...(o.natsWsUrl === undefined ? {} : { natsWsUrl: o.natsWsUrl }),
     log: (line) => o.log.info(line),
   })
   const { coordinator, key } = await startCoordinator({
     redisUrl: services.redisUrl,
     natsUrl: services.natsUrl,
+    natsWsUrl: services.natsWsUrl,
     port: o.port,
     host: '127.0.0.1',
     keyFile: defaultCoordinatorKeyFile(dataDir),
@@ -76,8 +80,12 @@ export async function up(o: UpOptions): Promise<Cluster> {
     )
     children.push(child)
   }
+  const contribute =
+    services.natsWsUrl === undefined
+      ? 'no contribute page (no NATS WebSocket URL)'
+      : `contribute at ${coordinator.url}/contribute`
   o.out.write(
-    `cohort up: ready — API ${coordinator.url}, ${o.workers} worker daemons × ${threads} threads, ` +
+    `cohort up: ready — API ${coordinator.url}, ${contribute}, ${o.workers} worker daemons × ${threads} threads, ` +
       `Redis ${services.redisUrl}, NATS ${services.natsUrl}, logs in ${logDir}\n`,
   )
 

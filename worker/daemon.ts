@@ -328,9 +328,6 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const daemon = Object.assign(emitter, {
     id: init.identity.id,
     stats,
-    get paused() {
-      return paused
-    },
     start(): void {
       availableSub = init.nats.subscribe(subjects.workAvailable, { callback: () => wake.notify() })
       fillLoop = fill()
@@ -376,5 +373,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       log.info('worker stopped', { unitsDone: stats.unitsDone })
     },
   })
-  return daemon
+  // A getter (Object.assign would copy the value once).
+  return Object.defineProperty(daemon, 'paused', { get: () => paused, enumerable: true }) as typeof daemon &
+    Pick<WorkerDaemon, 'paused'>
 }

@@ -33,6 +33,7 @@ const ASSETS: Record<string, Asset> = {
   '/contribute/app.js': { file: 'page.js', type: JS },
   '/contribute/app.css': { file: 'contribute.css', type: 'text/css; charset=utf-8' },
   '/contribute/unit-worker.js': { file: 'unit-worker.js', type: JS },
+  '/contribute/icon.svg': { file: 'icon.svg', type: 'image/svg+xml' },
   '/contribute/page.js.map': { file: 'page.js.map', type: 'application/json' },
   '/contribute/unit-worker.js.map': { file: 'unit-worker.js.map', type: 'application/json' },
 }
@@ -85,7 +86,10 @@ export function contributeMiddleware(init: ContributeInit): Koa.Middleware {
   }
 
   return async (ctx, next) => {
-    if (ctx.path !== '/contribute' && !ctx.path.startsWith('/contribute/')) return next()
+    if (ctx.path !== '/contribute' && !ctx.path.startsWith('/contribute/')) {
+      await next()
+      return
+    }
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD')
       throw new HttpError(405, 'method-not-allowed', 'the contribute page only answers GET and HEAD')
     ctx.set('Content-Security-Policy', csp)

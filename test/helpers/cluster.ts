@@ -103,6 +103,8 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       log: testLogger('coordinator').log,
       port: 0,
       tuning,
+      // The browser contributor at /contribute, when the private nats-server has a WebSocket listener.
+      ...(services.natsWsUrl === undefined ? {} : { contribute: { natsWsUrl: services.natsWsUrl } }),
     })
     await c.start()
     coordinators.push(c)
