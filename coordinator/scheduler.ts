@@ -10,6 +10,7 @@ import {
   parseLeaseRelease,
   parseLeaseRenew,
   parseWorkRequest,
+  ProtocolError,
   type LeaseReleased,
   type LeaseRenewed,
   type Logger,
@@ -70,6 +71,11 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     const env = parseEnvelope(value, kind, ENVELOPE_OVERHEAD + LIMITS.maxReplicaIds * 100)
     const payload = parse(await open(env))
     checkWorkerSigned(payload, env.signer, Date.now())
+    // A signed request is good once: a copy replayed by someone who saw it (a renewal, a release, a
+    // work request whose `holding` would give back newer leases) is refused.
+    if (!(await store.useNonce(payload.worker, payload.nonce, 2 * LIMITS.maxClockSkewMs))) {
+      throw new ProtocolError('request replayed: this nonce was used before')
+    }
     return payload
   }
 

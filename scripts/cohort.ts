@@ -233,6 +233,8 @@ program
         dataDir,
         redisUrl: env.redisUrl,
         natsUrl: env.natsUrl,
+        natsUser: env.natsUser,
+        natsPass: env.natsPass,
         natsWsUrl: env.natsWsUrl,
         log: logger('up', `${dataDir}/logs/coordinator.log`),
         out: process.stdout,

@@ -1,12 +1,21 @@
 // A private nats-server with JetStream, a monitoring port and (optionally) a WebSocket listener.
+import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
 import { freePorts } from './free-port.js'
 import { spawnServer, waitReady, type ServerProcess } from './server-process.js'
 
+/** The coordinators' NATS account on the private server; volunteers connect without credentials. */
+export interface NatsCredentials {
+  user: string
+  pass: string
+}
+
 export interface NatsServer {
   readonly url: string
+  /** Full permissions, for coordinators (and tests acting as one). */
+  readonly coordinator: NatsCredentials
   /** ws:// URL for browsers, when the WebSocket listener is on. */
   readonly wsUrl: string | undefined
   /** http:// URL of the monitoring endpoints (/healthz, /varz, ...). */
@@ -35,7 +44,22 @@ interface Ports {
   websocket: number | undefined
 }
 
-function config(dir: string, ports: Ports): string {
+/**
+ * Roles: a connection without credentials is a volunteer, kept to the subjects of its role — it may
+ * ask for work, submit results and renew or release leases (any subject prefix of one token), hear
+ * `work.available`, and receive its own replies. It can neither read other volunteers' results nor
+ * answer as a coordinator. Coordinators log in with the `coordinator` credentials.
+ */
+export const VOLUNTEER_PUBLISH = [
+  '*.v1.work.request',
+  '*.v1.result.submit',
+  '*.v1.lease.renew',
+  '*.v1.lease.release',
+]
+export const VOLUNTEER_SUBSCRIBE = ['_INBOX.>', '*.v1.work.available']
+
+function config(dir: string, ports: Ports, coordinator: NatsCredentials): string {
+  const list = (xs: string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`
   const lines = [
     `listen: "127.0.0.1:${ports.client}"`,
     `http: "127.0.0.1:${ports.monitor}"`,
@@ -43,9 +67,24 @@ function config(dir: string, ports: Ports): string {
     `jetstream {`,
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
     `}`,
+    `authorization {`,
+    `  users: [`,
+    `    { user: ${JSON.stringify(coordinator.user)}, password: ${JSON.stringify(coordinator.pass)} }`,
+    `    { user: "volunteer", password: "volunteer", permissions: {`,
+    `        publish: { allow: ${list(VOLUNTEER_PUBLISH)} }`,
+    `        subscribe: { allow: ${list(VOLUNTEER_SUBSCRIBE)} } } }`,
+    `  ]`,
+    `}`,
+    `no_auth_user: "volunteer"`,
   ]
   if (ports.websocket !== undefined) {
-    lines.push(`websocket {`, `  listen: "127.0.0.1:${ports.websocket}"`, `  no_tls: true`, `}`)
+    lines.push(
+      `websocket {`,
+      `  listen: "127.0.0.1:${ports.websocket}"`,
+      `  no_tls: true`,
+      `  no_auth_user: "volunteer"`,
+      `}`,
+    )
   }
   return lines.join('\n') + '\n'
 }
@@ -83,10 +122,11 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   }
 
   // Another process may take a free port before nats-server binds it: then try other ones.
+  const coordinator: NatsCredentials = { user: 'coordinator', pass: randomBytes(18).toString('base64url') }
   let ports = await pickPorts()
   let server: ServerProcess | undefined
   for (let attempt = 1; server === undefined; attempt++) {
-    await writeFile(configFile, config(opts.dir, ports))
+    await writeFile(configFile, config(opts.dir, ports, coordinator), { mode: 0o600 })
     try {
       server = await launch(ports)
     } catch (err) {
@@ -103,6 +143,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   let current: ServerProcess = server
   return {
     url,
+    coordinator,
     wsUrl,
     monitorUrl: `http://127.0.0.1:${ports.monitor}`,
     get pid() {

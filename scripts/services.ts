@@ -1,7 +1,7 @@
 // Redis and NATS for `cohort up` and for tests: private servers on free ports, or external ones by URL.
 import { join } from 'node:path'
 import { ensureBinaries, type ServerBinary } from './install-packages.js'
-import { startNatsServer, type NatsServer } from './nats-server.js'
+import { startNatsServer, type NatsCredentials, type NatsServer } from './nats-server.js'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 
 export interface ServicesOptions {
@@ -25,6 +25,12 @@ export interface Services {
   redisUrl: string
   natsUrl: string
   natsWsUrl: string | undefined
+  /**
+   * Credentials with full permissions on the private nats-server, for coordinators. Connections
+   * without credentials are volunteers, kept to their role's subjects. Undefined for an external NATS
+   * (its operator sets NATS_USER/NATS_PASS).
+   */
+  natsCoordinator: NatsCredentials | undefined
   /** Monitoring URL of the private nats-server (/healthz, /varz, /jsz). */
   natsMonitorUrl?: string
   /** Pids of the private servers, the last ones started (they change on restart). */
@@ -95,6 +101,7 @@ export async function startServices(opts: ServicesOptions): Promise<Services> {
     redisUrl: redis?.url ?? opts.redisUrl ?? '',
     natsUrl: nats?.url ?? opts.natsUrl ?? '',
     natsWsUrl: nats === undefined ? opts.natsWsUrl : nats.wsUrl,
+    natsCoordinator: nats?.coordinator,
     pids: {
       get redis() {
         return redis?.pid
@@ -120,3 +127,4 @@ export async function startServices(opts: ServicesOptions): Promise<Services> {
   }
   return services
 }
+export type { NatsCredentials } from './nats-server.js'

@@ -19,6 +19,9 @@ export interface UpOptions {
   dataDir: string
   redisUrl: string | undefined
   natsUrl: string | undefined
+  /** Coordinator credentials for an external NATS. */
+  natsUser?: string | undefined
+  natsPass?: string | undefined
   /** With an external NATS: its WebSocket listener, for the contribute page. */
   natsWsUrl: string | undefined
   log: Logger
@@ -51,6 +54,8 @@ export async function up(o: UpOptions): Promise<Cluster> {
   const { coordinator, key } = await startCoordinator({
     redisUrl: services.redisUrl,
     natsUrl: services.natsUrl,
+    natsUser: services.natsCoordinator?.user ?? o.natsUser,
+    natsPass: services.natsCoordinator?.pass ?? o.natsPass,
     natsWsUrl: services.natsWsUrl,
     port: o.port,
     host: '127.0.0.1',

@@ -21,7 +21,7 @@ import {
 import { runUnit, type RunTask } from '../worker/index.js'
 import { useBrowser, openContribute } from './helpers/browser.js'
 import { startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
-import { uniquePrefix, useServices } from './helpers/services.js'
+import { uniquePrefix, useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 const browser = useBrowser(test)
@@ -115,7 +115,7 @@ test.serial('browser - kernels give bit-identical outputs in Chromium Web Worker
 
 /** A coordinator impostor on its own subject prefix: answers every work request with a forged unit. */
 async function forger(coordinator: Identity, prefix: string) {
-  const nc = await connect({ servers: services().natsUrl })
+  const nc = await connect(asCoordinator(services()))
   const subjects = subjectsFor(prefix)
   const stranger = await generateIdentity(false)
   let served = 0

@@ -14,7 +14,7 @@ import {
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { PRIMES } from './helpers/protocol-fixtures.js'
-import { useServices } from './helpers/services.js'
+import { useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 
@@ -219,7 +219,7 @@ test('http api - cancelling a running job is 200; cancelling it again is 409', (
     const id = created.body['id'] as string
     await waitUntil('the job to be planned', async () => (await cluster.api.job(id)).units.planned, 30_000)
     // Lease its replica, as a worker would, so that the job is running.
-    const nc = await connect({ servers: services().natsUrl })
+    const nc = await connect(asCoordinator(services()))
     try {
       const identity: Identity = await generateIdentity(true)
       const client = createCoordinatorClient({

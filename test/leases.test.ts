@@ -1,7 +1,15 @@
 // Leases: renewal, lost grants taken back at the next request, and expiry.
 import test from 'ava'
 import { connect } from '@nats-io/transport-node'
-import { generateIdentity, parseUnitPayload, open, subjectsFor } from '../shared/index.js'
+import {
+  decode,
+  encode,
+  generateIdentity,
+  open,
+  parseUnitPayload,
+  seal,
+  subjectsFor,
+} from '../shared/index.js'
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitUntil } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
@@ -84,4 +92,31 @@ test('leases - an expired lease is reissued to another worker', async (t) => {
   await cluster.addWorker()
   await waitUntil('job completed', async () => (await cluster.api.job(job.id)).state === 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 1229 })
+})
+
+test('leases - a signed request replayed by someone who saw it is refused', async (t) => {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const identity = await generateIdentity(true)
+  const nats = await connect({ servers: services().natsUrl })
+  t.teardown(() => nats.close())
+  const envelope = await seal(
+    'lease.release',
+    {
+      type: 'lease.release',
+      v: 1,
+      worker: identity.id,
+      at: Date.now(),
+      nonce: 'n-1',
+      replicaIds: [],
+      reason: 'x',
+    },
+    identity,
+  )
+  const subject = subjectsFor(cluster.subjectPrefix).leaseRelease
+  const first = decode((await nats.request(subject, encode(envelope), { timeout: 3_000 })).data)
+  t.like(first, { type: 'lease.released', released: 0 })
+  const again = decode((await nats.request(subject, encode(envelope), { timeout: 3_000 })).data)
+  t.like(again, { type: 'error', code: 'bad-request' })
+  t.regex((again as { message: string }).message, /replayed/)
 })

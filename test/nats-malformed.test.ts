@@ -26,7 +26,7 @@ import {
   sealWorkerRequest,
   unitPayload,
 } from './helpers/protocol-fixtures.js'
-import { useServices } from './helpers/services.js'
+import { useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 
@@ -181,7 +181,7 @@ async function jobStillCompletes(t: ExecutionContext, cluster: Cluster): Promise
 async function withCluster(t: ExecutionContext, fn: (cluster: Cluster, nc: NatsConnection) => Promise<void>) {
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
-  const nc = await connect({ servers: services().natsUrl })
+  const nc = await connect(asCoordinator(services()))
   t.teardown(() => nc.close())
   await fn(cluster, nc)
 }

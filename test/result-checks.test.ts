@@ -30,7 +30,7 @@ import {
   resultPayload,
   type ResultFields,
 } from './helpers/protocol-fixtures.js'
-import { useServices } from './helpers/services.js'
+import { useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 
@@ -53,7 +53,7 @@ interface Setup {
 async function setup(t: ExecutionContext): Promise<Setup> {
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
-  const nc = await connect({ servers: services().natsUrl })
+  const nc = await connect(asCoordinator(services()))
   t.teardown(() => nc.close())
   const subjects = subjectsFor(cluster.subjectPrefix)
   const job = await cluster.api.submit({ type: 'primes', params: { to: 100_000 }, redundancy: { quorum: 2 } })

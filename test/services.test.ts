@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import { connect } from '@nats-io/transport-node'
 import { connect as tcpConnect } from 'node:net'
 import { servicesOptionsFromEnv, startServices } from '../scripts/services.js'
-import { startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
+import { asCoordinator, startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
 
 let services: TestServices
 test.before(async () => {
@@ -39,7 +39,8 @@ function isAlive(pid: number): boolean {
 }
 
 async function natsRoundTrip(url: string, subject: string): Promise<string> {
-  const nc = await connect({ servers: url })
+  const c = services.natsCoordinator
+  const nc = await connect({ servers: url, ...(c === undefined ? {} : { user: c.user, pass: c.pass }) })
   try {
     const sub = nc.subscribe(subject)
     void (async () => {
@@ -152,4 +153,33 @@ test('servicesOptionsFromEnv reads only REDIS_URL, NATS_URL and NATS_WS_URL', (t
     redisUrl: 'redis://h:2',
     natsWsUrl: 'ws://h:3',
   })
+})
+
+test('nats permissions - a volunteer may ask coordinators for work but not read results or speak for them', async (t) => {
+  const own = await startTestServices({ websocket: false })
+  const coordinator = await connect(asCoordinator(own))
+  const volunteer = await connect({ servers: own.natsUrl })
+  t.teardown(async () => {
+    await volunteer.close()
+    await coordinator.close()
+    await own.stop()
+  })
+  coordinator.subscribe('cohort.v1.work.request', { callback: (_e, m) => void m.respond('granted') })
+  await coordinator.flush()
+  t.is((await volunteer.request('cohort.v1.work.request', 'x', { timeout: 2000 })).string(), 'granted')
+
+  const violations: string[] = []
+  const watching = (async () => {
+    for await (const s of volunteer.status()) {
+      if (s.type === 'error') violations.push(String(s.error.message))
+      if (violations.length >= 3) return
+    }
+  })()
+  volunteer.subscribe('cohort.v1.result.submit', { callback: () => {} })
+  volunteer.subscribe('cohort.v1.work.request', { callback: () => {} })
+  volunteer.publish('cohort.v1.work.available')
+  await watching
+  t.true(violations.some((v) => /Subscription to "cohort.v1.result.submit"/.test(v)))
+  t.true(violations.some((v) => /Subscription to "cohort.v1.work.request"/.test(v)))
+  t.true(violations.some((v) => /Publish to "cohort.v1.work.available"/.test(v)))
 })

@@ -24,7 +24,7 @@ import { trustedKeysFrom, verifyUnit } from '../worker/index.js'
 import type { VerifyInit } from '../worker/unit-verifier.js'
 import { startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, flipBit, startFakeCoordinator, unitPayload } from './helpers/protocol-fixtures.js'
-import { useServices } from './helpers/services.js'
+import { useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 
@@ -49,7 +49,7 @@ const goodUnit = (c: Ctx, over: Partial<UnitPayload> = {}): Promise<SignedEnvelo
  */
 async function refusesUnit(t: ExecutionContext, makeBad: MakeBad, expected: RegExp): Promise<void> {
   const cluster = await startCluster({ services: services(), coordinators: 0 })
-  const nc = await connect({ servers: services().natsUrl })
+  const nc = await connect(asCoordinator(services()))
   try {
     const c: Ctx = { cluster, coordinator: cluster.identity, worker: await generateIdentity(true) }
     const bad = await makeBad(c)
@@ -147,7 +147,7 @@ test('worker verification - a unit addressed to another worker is refused', (t) 
 
 test('worker verification - a correctly signed unit is run and its signed result submitted', async (t) => {
   const cluster = await startCluster({ services: services(), coordinators: 0 })
-  const nc = await connect({ servers: services().natsUrl })
+  const nc = await connect(asCoordinator(services()))
   try {
     const c: Ctx = { cluster, coordinator: cluster.identity, worker: await generateIdentity(true) }
     const payload = unitPayload(c.worker.id, c.coordinator.keyId, { input: { from: 1000, to: 5000 } })

@@ -232,6 +232,11 @@ export function createStore(init: StoreInit) {
       return redis.cohortReclaim(p, worker, now, maxLost, ...held)
     },
 
+    /** Record a signed request's nonce; false when it was seen before (a replay). */
+    async useNonce(worker: string, nonce: string, ttlMs: number): Promise<boolean> {
+      return (await redis.set(`${p}nonce:${worker}:${nonce}`, '1', 'PX', ttlMs, 'NX')) === 'OK'
+    },
+
     async expire(now: number, limit: number, maxLost: number): Promise<number> {
       return redis.cohortExpire(p, now, limit, maxLost)
     },

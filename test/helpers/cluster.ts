@@ -98,6 +98,9 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     const c = createCoordinator({
       redisUrl: services.redisUrl,
       natsUrl: services.natsUrl,
+      ...(services.natsCoordinator === undefined
+        ? {}
+        : { natsUser: services.natsCoordinator.user, natsPass: services.natsCoordinator.pass }),
       identity,
       jobTypes: builtinJobTypes.values(),
       log: testLogger('coordinator').log,

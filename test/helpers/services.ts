@@ -61,3 +61,11 @@ export function useServices<Context>(
     return services
   }
 }
+
+/** Connection options with the coordinators' full permissions on a private nats-server. */
+export function asCoordinator(services: Services): { servers: string; user?: string; pass?: string } {
+  const c = services.natsCoordinator
+  return c === undefined
+    ? { servers: services.natsUrl }
+    : { servers: services.natsUrl, user: c.user, pass: c.pass }
+}
