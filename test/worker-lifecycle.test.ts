@@ -109,3 +109,19 @@ test('cli - a worker without a trusted coordinator key refuses to start', async 
   t.is(code, 2)
   t.true(child.lines.some((l) => /no trusted coordinator key/.test(l)))
 })
+
+test('lifecycle - a worker with room for more units than one request may carry still gets work', async (t) => {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const big = await cluster.addWorker({ threads: 1, bufferUnits: 100 })
+  const job = await cluster.api.submit({
+    type: 'primes',
+    params: { to: 1_000_000, unitSize: 10_000 },
+    redundancy: { quorum: 1, maxReplicas: 1 },
+  })
+  const done = await waitForJob(cluster.api, job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { count: 78_498 })
+  t.is(big.daemon.stats.resultsAccepted, 100)
+  t.is(cluster.coordinators[0]!.counters.malformed, 0)
+})

@@ -194,6 +194,9 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       stats.unitsDone++
       stats.computeMs += outcome.computeMs
       h.state = 'submitting'
+      // The thread is free now: start the next buffered unit while this result travels.
+      refreshStats()
+      dispatch()
       await submit(h, outcome)
     } catch (err) {
       if (!h.abort.signal.aborted) {
@@ -253,7 +256,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const fill = async (): Promise<void> => {
     let backoff = 250
     while (!stopping) {
-      const want = capacity() - held.size
+      const want = Math.min(LIMITS.maxWant, capacity() - held.size)
       if (paused || want <= 0) {
         await wake.wait(5_000)
         continue

@@ -1,0 +1,124 @@
+// An in-process Cohort deployment for benchmarks: one coordinator on this thread and worker daemons on a
+// thread of their own (worker-host.ts), on the given Redis and NATS, with a Redis key prefix and NATS
+// subject prefix of their own (as the test cluster does).
+import { randomBytes } from 'node:crypto'
+import { createCoordinator, type Coordinator, type JobRecord } from '../coordinator/index.js'
+import { builtinJobTypes } from '../jobs/index.js'
+import { createApiClient, type ApiClient } from '../scripts/api-client.js'
+import { generateIdentity } from '../shared/index.js'
+import { benchLogger } from './log.js'
+import { now, sleep } from './stats.js'
+import { startWorkerHost, type WorkerHost } from './worker-host-client.js'
+import type { WorkerSpec } from './worker-host-protocol.js'
+
+export type { WorkerSpec } from './worker-host-protocol.js'
+
+export interface Endpoints {
+  redisUrl: string
+  natsUrl: string
+  /** The coordinator's NATS login, when the server requires one (workers connect without). */
+  natsCoordinator?: { user: string; pass: string } | undefined
+}
+
+export interface BenchCluster {
+  coordinator: Coordinator
+  api: ApiClient
+  workers: WorkerHost
+  /** POST a job and wait, polling the coordinator's store, until it has completed. */
+  runJob(body: unknown, opts?: RunJobOptions): Promise<JobRun>
+  stop(): Promise<void>
+}
+
+export interface RunJobOptions {
+  /** How often the job's state is read. Default 5 ms. */
+  pollMs?: number
+  /** Give up (throw) after this long. Default 120000 ms. */
+  timeoutMs?: number
+  /** Called on every poll while the job runs (extra measurements). */
+  onPoll?: () => void
+}
+
+export interface JobRun {
+  id: string
+  /** `now()` just before the POST was sent. */
+  postedAt: number
+  /** `now()` when the completed state was first seen. */
+  completedAt: number
+  record: JobRecord
+}
+
+function uniquePrefix(label: string): string {
+  return `bench-${label}-${process.pid}-${randomBytes(4).toString('hex')}`
+}
+
+async function waitCompleted(
+  coordinator: Coordinator,
+  id: string,
+  opts: RunJobOptions,
+): Promise<{ record: JobRecord; at: number }> {
+  const pollMs = opts.pollMs ?? 5
+  const deadline = now() + (opts.timeoutMs ?? 120_000)
+  for (;;) {
+    opts.onPoll?.()
+    const record = await coordinator.store.getJob(id)
+    const at = now()
+    if (record?.state === 'completed') return { record, at }
+    if (record?.state === 'failed' || record?.state === 'cancelled') {
+      throw new Error(`job ${id} ${record.state}: ${record.error ?? 'no reason given'}`)
+    }
+    if (at > deadline) throw new Error(`job ${id} still ${record?.state ?? 'unknown'} after the timeout`)
+    await sleep(pollMs)
+  }
+}
+
+export async function startBenchCluster(init: {
+  endpoints: Endpoints
+  workers: WorkerSpec[]
+  label: string
+}): Promise<BenchCluster> {
+  const { endpoints } = init
+  const subjectPrefix = uniquePrefix(init.label)
+  const identity = await generateIdentity(true)
+  const coordinator = createCoordinator({
+    redisUrl: endpoints.redisUrl,
+    natsUrl: endpoints.natsUrl,
+    ...(endpoints.natsCoordinator === undefined
+      ? {}
+      : { natsUser: endpoints.natsCoordinator.user, natsPass: endpoints.natsCoordinator.pass }),
+    identity,
+    jobTypes: builtinJobTypes.values(),
+    log: benchLogger('coordinator'),
+    port: 0,
+    tuning: { redisPrefix: `${uniquePrefix(init.label)}:`, subjectPrefix },
+  })
+  await coordinator.start()
+  let workers: WorkerHost
+  try {
+    workers = await startWorkerHost({
+      natsUrl: endpoints.natsUrl,
+      subjectPrefix,
+      trusted: { keyId: identity.keyId, publicKey: identity.publicKey },
+      workers: init.workers,
+    })
+  } catch (err) {
+    await coordinator.stop()
+    throw err
+  }
+
+  const api = createApiClient(coordinator.url)
+  return {
+    coordinator,
+    api,
+    workers,
+    async runJob(body, opts = {}) {
+      const postedAt = now()
+      const { id } = await api.submit(body)
+      const { record, at } = await waitCompleted(coordinator, id, opts)
+      return { id, postedAt, completedAt: at, record }
+    },
+    async stop() {
+      await workers.stop()
+      await coordinator.stop()
+    },
+  }
+}

@@ -1,0 +1,92 @@
+// The human-readable report: markdown tables of the overhead and throughput results.
+import type { CpuShares } from './machine.js'
+import type { OverheadResult, OverheadRow } from './overhead.js'
+import { median } from './stats.js'
+import type { ThroughputResult } from './throughput.js'
+
+function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`
+  return [line(headers), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n')
+}
+
+const fixed = (x: number, digits = 0): string => x.toFixed(digits)
+const pct = (x: number): string => `${(x * 100).toFixed(0)}%`
+
+/** Columns as header and cell together, so the two cannot drift apart. */
+const OVERHEAD_COLUMNS: readonly [string, (r: OverheadRow) => string][] = [
+  ['unit (measured)', (r) => `${r.targetMs} ms (${fixed(r.calibratedMs, 2)})`],
+  ['unitSize', (r) => String(r.unitSize)],
+  ['units', (r) => String(r.units)],
+  ['threads', (r) => String(r.threads)],
+  ['baseline ms (a)', (r) => fixed(r.baselineMedianMs)],
+  ['platform ms (b)', (r) => fixed(r.platformMedianMs)],
+  ['pool ms/unit', (r) => fixed(r.poolMsPerUnit, 2)],
+  ['b/a', (r) => fixed(r.ratio, 2)],
+  ['extra ms/unit', (r) => fixed(r.extraMsPerUnit, 2)],
+  ['runner busy', (r) => pct(r.runnerBusy)],
+  ['wait between units ms', (r) => (r.medianGapMs === null ? '-' : fixed(r.medianGapMs, 1))],
+  ['coordinator loop', (r) => pct(r.coordinatorEventLoopUtilization)],
+  ['worker loop', (r) => pct(r.workerEventLoopUtilization)],
+]
+
+export function overheadTable(o: OverheadResult): string {
+  const latency = o.latency
+  return [
+    table(
+      OVERHEAD_COLUMNS.map(([header]) => header),
+      o.rows.map((r) => OVERHEAD_COLUMNS.map(([, cell]) => cell(r))),
+    ),
+    '',
+    `A job of one 1000-number unit: first unit started ${fixed(latency.postToFirstStartMs)} ms after the POST, ` +
+      `job completed after ${fixed(latency.postToCompletedMs)} ms (medians).`,
+  ].join('\n')
+}
+
+export function throughputTable(t: ThroughputResult): string {
+  const med = (pick: (r: ThroughputResult['runs'][number]) => number): number => median(t.runs.map(pick))
+  return table(
+    ['measure', 'value'],
+    [
+      ['units (unitSize 1000), quorum', `${t.units}, ${t.quorum}`],
+      ['workers x threads, bufferUnits', `${t.workers} x ${t.threadsPerWorker}, ${t.bufferUnits}`],
+      ['units validated/s (first unit started -> completed)', fixed(t.unitsPerSecond)],
+      ['results accepted/s', fixed(t.resultsPerSecond)],
+      ['baseline units/s (direct piscina)', fixed(t.baselineUnitsPerSecond)],
+      ['validated units/s / baseline units/s', fixed(t.ratio, 4)],
+      ['POST -> first unit started ms', fixed(med((r) => r.postToFirstStartMs))],
+      ['first unit started -> all validated ms', fixed(med((r) => r.firstStartToValidatedMs))],
+      ['first unit started -> completed ms', fixed(med((r) => r.firstStartToCompletedMs))],
+      ['coordinator event loop busy', pct(med((r) => r.coordinatorEventLoopUtilization))],
+      ['worker daemons event loop busy', pct(med((r) => r.workersEventLoopUtilization))],
+      [
+        'coordinator loop ms per result',
+        fixed(
+          med((r) => r.coordinatorMsPerResult),
+          2,
+        ),
+      ],
+      [
+        'runner thread wait between units ms',
+        fixed(
+          med((r) => r.medianGapMs ?? NaN),
+          1,
+        ),
+      ],
+      [
+        'CPU ms: this process / Redis + NATS',
+        `${fixed(med((r) => r.cpuMs))} / ${fixed(med((r) => r.servicesCpuMs))}`,
+      ],
+      ['machine busy (all cores, POST -> completed)', pct(med((r) => r.machineBusy))],
+    ],
+  )
+}
+
+/** Where the cores' time went during a section; a warning when other processes took a noticeable share. */
+export function cpuLine(c: CpuShares): string {
+  const line =
+    `CPU time of all cores during this section: benchmark process ${pct(c.own)}, ` +
+    `Redis + NATS ${pct(c.services)}, other processes ${pct(c.others)}.`
+  return c.others > 0.1 ? `${line} **Other processes were busy: these figures are low and noisy.**` : line
+}

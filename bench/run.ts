@@ -1,0 +1,215 @@
+// `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead and throughput
+// benchmarks; prints markdown tables on stdout and writes bench/results/latest.json.
+//   node dist/bench/run.js [--only overhead|throughput|browser] [--quick] [--threads N]
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { servicesOptionsFromEnv, startServices, type Services } from '../scripts/services.js'
+import { onShutdown } from '../scripts/signals.js'
+import type { Endpoints } from './cluster.js'
+import { progress } from './log.js'
+import { browserBenchOptions, browserTables, runBrowserBench, type BrowserBenchResult } from './browser.js'
+import {
+  backgroundLoad,
+  loadAverage,
+  machineInfo,
+  startCpuAccount,
+  type CpuShares,
+  type MachineInfo,
+} from './machine.js'
+import { runOverhead, type OverheadResult, type UnitClass } from './overhead.js'
+import { cpuLine, overheadTable, throughputTable } from './report.js'
+import { runThroughput, type ThroughputResult } from './throughput.js'
+
+const USAGE = 'usage: node dist/bench/run.js [--only overhead|throughput|browser] [--quick] [--threads N]'
+
+interface Plan {
+  overhead: boolean
+  throughput: boolean
+  /** Browser vs. daemon on the same units (bench/browser.ts). */
+  browser: boolean
+  quick: boolean
+  threads: number
+}
+
+function parsePlan(argv: string[]): Plan {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+  const only = values.only
+  if (only !== undefined && only !== 'overhead' && only !== 'throughput' && only !== 'browser') {
+    throw new Error(`--only must be overhead, throughput or browser, got "${only}"\n${USAGE}`)
+  }
+  const threads = values.threads === undefined ? availableParallelism() : Number(values.threads)
+  if (!Number.isSafeInteger(threads) || threads < 1 || threads > 64) {
+    throw new Error(`--threads must be an integer from 1 to 64\n${USAGE}`)
+  }
+  return {
+    overhead: only === undefined || only === 'overhead',
+    throughput: only === undefined || only === 'throughput',
+    browser: only === undefined || only === 'browser',
+    quick: values.quick,
+    threads,
+  }
+}
+
+/** Units per class: a few seconds of platform time each in a full run, a fraction of that with --quick. */
+function unitClasses(quick: boolean): UnitClass[] {
+  return quick
+    ? [
+        { targetMs: 1, units: 50 },
+        { targetMs: 10, units: 20 },
+        { targetMs: 100, units: 6 },
+      ]
+    : [
+        { targetMs: 1, units: 500 },
+        { targetMs: 10, units: 200 },
+        { targetMs: 100, units: 40 },
+      ]
+}
+
+function natsLoginFromEnv(): { user: string; pass: string } | undefined {
+  const user = process.env['NATS_USER']
+  return user === undefined || user === '' ? undefined : { user, pass: process.env['NATS_PASS'] ?? '' }
+}
+
+interface Report {
+  date: string
+  command: string
+  machine: MachineInfo
+  /** Share of all CPUs other processes used in the second before the run, and the load average then and after. */
+  background: { cpuShareBefore: number; loadAverageBefore: number; loadAverageAfter?: number }
+  /** Where the machine's CPU time went during each section (other processes distort the figures). */
+  cpu: { overhead?: CpuShares; throughput?: CpuShares }
+  quick: boolean
+  overhead?: OverheadResult
+  throughput?: ThroughputResult
+  browser?: BrowserBenchResult
+}
+
+async function main(): Promise<void> {
+  const plan = parsePlan(process.argv.slice(2))
+  const started = Date.now()
+  const dataDir = await mkdtemp(join(tmpdir(), 'cohort-bench-'))
+  let services: Services | undefined
+  const cleanup = async (): Promise<void> => {
+    await services?.stop()
+    services = undefined
+    await rm(dataDir, { recursive: true, force: true })
+  }
+  onShutdown(cleanup, progress)
+  const report: Report = {
+    date: new Date(started).toISOString(),
+    command: ['node', 'dist/bench/run.js', ...process.argv.slice(2)].join(' '),
+    machine: machineInfo(),
+    background: { cpuShareBefore: await backgroundLoad(), loadAverageBefore: loadAverage() },
+    quick: plan.quick,
+    cpu: {},
+  }
+  if (report.background.cpuShareBefore > 0.15) {
+    progress(
+      `warning: other processes use ${(report.background.cpuShareBefore * 100).toFixed(0)}% of the CPUs; ` +
+        'the figures will be low and noisy',
+    )
+  }
+  try {
+    services = await startServices({
+      dataDir,
+      websocket: false,
+      log: (line) => {
+        if (process.env['COHORT_BENCH_LOG']) progress(`[services] ${line}`)
+      },
+      ...servicesOptionsFromEnv(process.env),
+    })
+    const endpoints: Endpoints = {
+      redisUrl: services.redisUrl,
+      natsUrl: services.natsUrl,
+      // The private nats-server's coordinator login; for an external NATS, NATS_USER / NATS_PASS.
+      natsCoordinator: services.natsCoordinator ?? natsLoginFromEnv(),
+    }
+    const repeats = plan.quick ? 1 : 3
+    const servicePids = (): number[] => {
+      const pids = services?.pids
+      return [pids?.redis, pids?.nats].filter((p): p is number => p !== undefined)
+    }
+    if (plan.overhead) {
+      const account = startCpuAccount(servicePids)
+      report.overhead = await runOverhead({
+        endpoints,
+        threads: plan.threads,
+        classes: unitClasses(plan.quick),
+        repeats,
+      })
+      report.cpu.overhead = account()
+    }
+    if (plan.throughput) {
+      const account = startCpuAccount(servicePids)
+      report.throughput = await runThroughput({
+        endpoints,
+        units: plan.quick ? 400 : 2000,
+        workers: 2,
+        // A daemon starts its next unit only once the previous result is acknowledged, so each runner
+        // thread has one result in flight: 4 threads each keep enough results coming (tiny units hardly
+        // use the threads). threads + bufferUnits stays within the 64 units one work request may ask for.
+        threadsPerWorker: 4,
+        bufferUnits: 32,
+        repeats,
+        warmups: plan.quick ? 1 : 2,
+        servicePids,
+      })
+      report.cpu.throughput = account()
+    }
+    // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
+    if (plan.browser) report.browser = await runBrowserBench(browserBenchOptions(plan.threads, plan.quick))
+  } finally {
+    await cleanup()
+  }
+  report.background.loadAverageAfter = loadAverage()
+
+  const out: string[] = [
+    `# Cohort benchmarks — ${report.date}`,
+    '',
+    `${report.machine.cpus} cores (${report.machine.model}), Node ${report.machine.node}; ` +
+      `\`${report.command}\`${plan.quick ? ' (quick: fewer units, 1 run)' : ' (median of 3 runs after a warm-up)'}; ` +
+      `other processes used ${(report.background.cpuShareBefore * 100).toFixed(0)}% of the CPUs before the run`,
+  ]
+  if (report.overhead !== undefined) {
+    out.push('', '## Overhead: platform at quorum 1 vs. direct piscina', '', overheadTable(report.overhead))
+    if (report.cpu.overhead !== undefined) out.push('', cpuLine(report.cpu.overhead))
+  }
+  if (report.throughput !== undefined) {
+    out.push('', '## Throughput: tiny units at quorum 2', '', throughputTable(report.throughput))
+    if (report.cpu.throughput !== undefined) out.push('', cpuLine(report.cpu.throughput))
+  }
+  if (report.browser !== undefined) {
+    out.push('', '## Browser vs. daemon: the same primes units', '', browserTables(report.browser))
+  }
+  console.log(out.join('\n'))
+
+  const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
+  await mkdir(resultsDir, { recursive: true })
+  const file = join(resultsDir, 'latest.json')
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
+  progress(`wrote ${file} (${((Date.now() - started) / 1000).toFixed(0)} s in all)`)
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

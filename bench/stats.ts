@@ -1,0 +1,27 @@
+// Small numeric helpers shared by the benchmarks.
+
+/** The median of `xs` (the mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new Error('median of an empty list')
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+/** Epoch milliseconds with sub-millisecond resolution, comparable across threads (unlike performance.now()). */
+export const now = (): number => performance.timeOrigin + performance.now()
+
+/** Run `f` and return how long it took in ms, with its value. */
+export async function timed<T>(f: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = now()
+  const value = await f()
+  return { ms: now() - started, value }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Round to `digits` decimals (for printing and JSON). */
+export function round(x: number, digits = 2): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
