@@ -16,8 +16,12 @@ import {
   type UnitPayload,
 } from '../shared/index.js'
 import { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
+import type { DaemonGuest } from './policy/guest-hooks.js'
+import { restoreUnits } from './policy/restore.js'
 import type { RunOutcome, Runner } from './runner.js'
 import { verifyUnit, type TrustedKeys } from './unit-verifier.js'
+import { createModuleCache } from './module-cache.js'
+import { withUnitResources } from './unit-resources.js'
 import { createWake } from './wake.js'
 
 export interface WorkerDaemonInit {
@@ -39,6 +43,8 @@ export interface WorkerDaemonInit {
   requestTimeoutMs?: number
   /** On stop, how long running units may take to finish before they are handed back. Default 30000 ms. */
   drainTimeoutMs?: number
+  /** The volunteer's policy (worker/policy): idle pausing, work cap, checkpoints. Default: none. */
+  guest?: DaemonGuest
 }
 
 export interface WorkerStats {
@@ -102,6 +108,9 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const subjects = subjectsFor(init.subjectPrefix ?? 'cohort')
   const jobTypes = new Map<string, AnyJobType>()
   for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
+  // Modules named by signed units, fetched from coordinators and hash-checked; unit time limits.
+  const modules = createModuleCache({ fetch: (hash) => client.getModule(hash) })
+  const runner = withUnitResources(init.runner, { jobTypes, modules })
   const accepts = [...jobTypes.keys()]
   // The runner's thread count may change while the daemon runs (the browser's threads slider).
   const threads = (): number => init.runner.threads
@@ -190,13 +199,17 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     emitter.emit('started', h.unit)
     try {
       log.debug('unit started', { unitId: h.unit.unitId, replicaId: h.unit.replicaId })
-      const outcome = await init.runner.run({ kind: h.unit.kind, input: h.unit.input }, h.abort.signal)
+      const task = { kind: h.unit.kind, input: h.unit.input }
+      const outcome = await runner.run(task, h.abort.signal, init.guest?.hooksFor(h.unit))
+      init.guest?.onFinished(h.unit, outcome)
       stats.unitsDone++
       stats.computeMs += outcome.computeMs
       h.state = 'submitting'
-      // The thread is free now: start the next buffered unit while this result travels.
+      // The thread is free now: start the next buffered unit while this result travels, and
+      // refill the buffer.
       refreshStats()
       dispatch()
+      wake.notify()
       await submit(h, outcome)
     } catch (err) {
       if (!h.abort.signal.aborted) {
@@ -207,6 +220,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
           .catch(() => {})
       }
     } finally {
+      if (init.guest !== undefined && h.state !== 'submitting') init.guest.onFinished(h.unit, undefined)
       held.delete(h.unit.replicaId)
       refreshStats()
       wake.notify()
@@ -215,7 +229,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   }
 
   const dispatch = (): void => {
-    if (stopping || paused) return
+    if (stopping || paused || init.guest?.mayStart() === false) return
     for (const h of held.values()) {
       if (count('running') >= threads()) break
       if (h.state === 'buffered') track(runOne(h))
@@ -234,6 +248,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
           now: Date.now(),
         })
         if (held.has(unit.replicaId)) continue
+        init.guest?.onAccepted(env, unit)
         held.set(unit.replicaId, {
           unit,
           state: 'buffered',
@@ -256,7 +271,12 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const fill = async (): Promise<void> => {
     let backoff = 250
     while (!stopping) {
-      const want = Math.min(LIMITS.maxWant, capacity() - held.size)
+      // Results on their way back do not take room: only units still to compute do.
+      const guestCap = init.guest?.admit(
+        [...held.values()].map((h) => ({ ...h, replicaId: h.unit.replicaId, kind: h.unit.kind })),
+        threads(),
+      )
+      const want = Math.min(LIMITS.maxWant, capacity() - held.size + count('submitting'), guestCap ?? Number.POSITIVE_INFINITY)
       if (paused || want <= 0) {
         await wake.wait(5_000)
         continue
@@ -313,6 +333,36 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     )
   }
 
+  /** Units an earlier run checkpointed (policy only): renewed, then run from their checkpoint. */
+  const restore = async (): Promise<void> => {
+    if (init.guest === undefined) return
+    const restored = await restoreUnits({
+      guest: init.guest,
+      client,
+      trusted: init.trusted,
+      self: init.identity.id,
+      jobTypes,
+      log,
+    }).catch((err: unknown) => {
+      log.warn('could not restore saved units', errorFields(err))
+      return []
+    })
+    for (const { unit, expiresAt } of restored) {
+      held.set(unit.replicaId, {
+        unit,
+        state: 'buffered',
+        abort: new AbortController(),
+        expiresAt,
+        leaseMs: Math.max(1, unit.expiresAt - unit.issuedAt),
+      })
+    }
+    if (restored.length > 0) {
+      refreshStats()
+      dispatch()
+      scheduleRenew()
+    }
+  }
+
   const buffered = (): Held[] => [...held.values()].filter((h) => h.state === 'buffered')
 
   const handBack = async (hs: Held[], reason: string): Promise<void> => {
@@ -333,7 +383,11 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     stats,
     start(): void {
       availableSub = init.nats.subscribe(subjects.workAvailable, { callback: () => wake.notify() })
-      fillLoop = fill()
+      init.guest?.onChange(() => {
+        wake.notify()
+        dispatch()
+      })
+      fillLoop = restore().then(fill)
       log.info('worker started', { id: init.identity.id, threads: threads(), capacity: capacity(), paused })
     },
     async pause(): Promise<void> {
