@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type Koa from 'koa'
 import {
+  ConfigError,
   errorFields,
   kindOf,
   subjectsFor,
@@ -22,6 +23,8 @@ import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
 import { createScheduler } from './scheduler.js'
 import { createStore, type Store } from './store/store.js'
+import { createContentStore, type ContentStore } from './modules/content-store.js'
+import { createModuleService } from './modules/module-service.js'
 import { createUnitSigner } from './unit-signer.js'
 import { createValidator } from './validator.js'
 
@@ -57,6 +60,8 @@ export interface Coordinator {
   readonly url: string
   readonly counters: Counters
   readonly store: Store
+  /** WebAssembly modules, by SHA-256 hex. */
+  readonly modules: ContentStore
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
@@ -68,6 +73,28 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
     return await Promise.race([p, t])
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/**
+ * A coordinator must be allowed to listen on the request subjects. On a server with roles, a
+ * connection without the coordinators' credentials is a volunteer: say so at start, instead of
+ * running deaf while workers hear "no responders".
+ */
+async function checkCoordinatorRole(nc: NatsConnection, subject: string): Promise<void> {
+  let refused: Error | undefined
+  const probe = nc.subscribe(subject, {
+    callback: (err) => {
+      if (err) refused = err
+    },
+  })
+  await nc.flush()
+  probe.unsubscribe()
+  if (refused !== undefined) {
+    throw new ConfigError(
+      `NATS does not let this coordinator listen on ${subject} (${refused.message}); ` +
+        "log in with the coordinators' credentials (NATS_USER / NATS_PASS)",
+    )
   }
 }
 
@@ -97,6 +124,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   redis.on('error', (err) => log.warn('redis error', errorFields(err)))
   bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
   const store = createStore({ redis, prefix: tuning.redisPrefix })
+  const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
@@ -105,6 +133,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   return {
     counters,
     store,
+    modules,
     get url() {
       return url
     },
@@ -119,6 +148,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         ...(init.natsUser === undefined ? {} : { user: init.natsUser, pass: init.natsPass ?? '' }),
       })
       const nc = nats
+      await checkCoordinatorRole(nc, subjects.workRequest)
       const pipeline = createPipeline({
         connection: bullConnection,
         store,
@@ -149,12 +179,22 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
       })
+      const moduleService = createModuleService({
+        nats: nc,
+        modules,
+        subjects,
+        tuning,
+        counters,
+        log: log.child('modules'),
+      })
       pipeline.start()
       scheduler.start()
       validator.start()
-      parts = [validator, scheduler, pipeline]
+      moduleService.start()
+      parts = [validator, scheduler, moduleService, pipeline]
       const app = createApp({
         store,
+        modules,
         pipeline,
         tuning,
         counters,

@@ -16,6 +16,10 @@ export interface Counters {
   leasesReleased: number
   jobsCompleted: number
   httpErrors: number
+  /** Modules refused at upload for breaking a rule. */
+  modulesRefused: number
+  /** Jobs failed because a unit settled on a failure (a trap, a time limit). */
+  jobsFailed: number
 }
 
 export function createCounters(): Counters {
@@ -33,5 +37,7 @@ export function createCounters(): Counters {
     leasesReleased: 0,
     jobsCompleted: 0,
     httpErrors: 0,
+    modulesRefused: 0,
+    jobsFailed: 0,
   }
 }

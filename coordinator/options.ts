@@ -26,6 +26,14 @@ export interface CoordinatorTuning {
   stopTimeoutMs: number
   /** API keys that may submit jobs; empty means anyone who reaches the HTTP port may. Default []. */
   apiKeys: string[]
+  /** How long units, replicas and results of a finished job are kept. Default 1 hour. */
+  unitRetentionMs: number
+  /** How long a finished job (state and result) is kept. Default 30 days. */
+  jobRetentionMs: number
+  /** Largest WebAssembly module accepted by POST /v1/modules. Default 4 MiB (also the most). */
+  maxModuleBytes: number
+  /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
+  maxModulePages: number
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -41,6 +49,10 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   maxInflight: 512,
   stopTimeoutMs: 10_000,
   apiKeys: [],
+  maxModuleBytes: 4 * 1024 * 1024,
+  maxModulePages: 256,
+  unitRetentionMs: 3600_000,
+  jobRetentionMs: 30 * 24 * 3600_000,
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -69,6 +81,10 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
   intIn('maxInflight', t.maxInflight, 1, 100_000)
   intIn('stopTimeoutMs', t.stopTimeoutMs, 0, 600_000)
+  intIn('maxModuleBytes', t.maxModuleBytes, 1024, 4 * 1024 * 1024)
+  intIn('maxModulePages', t.maxModulePages, 1, 256)
+  intIn('unitRetentionMs', t.unitRetentionMs, 1000, 365 * 24 * 3600_000)
+  intIn('jobRetentionMs', t.jobRetentionMs, 1000, 10 * 365 * 24 * 3600_000)
   if (!Array.isArray(t.apiKeys) || t.apiKeys.some((k) => typeof k !== 'string' || k.length < 16)) {
     throw new ConfigError('apiKeys must be a list of strings of at least 16 characters')
   }

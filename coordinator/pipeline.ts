@@ -4,7 +4,7 @@
 // enqueue was lost between two writes.
 import { Queue, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
-import { decode, errorFields, type AnyJobType, type Logger } from '../shared/index.js'
+import { decode, errorFields, UnrecoverableError, type AnyJobType, type Logger } from '../shared/index.js'
 import type { Counters } from './counters.js'
 import type { CoordinatorTuning } from './options.js'
 import type { Store } from './store/store.js'
@@ -90,7 +90,17 @@ export function createPipeline(init: PipelineInit): Pipeline {
       if (b === null) throw new Error(`unit ${i} of job ${rec.id} has no canonical output`)
       return jobType.parseOutput(decode(b)) as unknown
     })
-    const result = jobType.merge(jobType.parseParams(rec.params), outputs) as unknown
+    let result: unknown
+    try {
+      result = jobType.merge(jobType.parseParams(rec.params), outputs) as unknown
+    } catch (err) {
+      // A unit that settled on a failure (a wasm trap or time limit agreed by a quorum) fails the job.
+      if (!(err instanceof UnrecoverableError)) throw err
+      await store.failJob(rec.id, err.message, Date.now())
+      init.counters.jobsFailed++
+      log.warn('job failed', { jobId: rec.id, reason: err.message })
+      return
+    }
     if (await store.completeJob(rec.id, result, Date.now())) {
       init.counters.jobsCompleted++
       log.info('job completed', { jobId: rec.id })
@@ -98,6 +108,10 @@ export function createPipeline(init: PipelineInit): Pipeline {
   }
 
   const sweep = async (): Promise<void> => {
+    // Finished jobs: their per-unit data expires after a while, the job and its result later.
+    for (const id of await store.endedJobIds(100)) {
+      await store.expireJobData(id, tuning.unitRetentionMs, tuning.jobRetentionMs, Date.now())
+    }
     for (const id of await store.activeJobIds()) {
       const rec = await store.getJob(id)
       if (rec === undefined) continue

@@ -2,6 +2,25 @@
 import { kindOf, type AnyJobType } from '../shared/job-type.js'
 import { nqueens } from './nqueens.js'
 import { primes } from './primes.js'
+export {
+  wasm,
+  MAX_UNIT_OUTPUT_BYTES,
+  type WasmInput,
+  type WasmMerge,
+  type WasmOutput,
+  type WasmParams,
+  type WasmResult,
+} from './wasm.js'
+export {
+  checkModule,
+  validateModule,
+  DEFAULT_MODULE_LIMITS,
+  ModuleRuleError,
+  type ModuleInfo,
+  type ModuleLimits,
+  type ModuleRule,
+} from './wasm/module-rules.js'
+import { wasm } from './wasm.js'
 
 export {
   nqueens,
@@ -18,7 +37,7 @@ export {
   type PrimesResult,
 } from './primes.js'
 
-const all: readonly AnyJobType[] = [primes, nqueens]
+const all: readonly AnyJobType[] = [primes, nqueens, wasm]
 
 /** Every built-in job type, keyed by `kindOf(type)`, e.g. `primes@1`. */
 export const builtinJobTypes: ReadonlyMap<string, AnyJobType> = new Map(all.map((t) => [kindOf(t), t]))

@@ -49,11 +49,51 @@ function popcount(x: number): number {
   return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff
 }
 
-/** How often the abort signal is polled, in visited nodes (a power of two minus one). */
-const POLL_MASK = (1 << 20) - 1
+/** How often the abort signal and the host's hooks are polled, in visited nodes (a power of two minus one). */
+const POLL_MASK = (1 << 18) - 1
+
+/** Where a search stopped: the explicit stack and the solutions counted so far. */
+export interface SearchCheckpoint {
+  d: number
+  solutions: number
+  free: number[]
+  cols: number[]
+  left: number[]
+  right: number[]
+}
+
+/** Hooks of the host (all optional): pausing and throttling, progress, checkpoints. */
+export interface SearchHooks {
+  signal?: AbortSignal | undefined
+  shouldYield?: (() => boolean) | undefined
+  progress?: ((fraction: number) => void) | undefined
+  checkpoint?: ((state: SearchCheckpoint) => void) | undefined
+  /** Continue from this checkpoint (ignored when it does not fit this search). */
+  resumeFrom?: unknown
+}
+
+function readCheckpoint(raw: unknown, rows: number, full: number): SearchCheckpoint | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined
+  const r = raw as Record<string, unknown>
+  const ints = (v: unknown): v is number[] =>
+    Array.isArray(v) && v.length === rows && v.every((x) => Number.isInteger(x) && x >= 0 && x <= full)
+  if (!Number.isInteger(r['d']) || (r['d'] as number) < 0 || (r['d'] as number) >= rows) return undefined
+  if (!Number.isSafeInteger(r['solutions']) || (r['solutions'] as number) < 0) return undefined
+  if (!ints(r['free']) || !ints(r['cols']) || !ints(r['left']) || !ints(r['right'])) return undefined
+  return raw as SearchCheckpoint
+}
 
 /** Number of ways to complete a valid prefix to a full solution (1 when the prefix fills the board). */
-export function countCompletions(n: number, prefix: readonly number[], signal?: AbortSignal): number {
+export function countCompletions(
+  n: number,
+  prefix: readonly number[],
+  hooksOrSignal?: AbortSignal | SearchHooks,
+): number {
+  const hooks: SearchHooks =
+    hooksOrSignal === undefined || hooksOrSignal instanceof AbortSignal
+      ? { signal: hooksOrSignal }
+      : hooksOrSignal
+  const signal = hooks.signal
   throwIfAborted(signal)
   const board = placePrefix(n, prefix)
   if (board === undefined) return 0
@@ -69,10 +109,21 @@ export function countCompletions(n: number, prefix: readonly number[], signal?: 
   left[0] = board.left
   right[0] = board.right
   free[0] = full & ~(board.cols | board.left | board.right)
+  const firstRow = popcount(free[0])
   const last = rows - 1
   let solutions = 0
   let nodes = 0
   let d = 0
+  const resumed = readCheckpoint(hooks.resumeFrom, rows, full)
+  if (resumed !== undefined) {
+    free.set(resumed.free)
+    cols.set(resumed.cols)
+    left.set(resumed.left)
+    right.set(resumed.right)
+    d = resumed.d
+    solutions = resumed.solutions
+  }
+  const hooked = hooks.shouldYield !== undefined || hooks.checkpoint !== undefined
   while (d >= 0) {
     const f = free[d]!
     if (d === last) {
@@ -94,7 +145,22 @@ export function countCompletions(n: number, prefix: readonly number[], signal?: 
     left[d] = l
     right[d] = r
     free[d] = full & ~(c | l | r)
-    if ((++nodes & POLL_MASK) === 0) throwIfAborted(signal)
+    if ((++nodes & POLL_MASK) === 0) {
+      throwIfAborted(signal)
+      if (hooked) {
+        // The stack here is a complete state: resuming at this very point gives the same count.
+        if (hooks.shouldYield?.() === true) throwIfAborted(AbortSignal.abort())
+        hooks.progress?.(firstRow === 0 ? 1 : 1 - (popcount(free[0]) + 1) / firstRow)
+        hooks.checkpoint?.({
+          d,
+          solutions,
+          free: Array.from(free),
+          cols: Array.from(cols),
+          left: Array.from(left),
+          right: Array.from(right),
+        })
+      }
+    }
   }
   return solutions
 }

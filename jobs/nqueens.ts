@@ -95,7 +95,15 @@ export const nqueens: JobType<NQueensParams, NQueensInput, NQueensOutput, NQueen
   },
 
   run(input, ctx) {
-    return { solutions: countCompletions(input.n, input.prefix, ctx.signal) }
+    return {
+      solutions: countCompletions(input.n, input.prefix, {
+        signal: ctx.signal,
+        shouldYield: ctx.shouldYield?.bind(ctx),
+        progress: ctx.progress?.bind(ctx),
+        checkpoint: ctx.checkpoint?.bind(ctx),
+        resumeFrom: ctx.resumeFrom,
+      }),
+    }
   },
 
   parseOutput(raw) {

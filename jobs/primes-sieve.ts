@@ -69,20 +69,58 @@ function countMarked(seg: Uint8Array, words: Uint32Array, len: number): number {
   return marked - (len4 - len)
 }
 
+/** Where a count stopped: `segment` whole segments done, `count` primes found in them (and 2). */
+export interface SieveCheckpoint {
+  segment: number
+  count: number
+}
+
+/** Hooks of the host (all optional): pausing and throttling, progress, checkpoints. */
+export interface SieveHooks {
+  signal?: AbortSignal | undefined
+  shouldYield?: (() => boolean) | undefined
+  progress?: ((fraction: number) => void) | undefined
+  checkpoint?: ((state: SieveCheckpoint) => void) | undefined
+  /** Continue from this checkpoint (ignored when it does not fit this range). */
+  resumeFrom?: unknown
+}
+
+function readCheckpoint(raw: unknown, segments: number): SieveCheckpoint | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined
+  const { segment, count } = raw as Record<string, unknown>
+  if (!Number.isSafeInteger(segment) || !Number.isSafeInteger(count)) return undefined
+  if ((segment as number) < 0 || (segment as number) > segments || (count as number) < 0) return undefined
+  return { segment: segment as number, count: count as number }
+}
+
 /** Number of primes p with from <= p < to, for integers 0 <= from <= to <= 10^12. */
-export function countPrimes(from: number, to: number, signal?: AbortSignal): number {
+export function countPrimes(from: number, to: number, hooksOrSignal?: AbortSignal | SieveHooks): number {
+  const hooks: SieveHooks =
+    hooksOrSignal === undefined || hooksOrSignal instanceof AbortSignal
+      ? { signal: hooksOrSignal }
+      : hooksOrSignal
+  const signal = hooks.signal
   let count = from <= 2 && to > 2 ? 1 : 0
   const lo = from % 2 === 1 ? from : from + 1
   if (lo >= to) return count
   const total = Math.floor((to - lo + 1) / 2)
+  const segments = Math.ceil(total / SEGMENT)
+  const resumed = readCheckpoint(hooks.resumeFrom, segments)
+  let first = 0
+  if (resumed !== undefined) {
+    first = resumed.segment * SEGMENT
+    count = resumed.count
+  }
   const pattern = wheelPattern()
   const primes = sievingPrimes()
   const next = new Int32Array(primesBelowRoot(primes, to))
   const seg = new Uint8Array(((Math.min(SEGMENT, total) + 3) & ~3) + 4)
   const words = new Uint32Array(seg.buffer)
   let active = 0
-  for (let start = 0; start < total; start += SEGMENT) {
+  // Resuming needs no more state: activation below finds each prime's first multiple in the segment.
+  for (let start = first; start < total; start += SEGMENT) {
     throwIfAborted(signal)
+    if (hooks.shouldYield?.() === true) throwIfAborted(AbortSignal.abort())
     const len = Math.min(SEGMENT, total - start)
     const segLow = lo + 2 * start
     const segEnd = segLow + 2 * len
@@ -108,6 +146,11 @@ export function countPrimes(from: number, to: number, signal?: AbortSignal): num
       next[i] = j - len
     }
     count += len - countMarked(seg, words, len)
+    if (hooks.checkpoint !== undefined || hooks.progress !== undefined) {
+      const segment = start / SEGMENT + 1
+      hooks.progress?.(segment / segments)
+      hooks.checkpoint?.({ segment, count })
+    }
   }
   return count
 }

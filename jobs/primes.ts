@@ -109,7 +109,16 @@ export const primes: JobType<PrimesParams, PrimesInput, PrimesOutput, PrimesResu
   },
 
   run(input, ctx) {
-    return { count: countPrimes(input.from, input.to, ctx.signal) }
+    // Checkpoints once per 128 Ki-odd-number segment (the host throttles what it keeps).
+    return {
+      count: countPrimes(input.from, input.to, {
+        signal: ctx.signal,
+        shouldYield: ctx.shouldYield?.bind(ctx),
+        progress: ctx.progress?.bind(ctx),
+        checkpoint: ctx.checkpoint?.bind(ctx),
+        resumeFrom: ctx.resumeFrom,
+      }),
+    }
   },
 
   parseOutput(raw) {

@@ -19,8 +19,10 @@ function collect(dir, out) {
   if (!existsSync(dir)) return out
   for (const name of readdirSync(dir)) {
     const p = join(dir, name)
-    if (statSync(p).isDirectory()) collect(p, out)
-    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p)
+    // AssemblyScript sources (examples/*/assembly) compile with asc, not esbuild.
+    if (statSync(p).isDirectory()) {
+      if (name !== 'assembly') collect(p, out)
+    } else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p)
   }
   return out
 }

@@ -8,6 +8,8 @@ import { createProcessLogger } from './log-sink.js'
 import { watchJob } from './progress.js'
 import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
 import { defaultWorkerKeyFile, startWorker } from './run-worker.js'
+import { loadWorkerPolicy, workerStateDir } from './worker-config.js'
+import { printWorkerStatus } from './worker-status.js'
 import { onShutdown } from './signals.js'
 import { up } from './up.js'
 
@@ -94,9 +96,9 @@ program
     },
   )
 
-program
+const workerCommand = program
   .command('worker')
-  .description('run the volunteer worker daemon')
+  .description('run the volunteer worker daemon (`cohort worker status` shows a running one)')
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
   .option('--trust <key...>', 'coordinator public keys to trust (env COHORT_TRUST)')
   .option('--key-file <path>', 'identity key file (created when missing)')
@@ -104,6 +106,19 @@ program
   .option('--buffer <n>', 'units held beyond the running ones (default: threads)')
   .option('--log-file <path>', 'append log lines to this file')
   .option('--subject-prefix <p>', 'NATS subject prefix', 'cohort')
+  .option(
+    '--config <path>',
+    'policy file, JSON (env COHORT_WORKER_CONFIG; default ~/.cohort/worker.json if present)',
+  )
+  .option('--state-dir <path>', 'checkpoints and status.json (env COHORT_WORKER_STATE_DIR)')
+  .option('--run <when>', 'always | idle (env COHORT_WORKER_RUN)')
+  .option('--duty-cycle <pct>', 'percent of the time each thread computes (env COHORT_WORKER_DUTY_CYCLE)')
+  .option('--idle-minutes <n>', 'minutes without user input before the machine counts as idle')
+  .option('--other-cpu <pct>', "pause when other programs' CPU use exceeds this percent")
+  .option('--buffer-minutes <n>', 'work held, in minutes of compute per thread')
+  .option('--unit-mb <n>', 'heap limit per unit thread, MiB')
+  .option('--window <HH:MM-HH:MM...>', 'daily windows to compute in (local time)')
+  .option('--run-on-battery', 'compute on battery power too')
   .action(
     async (o: {
       natsUrl?: string
@@ -113,13 +128,30 @@ program
       buffer?: string
       logFile?: string
       subjectPrefix: string
+      config?: string
+      stateDir?: string
+      run?: string
+      dutyCycle?: string
+      idleMinutes?: string
+      otherCpu?: string
+      bufferMinutes?: string
+      unitMb?: string
+      window?: string[]
+      runOnBattery?: boolean
     }) => {
       const log = logger('worker', o.logFile)
+      const keyFile = o.keyFile ?? defaultWorkerKeyFile()
+      const { policy, stateDir } = await loadWorkerPolicy(
+        { ...o, keyFile, threads: intFlag('threads', o.threads, 1, 1024) },
+        env,
+      )
       const w = await startWorker({
+        policy,
+        stateDir,
         natsUrl: o.natsUrl ?? env.natsUrl,
         natsUser: env.natsUser,
         natsPass: env.natsPass,
-        keyFile: o.keyFile ?? defaultWorkerKeyFile(),
+        keyFile,
         trust: o.trust ?? env.trust,
         threads: intFlag('threads', o.threads, 1, 1024),
         bufferUnits: intFlag('buffer', o.buffer, 0, 1024),
@@ -130,6 +162,17 @@ program
       onShutdown(() => w.stop(), say)
     },
   )
+
+workerCommand
+  .command('status')
+  .description("show a running worker's state, threads, units and credit")
+  .option('--json', 'print the status file as JSON')
+  .action(async (_o: unknown, cmd: Command) => {
+    // --state-dir and --key-file are the worker command's own options.
+    const o = cmd.optsWithGlobals<{ stateDir?: string; keyFile?: string; json?: boolean }>()
+    const dir = workerStateDir(o.stateDir, env, o.keyFile ?? defaultWorkerKeyFile())
+    await printWorkerStatus(dir, o.json === true, process.stdout)
+  })
 
 program
   .command('submit')

@@ -15,6 +15,13 @@ export interface EnvConfig {
   trust: string[]
   logLevel: LogLevel
   dataDir: string
+  /** The worker's policy file (COHORT_WORKER_CONFIG); default ~/.cohort/worker.json when present. */
+  workerConfig: string | undefined
+  /** Where the worker keeps checkpoints and its status file (COHORT_WORKER_STATE_DIR). */
+  workerStateDir: string | undefined
+  /** Policy settings from the environment: COHORT_WORKER_RUN (always|idle), COHORT_WORKER_DUTY_CYCLE. */
+  workerRun: string | undefined
+  workerDutyCycle: string | undefined
 }
 
 const LEVELS: ReadonlySet<string> = new Set(['debug', 'info', 'warn', 'error'])
@@ -41,6 +48,10 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
       .filter((s) => s !== ''),
     logLevel: logLevel as LogLevel,
     dataDir: get('COHORT_DATA_DIR') ?? '.cohort',
+    workerConfig: get('COHORT_WORKER_CONFIG'),
+    workerStateDir: get('COHORT_WORKER_STATE_DIR'),
+    workerRun: get('COHORT_WORKER_RUN'),
+    workerDutyCycle: get('COHORT_WORKER_DUTY_CYCLE'),
   }
 }
 

@@ -46,7 +46,7 @@ interface Ports {
 
 /**
  * Roles: a connection without credentials is a volunteer, kept to the subjects of its role — it may
- * ask for work, submit results and renew or release leases (any subject prefix of one token), hear
+ * ask for work, submit results, renew or release leases and fetch modules (any subject prefix of one token), hear
  * `work.available`, and receive its own replies. It can neither read other volunteers' results nor
  * answer as a coordinator. Coordinators log in with the `coordinator` credentials.
  */
@@ -55,6 +55,7 @@ export const VOLUNTEER_PUBLISH = [
   '*.v1.result.submit',
   '*.v1.lease.renew',
   '*.v1.lease.release',
+  '*.v1.module.get',
 ]
 export const VOLUNTEER_SUBSCRIBE = ['_INBOX.>', '*.v1.work.available']
 

@@ -1,8 +1,8 @@
 // `cohort worker`: the volunteer daemon as a process (identity file, NATS session, thread pool).
 import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { availableParallelism, homedir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
 import { ConfigError, errorFields, type Logger } from '../shared/index.js'
 import {
@@ -11,6 +11,14 @@ import {
   loadOrCreateIdentity,
   type WorkerDaemon,
 } from '../worker/index.js'
+import {
+  createGuest,
+  createMachineProbes,
+  policyThreads,
+  resolvePolicy,
+  type Guest,
+  type GuestPolicy,
+} from '../worker/policy/index.js'
 import { parseTrusted } from './coordinator-key.js'
 
 export interface RunWorkerOptions {
@@ -23,6 +31,10 @@ export interface RunWorkerOptions {
   bufferUnits?: number | undefined
   subjectPrefix?: string
   log: Logger
+  /** The volunteer's policy (scripts/worker-config.ts); default: worker/policy defaults. */
+  policy?: GuestPolicy
+  /** Checkpoints and status.json; default `worker-state` beside the key file. */
+  stateDir?: string
 }
 
 export function defaultWorkerKeyFile(): string {
@@ -48,21 +60,34 @@ export async function startWorker(
       if (s.type === 'disconnect' || s.type === 'reconnect') o.log.info(`nats ${s.type}`)
     }
   })().catch((err: unknown) => o.log.debug('nats status stream ended', errorFields(err)))
+  const policy = o.policy ?? resolvePolicy(o.threads === undefined ? {} : { cpu: { threads: o.threads } })
+  const threads = policyThreads(policy, availableParallelism())
+  const guest: Guest = createGuest({
+    policy,
+    threads,
+    probes: createMachineProbes(),
+    stateDir: o.stateDir ?? join(dirname(o.keyFile), 'worker-state'),
+    log: o.log,
+  })
   const daemon = createWorkerDaemon({
     nats,
     identity,
     trusted,
-    runner: createPoolRunner(o.threads === undefined ? {} : { threads: o.threads }),
+    guest: guest.hooks,
+    runner: createPoolRunner({ threads, maxHeapMb: policy.memory.unitMb, control: guest.control }),
     jobTypes: builtinJobTypes.values(),
     log: o.log,
     ...(o.subjectPrefix === undefined ? {} : { subjectPrefix: o.subjectPrefix }),
     ...(o.bufferUnits === undefined ? {} : { bufferUnits: o.bufferUnits }),
   })
+  guest.attach(daemon)
   daemon.start()
   return {
     daemon,
     async stop() {
-      await daemon.stop()
+      // Paused units are not woken to finish against the policy: they go back at once.
+      await daemon.stop(guest.control.paused ? { drainTimeoutMs: 0 } : {})
+      await guest.stop()
       await nats.drain().catch(() => nats.close())
     },
   }

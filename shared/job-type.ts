@@ -5,6 +5,23 @@
 export interface RunContext {
   /** Set when the unit should stop (lease lost, shutdown). Long kernels check `aborted` now and then. */
   readonly signal?: AbortSignal
+  /** Bytes of a resource the job type named in `resources(input)`, by SHA-256 hex (hash-checked). */
+  resource?(hash: string): Uint8Array | undefined
+  /**
+   * Call at a safe point now and then (every few milliseconds of work). The host may block inside it
+   * (paused by the volunteer's policy, or sleeping for the CPU duty cycle); the kernel's state stays
+   * in place. Returns true when the kernel should stop now (it then throws or returns early).
+   */
+  shouldYield?(): boolean
+  /** Report progress in [0, 1]. Cheap; the host throttles. */
+  progress?(fraction: number): void
+  /**
+   * Offer a state to resume from: plain data (numbers, strings, arrays, objects) from which `run`
+   * continues to the identical output. The host keeps the latest one now and then (throttled).
+   */
+  checkpoint?(state: unknown): void
+  /** A state an earlier run of this unit passed to `checkpoint`: continue from it. Untrusted shape. */
+  readonly resumeFrom?: unknown
 }
 
 export interface CostEstimate {
@@ -47,6 +64,16 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
   compare?: (a: O, b: O) => boolean
   /** Merge the validated outputs, in unit order, into the job's result. */
   merge(params: P, outputs: O[]): R
+  /**
+   * Content the kernel needs besides its input (a WebAssembly module), by SHA-256 hex. The worker
+   * fetches each from a coordinator, checks its hash, and hands it to `run` as `ctx.resource(hash)`.
+   */
+  resources?(input: I): string[]
+  /**
+   * A wall-clock limit for one unit. A unit still running after `ms` is stopped (its thread or Web
+   * Worker terminated) and `output` is submitted as its result, so workers agree on the failure.
+   */
+  timeLimit?(input: I): { ms: number; output: O } | undefined
 }
 
 /** A job type whose generic parameters are erased, as stored in a registry. */

@@ -36,6 +36,8 @@ export const LIMITS = {
   maxOutputBytes: 1024 * 1024,
   /** Most replicas named in one renew or release. */
   maxReplicaIds: 256,
+  /** Largest WebAssembly module a coordinator serves over NATS (under NATS's max_payload). */
+  maxModuleBytes: 4 * 1024 * 1024,
   /** How far a signed request's timestamp may be from the receiver's clock. */
   maxClockSkewMs: 5 * 60_000,
 } as const
@@ -51,6 +53,8 @@ export interface Subjects {
   leaseRelease: string
   /** Coordinators announce that new replicas are waiting (broadcast hint, no payload needed). */
   workAvailable: string
+  /** Worker fetches a WebAssembly module by its SHA-256 (request/reply). */
+  moduleGet: string
 }
 
 export const COORDINATOR_QUEUE = 'cohort-coordinators'
@@ -65,6 +69,7 @@ export function subjectsFor(prefix = 'cohort'): Subjects {
     leaseRenew: `${base}.lease.renew`,
     leaseRelease: `${base}.lease.release`,
     workAvailable: `${base}.work.available`,
+    moduleGet: `${base}.module.get`,
   }
 }
 
@@ -235,6 +240,20 @@ export function checkWorkerSigned(payload: WorkerSigned, signer: Uint8Array, now
     throw new ProtocolError('at is too far from the current time')
 }
 
+export interface ModuleGet extends WorkerSigned {
+  type: 'module.get'
+  v: 1
+  /** SHA-256 hex of the module, as named by a signed unit. */
+  hash: string
+}
+
+export function parseModuleGet(value: unknown): ModuleGet {
+  const r = expectRecord(value, 'module.get')
+  literal(r, 'type', 'module.get')
+  literal(r, 'v', 1)
+  return { type: 'module.get', v: 1, ...workerSigned(r), hash: stringField(r, 'hash', 64, DIGEST_HEX) }
+}
+
 // ---- replies (unsigned; they travel on the requester's private inbox) ---------------------------
 
 export interface WorkGrant {
@@ -315,6 +334,26 @@ export function parseLeaseReleased(value: unknown): LeaseReleased {
   literal(r, 'type', 'lease.released')
   literal(r, 'v', 1)
   return { type: 'lease.released', v: 1, released: intField(r, 'released', 0, LIMITS.maxReplicaIds) }
+}
+
+/** A module's bytes. The requester checks their SHA-256 against the hash it asked for. */
+export interface ModuleReply {
+  type: 'module'
+  v: 1
+  hash: string
+  bytes: Uint8Array
+}
+
+export function parseModuleReply(value: unknown): ModuleReply {
+  const r = expectRecord(value, 'module')
+  literal(r, 'type', 'module')
+  literal(r, 'v', 1)
+  return {
+    type: 'module',
+    v: 1,
+    hash: stringField(r, 'hash', 64, DIGEST_HEX),
+    bytes: bytesField(r, 'bytes', LIMITS.maxModuleBytes, 8),
+  }
 }
 
 /** A request that could not be served: the requester should not retry the same bytes. */

@@ -113,7 +113,7 @@ export async function verify(
 }
 
 /** Domain-separation tags: one per kind of signed message. */
-export type SignedKind = 'unit' | 'result' | 'work.request' | 'lease.renew' | 'lease.release'
+export type SignedKind = 'unit' | 'result' | 'work.request' | 'lease.renew' | 'lease.release' | 'module.get'
 
 function signingInput(kind: SignedKind, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(`cohort/v1/${kind}\u0000`), body)

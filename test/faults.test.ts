@@ -55,23 +55,26 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
     await rm(dir, { recursive: true, force: true })
   })
   const keyFile = await cluster.writeCoordinatorKey(dir)
-  const first = spawnCohort([
-    'coordinator',
-    '--port',
-    '0',
-    '--redis-url',
-    cluster.cliArgs.redisUrl,
-    '--nats-url',
-    cluster.cliArgs.natsUrl,
-    '--key-file',
-    keyFile,
-    '--lease-ms',
-    '2000',
-    '--redis-prefix',
-    cluster.redisPrefix,
-    '--subject-prefix',
-    cluster.subjectPrefix,
-  ])
+  const first = spawnCohort(
+    [
+      'coordinator',
+      '--port',
+      '0',
+      '--redis-url',
+      cluster.cliArgs.redisUrl,
+      '--nats-url',
+      cluster.cliArgs.natsUrl,
+      '--key-file',
+      keyFile,
+      '--lease-ms',
+      '2000',
+      '--redis-prefix',
+      cluster.redisPrefix,
+      '--subject-prefix',
+      cluster.subjectPrefix,
+    ],
+    cluster.coordinatorEnv,
+  )
   t.teardown(() => first.kill())
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
@@ -111,4 +114,27 @@ test('faults - two coordinators against the same Redis and NATS complete one job
     'both coordinators validated results',
   )
   t.is(c1!.counters.resultsAccepted + c2!.counters.resultsAccepted, done.units.total * 2 + done.extraReplicas)
+})
+
+test("faults - a coordinator without the coordinators' NATS login refuses to start, naming the fix", async (t) => {
+  const cluster = await startCluster({ services: services(), coordinators: 0 })
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-faults-'))
+  t.teardown(async () => {
+    await cluster.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const deaf = spawnCohort([
+    'coordinator',
+    '--port',
+    '0',
+    '--redis-url',
+    cluster.cliArgs.redisUrl,
+    '--nats-url',
+    cluster.cliArgs.natsUrl,
+    '--key-file',
+    await cluster.writeCoordinatorKey(dir),
+  ])
+  const code = await new Promise<number | null>((resolve) => deaf.child.once('exit', (c) => resolve(c)))
+  t.is(code, 2)
+  t.true(deaf.lines.some((l) => /NATS_USER/.test(l)))
 })

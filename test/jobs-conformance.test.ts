@@ -5,6 +5,17 @@ import { decode, encode } from '../shared/codec.js'
 import { ValidationError } from '../shared/errors.js'
 import { kindOf, type JobType } from '../shared/job-type.js'
 import { builtinJobTypes, findJobType, listJobTypes, nqueens, primes } from '../jobs/index.js'
+import { sha256Hex } from '../shared/digest.js'
+import type { RunContext } from '../shared/job-type.js'
+import { fnv1aBase64, fnvModule, primesModule } from './helpers/wasm.js'
+
+// The wasm job type runs the example modules, handed to it as resources the way workers do.
+const fnvBytes = await fnvModule()
+const primesBytes = await primesModule()
+const FNV = await sha256Hex(fnvBytes)
+const PRIMES = await sha256Hex(primesBytes)
+const resources: Record<string, Uint8Array> = { [FNV]: fnvBytes, [PRIMES]: primesBytes }
+const ctx = (extra: RunContext = {}): RunContext => ({ ...extra, resource: (h) => resources[h] })
 
 interface Case {
   title: string
@@ -110,6 +121,57 @@ const cases: Record<string, Cases> = {
     ],
     badOutputs: [{ solutions: 666_090_625 }],
   },
+  'wasm@1': {
+    good: [
+      {
+        title: 'hashes inline UTF-8 records with the WAT FNV-1a module',
+        params: {
+          module: FNV,
+          input: { records: ['hello', 'cohort', ''], encoding: 'utf8' },
+          recordsPerUnit: 2,
+        },
+        answer: { records: 3, outputs: ['hello', 'cohort', ''].map(fnv1aBase64) },
+      },
+      {
+        title: 'concatenates the outputs of base64 records',
+        params: { module: FNV, input: { records: ['aGVsbG8=', 'Y29ob3J0'] }, merge: 'concat' },
+        answer: {
+          records: 2,
+          output: Buffer.concat(
+            ['hello', 'cohort'].map((x) => Buffer.from(fnv1aBase64(x), 'base64')),
+          ).toString('base64'),
+        },
+      },
+      {
+        title: 'counts primes below 10^6 with the AssemblyScript module over a range',
+        params: { module: PRIMES, input: { range: { from: 0, to: 1e6, step: 1e5 } }, merge: 'sum-u64' },
+        answer: { records: 10, sum: '78498' },
+      },
+    ],
+    badParams: [
+      [null, 'params'],
+      [{ input: { records: ['a'] } }, 'params.module'],
+      [{ module: 'abc', input: { records: ['a'] } }, 'params.module'],
+      [{ module: FNV }, 'params.input'],
+      [{ module: FNV, input: {} }, 'params.input'],
+      [{ module: FNV, input: { records: [] } }, 'params.input.records'],
+      [{ module: FNV, input: { records: ['@@'] } }, 'params.input.records[0]'],
+      [{ module: FNV, input: { records: [1] } }, 'params.input.records[0]'],
+      [{ module: FNV, input: { records: ['a'], encoding: 'hex' } }, 'params.input.encoding'],
+      [{ module: FNV, input: { range: { from: 5, to: 5 } } }, 'params.input.range.from'],
+      [{ module: FNV, input: { range: { from: 0, to: 1e9, step: 1 } } }, 'params.recordsPerUnit'],
+      [{ module: FNV, input: { records: ['YQ=='] }, timeLimitMs: 50 }, 'params.timeLimitMs'],
+      [{ module: FNV, input: { records: ['YQ=='] }, merge: 'sum' }, 'params.merge'],
+      [{ module: FNV, input: { records: ['YQ=='] }, compare: 'close' }, 'params.compare'],
+      [{ module: FNV, input: { records: ['YQ=='] }, foo: 1 }, 'params.foo'],
+    ],
+    badInputs: [
+      { module: FNV, records: [], timeLimitMs: 1000 },
+      { module: FNV, records: ['!!'], timeLimitMs: 1000 },
+      { module: FNV, records: ['YQ'], timeLimitMs: 50 },
+    ],
+    badOutputs: [{ error: 5 }, { error: 'x', outputs: [] }, { outputs: ['x'] }],
+  },
 }
 
 /** Shapes no job type may accept: non-records, a missing or mistyped field, an extra field. */
@@ -142,7 +204,7 @@ test('jobs - lookups find types by kind, name and version', (t) => {
   t.is(findJobType('nope'), undefined)
   t.deepEqual(
     listJobTypes().map((j) => kindOf(j)),
-    ['nqueens@1', 'primes@1'],
+    ['nqueens@1', 'primes@1', 'wasm@1'],
   )
 })
 
@@ -178,8 +240,8 @@ for (const [kind, anyType] of builtinJobTypes) {
       const outputs = inputs.map((input) => {
         const received = type.parseInput(decode(encode(input)))
         t.deepEqual(received, input)
-        const first = encode(type.run(received, {}))
-        const again = encode(type.run(type.parseInput(decode(encode(input))), {}))
+        const first = encode(type.run(received, ctx()))
+        const again = encode(type.run(type.parseInput(decode(encode(input))), ctx()))
         t.true(equalBytes(first, again), 'run is deterministic')
         const output = type.parseOutput(decode(first))
         t.true(equalBytes(encode(output), first), 'parseOutput keeps the output')
@@ -198,7 +260,7 @@ for (const [kind, anyType] of builtinJobTypes) {
 
   test(`${name} - refuses malformed outputs`, (t) => {
     const params = type.parseParams(suite.good[0]?.params)
-    const valid = type.run(type.split(params)[0], {})
+    const valid = type.run(type.split(params)[0], ctx())
     for (const raw of [...malformed(valid), ...suite.badOutputs])
       refuses(t, (r) => type.parseOutput(r), raw, 'output')
   })
@@ -210,7 +272,7 @@ for (const [kind, anyType] of builtinJobTypes) {
 
   test(`${name} - run stops with an AbortError when aborted`, (t) => {
     const input = type.split(type.parseParams(suite.good[0]?.params))[0]
-    const err = t.throws(() => type.run(input, { signal: AbortSignal.abort() }))
+    const err = t.throws(() => type.run(input, ctx({ signal: AbortSignal.abort() })))
     t.is(err?.name, 'AbortError')
   })
 }

@@ -23,6 +23,8 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['no requests in flight', { maxInflight: 0 }, /maxInflight/],
   ['a negative stop timeout', { stopTimeoutMs: -1 }, /stopTimeoutMs/],
   ['a short API key', { apiKeys: ['short'] }, /apiKeys/],
+  ['a module limit above 4 MiB', { maxModuleBytes: 4 * 1024 * 1024 + 1 }, /maxModuleBytes/],
+  ['a module memory cap above 256 pages', { maxModulePages: 257 }, /maxModulePages/],
 ]
 for (const [what, given, message] of bad) {
   test(`options - ${what} is refused naming the field`, (t) => {

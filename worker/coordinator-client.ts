@@ -7,6 +7,7 @@ import {
   isErrorReply,
   parseLeaseReleased,
   parseLeaseRenewed,
+  parseModuleReply,
   parseResultAck,
   parseWorkGrant,
   randomId,
@@ -58,6 +59,8 @@ export interface CoordinatorClient {
    * being closed cannot wait for a signature). Valid while its timestamp is within the clock window.
    */
   sealRelease(replicaIds: string[], reason: string): Promise<Uint8Array>
+  /** The bytes a coordinator holds for module `hash` (unchecked: the module cache checks them). */
+  getModule(hash: string): Promise<Uint8Array>
 }
 
 export function createCoordinatorClient(init: CoordinatorClientInit): CoordinatorClient {
@@ -102,6 +105,9 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
         { type: 'lease.release', v: 1, replicaIds, reason },
         parseLeaseReleased,
       ),
+    getModule: async (hash) =>
+      (await call(subjects.moduleGet, 'module.get', { type: 'module.get', v: 1, hash }, parseModuleReply))
+        .bytes,
     sealRelease: (replicaIds, reason) =>
       sealed('lease.release', { type: 'lease.release', v: 1, replicaIds, reason }),
   }

@@ -276,7 +276,11 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
         [...held.values()].map((h) => ({ ...h, replicaId: h.unit.replicaId, kind: h.unit.kind })),
         threads(),
       )
-      const want = Math.min(LIMITS.maxWant, capacity() - held.size + count('submitting'), guestCap ?? Number.POSITIVE_INFINITY)
+      const want = Math.min(
+        LIMITS.maxWant,
+        capacity() - held.size + count('submitting'),
+        guestCap ?? Number.POSITIVE_INFINITY,
+      )
       if (paused || want <= 0) {
         await wake.wait(5_000)
         continue

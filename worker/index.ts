@@ -23,3 +23,11 @@ export {
   RequestRefusedError,
   type CoordinatorClient,
 } from './coordinator-client.js'
+export {
+  createModuleCache,
+  ModuleIntegrityError,
+  type ModuleCache,
+  type ModuleCacheInit,
+  type ModuleCacheStats,
+} from './module-cache.js'
+export { withUnitResources, type UnitResourcesInit } from './unit-resources.js'

@@ -3,11 +3,16 @@
 // so a unit's digest is computed by the same code in every runtime. No `node:` imports.
 import { builtinJobTypes } from '../jobs/index.js'
 import { encode, sha256Hex, UnrecoverableError } from '../shared/index.js'
+import type { ControlledTask } from './policy/control-word.js'
+import { createThreadContext } from './policy/thread-context.js'
 
-export interface RunTask {
+/** `ControlledTask` fields (control word, port, resumeFrom) are set only by the policy-aware daemon. */
+export interface RunTask extends ControlledTask {
   /** `name@version` of a built-in job type. */
   kind: string
   input: unknown
+  /** Content the job type asked for (`resources(input)`), by SHA-256 hex, already hash-checked. */
+  resources?: Record<string, Uint8Array>
 }
 
 export interface RunOutcome {
@@ -23,8 +28,13 @@ export async function runUnit(task: RunTask): Promise<RunOutcome> {
   if (jobType === undefined)
     throw new UnrecoverableError(`job type ${task.kind} is not built into this worker`)
   const started = performance.now()
-  const out = jobType.run(jobType.parseInput(task.input), {}) as unknown
-  const computeMs = Math.round(performance.now() - started)
+  const thread = createThreadContext(task)
+  const out = jobType.run(jobType.parseInput(task.input), {
+    ...thread.ctx,
+    resource: (hash: string) => task.resources?.[hash],
+  }) as unknown
+  const computeMs = Math.round(performance.now() - started - thread.blockedMs)
+  thread.finish()
   const output = encode(out)
   return { output, digest: await sha256Hex(output), computeMs }
 }

@@ -1,7 +1,9 @@
 // Running units: the Runner contract, and the default runner on a piscina thread pool.
 import { availableParallelism } from 'node:os'
+import type { MessagePort as NodeMessagePort } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import type { RunOutcome, RunTask } from './run-unit.js'
+import { wireTask, type RunControl, type RunHooks } from './policy/run-control.js'
 
 export type { RunOutcome, RunTask } from './run-unit.js'
 
@@ -9,7 +11,8 @@ export type { RunOutcome, RunTask } from './run-unit.js'
 export interface Runner {
   /** Units it runs at once. May change while the daemon runs (the browser's threads slider). */
   readonly threads: number
-  run(task: RunTask, signal: AbortSignal): Promise<RunOutcome>
+  /** `hooks`: progress, checkpoints and resuming, for runners that support them (others ignore it). */
+  run(task: RunTask, signal: AbortSignal, hooks?: RunHooks): Promise<RunOutcome>
   close(): Promise<void>
 }
 
@@ -18,6 +21,8 @@ export interface PoolRunnerInit {
   threads?: number
   /** Per-thread heap limit in MiB (V8 old space). Default 512. */
   maxHeapMb?: number
+  /** Shared pause / duty-cycle word (worker/policy); without it kernels never block or checkpoint. */
+  control?: RunControl
 }
 
 export function createPoolRunner(init: PoolRunnerInit = {}): Runner {
@@ -31,8 +36,16 @@ export function createPoolRunner(init: PoolRunnerInit = {}): Runner {
   })
   return {
     threads,
-    async run(task, signal) {
-      return (await pool.run(task, { signal })) as RunOutcome
+    async run(task, signal, hooks) {
+      if (init.control === undefined) return (await pool.run(task, { signal })) as RunOutcome
+      const wired = wireTask(task, init.control, hooks)
+      try {
+        // Node's global MessageChannel is worker_threads' one; the DOM typing differs only in name.
+        const transferList = wired.transferList as unknown as NodeMessagePort[]
+        return (await pool.run(wired.task, { signal, transferList })) as RunOutcome
+      } finally {
+        await wired.close()
+      }
     },
     async close() {
       await pool.close({ force: true })

@@ -8,9 +8,13 @@ import type { Pipeline } from '../pipeline.js'
 import type { Store } from '../store/store.js'
 import { HttpError, problemMiddleware } from './http-error.js'
 import { jobsRouter } from './jobs-routes.js'
+import { modulesRouter } from './modules-routes.js'
+import type { ContentStore } from '../modules/content-store.js'
 
 export interface AppInit {
   store: Store
+  /** WebAssembly modules by SHA-256. */
+  modules: ContentStore
   pipeline: Pipeline
   tuning: CoordinatorTuning
   counters: Counters
@@ -62,12 +66,27 @@ export function createApp(init: AppInit): Koa {
     }
     await next()
   })
+  const authenticate = authenticator(init.tuning.apiKeys)
+  const modules = modulesRouter({
+    modules: init.modules,
+    tuning: init.tuning,
+    counters: init.counters,
+    authenticate,
+  })
+  app.use(modules.routes())
+  app.use(
+    modules.allowedMethods({
+      throw: true,
+      methodNotAllowed: () =>
+        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
+    }),
+  )
   const router = jobsRouter({
     store: init.store,
     pipeline: init.pipeline,
     tuning: init.tuning,
     jobTypes: init.jobTypes,
-    authenticate: authenticator(init.tuning.apiKeys),
+    authenticate,
   })
   app.use(router.routes())
   app.use(

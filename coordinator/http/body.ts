@@ -1,16 +1,17 @@
-// Reading a JSON request body with a hard size limit, before anything is parsed.
+// Reading a request body (JSON or raw bytes) with a hard size limit, before anything is parsed.
 import type { Context } from 'koa'
 import { HttpError } from './http-error.js'
 
-export async function readJsonBody(ctx: Context, maxBytes: number): Promise<unknown> {
-  const type = ctx.request.headers['content-type'] ?? ''
-  if (!/^application\/(.+\+)?json\b/i.test(type)) {
-    throw new HttpError(
-      415,
-      'unsupported-media-type',
-      'send the body as JSON with Content-Type: application/json',
-    )
+/** The raw body, refused with 415 unless its Content-Type is `type`, and with 413 past `maxBytes`. */
+export async function readRawBody(ctx: Context, type: string, maxBytes: number): Promise<Uint8Array> {
+  const given = (ctx.request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
+  if (given !== type) {
+    throw new HttpError(415, 'unsupported-media-type', `send the body with Content-Type: ${type}`)
   }
+  return await readBytes(ctx, maxBytes)
+}
+
+async function readBytes(ctx: Context, maxBytes: number): Promise<Buffer> {
   const declared = Number(ctx.request.headers['content-length'] ?? NaN)
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new HttpError(
@@ -31,7 +32,19 @@ export async function readJsonBody(ctx: Context, maxBytes: number): Promise<unkn
     }
     chunks.push(chunk)
   }
-  const text = Buffer.concat(chunks).toString('utf8')
+  return Buffer.concat(chunks)
+}
+
+export async function readJsonBody(ctx: Context, maxBytes: number): Promise<unknown> {
+  const type = ctx.request.headers['content-type'] ?? ''
+  if (!/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new HttpError(
+      415,
+      'unsupported-media-type',
+      'send the body as JSON with Content-Type: application/json',
+    )
+  }
+  const text = (await readBytes(ctx, maxBytes)).toString('utf8')
   if (text.trim() === '')
     throw new HttpError(400, 'malformed-json', 'request body is empty; send a JSON object')
   try {

@@ -43,7 +43,8 @@ export function contentSecurityPolicy(natsWsUrl: string): string {
   const ws = new URL(natsWsUrl)
   return [
     "default-src 'none'",
-    "script-src 'self'",
+    // WebAssembly jobs compile modules in the unit Web Workers; 'wasm-unsafe-eval' allows only that.
+    "script-src 'self' 'wasm-unsafe-eval'",
     "worker-src 'self'",
     "style-src 'self'",
     "img-src 'self'",

@@ -29,6 +29,7 @@ local function unitFail(uid, jid, reason, now)
   if jobActive(jid) then
     redis.call('HSET', p..'job:'..jid, 'state', 'failed', 'error', 'unit '..uid..' failed: '..reason, 'updatedAt', now)
     redis.call('SREM', p..'active', jid)
+    redis.call('ZADD', p..'ended', now, jid)
   end
 end
 -- A lease ended without a result (expired or handed back): free the worker's slot and issue a
@@ -305,6 +306,7 @@ local s = redis.call('HGET', p..'job:'..jid, 'state')
 if s == 'queued' or s == 'running' then
   redis.call('HSET', p..'job:'..jid, 'state', 'cancelled', 'updatedAt', now)
   redis.call('SREM', p..'active', jid)
+  redis.call('ZADD', p..'ended', now, jid)
 end
 return s
 `
@@ -316,5 +318,6 @@ local s = redis.call('HGET', p..'job:'..jid, 'state')
 if s ~= 'queued' and s ~= 'running' then return 0 end
 redis.call('HSET', p..'job:'..jid, 'state', 'completed', 'result', result, 'updatedAt', now)
 redis.call('SREM', p..'active', jid)
+redis.call('ZADD', p..'ended', now, jid)
 return 1
 `

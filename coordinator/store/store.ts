@@ -321,6 +321,38 @@ export function createStore(init: StoreInit) {
         .multi()
         .hset(jobKey(jobId), 'state', 'failed', 'error', reason, 'updatedAt', now)
         .srem(`${p}active`, jobId)
+        .zadd(`${p}ended`, now, jobId)
+        .exec()
+    },
+
+    /** Jobs that ended (completed, failed, cancelled) and whose data has no expiry yet. */
+    async endedJobIds(limit: number): Promise<string[]> {
+      return redis.zrange(`${p}ended`, 0, String(limit - 1))
+    },
+
+    /**
+     * Give a finished job's units, replicas and results an expiry of `unitTtlMs`, and the job itself
+     * (state and result) one of `jobTtlMs`. Old entries of the job list are dropped too.
+     */
+    async expireJobData(jobId: string, unitTtlMs: number, jobTtlMs: number, now: number): Promise<void> {
+      const total = Number((await redis.hget(jobKey(jobId), 'unitsTotal')) ?? 0)
+      const batch = 500
+      for (let i = 0; i < total; i += batch) {
+        const ids = Array.from({ length: Math.min(batch, total - i) }, (_, k) => `${jobId}:${i + k}`)
+        const seqs = await Promise.all(ids.map((u) => redis.hget(`${p}unit:${u}`, 'replicaSeq')))
+        const pipe = redis.pipeline()
+        ids.forEach((u, k) => {
+          for (const suffix of ['', ':workers', ':results', ':outputs'])
+            pipe.pexpire(`${p}unit:${u}${suffix}`, unitTtlMs)
+          for (let r = 1; r <= Number(seqs[k] ?? 0); r++) pipe.pexpire(`${p}replica:${u}:r${r}`, unitTtlMs)
+        })
+        await pipe.exec()
+      }
+      await redis
+        .multi()
+        .pexpire(jobKey(jobId), jobTtlMs)
+        .zrem(`${p}ended`, jobId)
+        .zremrangebyscore(`${p}jobs`, '-inf', now - jobTtlMs)
         .exec()
     },
 

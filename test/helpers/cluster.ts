@@ -74,6 +74,8 @@ export interface Cluster {
   }): Promise<TestWorker>
   /** Environment-style arguments for a `cohort` child process of this cluster. */
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
+  /** Environment giving a coordinator child process the coordinators' NATS login. */
+  coordinatorEnv: Record<string, string>
   /** Writes the coordinator key to a file (for coordinator child processes). */
   writeCoordinatorKey(dir: string): Promise<string>
   stop(): Promise<void>
@@ -164,6 +166,10 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     addCoordinator,
     addWorker,
     cliArgs: { natsUrl: services.natsUrl, redisUrl: services.redisUrl, trust: identity.id },
+    coordinatorEnv:
+      services.natsCoordinator === undefined
+        ? {}
+        : { NATS_USER: services.natsCoordinator.user, NATS_PASS: services.natsCoordinator.pass },
     async writeCoordinatorKey(dir) {
       const path = join(dir, `${uniquePrefix('key')}.json`)
       await writeFile(path, JSON.stringify(await exportIdentity(identity)), { mode: 0o600 })

@@ -1,0 +1,343 @@
+// Job type `wasm@1`: run a submitter's WebAssembly module (uploaded with POST /v1/modules, named by
+// its SHA-256) on records: an inline list, or the sub-ranges of an integer range. Each unit is a few
+// records; the worker fetches the module by hash (the hash is in the signed unit, so a worker runs
+// only what the coordinator signed for) and runs it in the sandbox of jobs/wasm/sandbox.ts.
+// docs/wasm.md has the ABI, the rules and the failure model.
+import { fromBase64Url, toBase64Url, UnrecoverableError, ValidationError } from '../shared/index.js'
+import type { JobType } from '../shared/job-type.js'
+import { fromBase64, toBase64 } from './wasm/base64.js'
+import { runModule } from './wasm/sandbox.js'
+import { readInt, readRecord, type Fields } from './validate.js'
+
+export type WasmMerge = 'list' | 'concat' | 'sum-u64'
+
+export interface WasmParams {
+  /** SHA-256 hex of the module. */
+  module: string
+  input:
+    { records: string[]; encoding: 'base64' | 'utf8' } | { range: { from: number; to: number; step: number } }
+  recordsPerUnit: number
+  timeLimitMs: number
+  merge: WasmMerge
+  compare: 'exact'
+}
+
+export interface WasmInput {
+  module: string
+  /** base64url of each record. */
+  records: string[]
+  timeLimitMs: number
+}
+
+export type WasmOutput = { outputs: Uint8Array[] } | { error: string }
+
+export type WasmResult =
+  | { records: number; outputs: string[] }
+  | { records: number; output: string }
+  | { records: number; sum: string }
+
+const HASH = /^[0-9a-f]{64}$/
+const MAX_UNITS = 100_000
+const MAX_RECORDS_PER_UNIT = 4096
+const MAX_INLINE_RECORDS = 100_000
+/** Largest record, in bytes. */
+const MAX_RECORD_BYTES = 64 * 1024
+/** Largest sum of one unit's records (base64url characters), well within a signed unit's limit. */
+const MAX_UNIT_INPUT_CHARS = 192 * 1024
+/** Largest sum of one unit's outputs; the rest of the 1 MiB result limit is left for the envelope. */
+export const MAX_UNIT_OUTPUT_BYTES = 768 * 1024
+const TIME_LIMIT = { min: 100, max: 120_000, fallback: 10_000 }
+const MERGES: readonly WasmMerge[] = ['list', 'concat', 'sum-u64']
+
+function readString(
+  rec: Fields,
+  path: string,
+  key: string,
+  allowed: readonly string[],
+  fallback?: string,
+): string {
+  const v = Object.hasOwn(rec, key) ? rec[key] : undefined
+  if (v === undefined && fallback !== undefined) return fallback
+  if (typeof v !== 'string' || !allowed.includes(v))
+    throw new ValidationError(`${path}.${key}`, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`)
+  return v
+}
+
+function readHash(rec: Fields, path: string): string {
+  const v = rec['module']
+  if (typeof v !== 'string' || !HASH.test(v))
+    throw new ValidationError(
+      `${path}.module`,
+      'must be the SHA-256 hex of an uploaded module (64 lowercase hex digits)',
+    )
+  return v
+}
+
+function recordBytes(p: WasmParams, i: number): Uint8Array {
+  if ('range' in p.input) {
+    const { from, to, step } = p.input.range
+    const start = from + i * step
+    const out = new Uint8Array(16)
+    const view = new DataView(out.buffer)
+    view.setBigInt64(0, BigInt(start), true)
+    view.setBigInt64(8, BigInt(Math.min(to, start + step)), true)
+    return out
+  }
+  const r = p.input.records[i] as string
+  return p.input.encoding === 'utf8' ? new TextEncoder().encode(r) : fromBase64(r)
+}
+
+const recordCount = (p: WasmParams): number =>
+  'range' in p.input
+    ? Math.ceil((p.input.range.to - p.input.range.from) / p.input.range.step)
+    : p.input.records.length
+
+const unitCount = (p: WasmParams): number => Math.ceil(recordCount(p) / p.recordsPerUnit)
+
+function parseInputParam(raw: unknown): WasmParams['input'] {
+  const rec = readRecord(raw, 'params.input', ['records', 'encoding', 'range'])
+  if (rec['range'] !== undefined) {
+    if (rec['records'] !== undefined || rec['encoding'] !== undefined)
+      throw new ValidationError('params.input', 'give either records or range, not both')
+    const r = readRecord(rec['range'], 'params.input.range', ['from', 'to', 'step'])
+    const from = readInt(r, 'params.input.range', 'from', 0, Number.MAX_SAFE_INTEGER - 1)
+    const to = readInt(r, 'params.input.range', 'to', 1, Number.MAX_SAFE_INTEGER)
+    if (from >= to)
+      throw new ValidationError('params.input.range.from', 'must be less than params.input.range.to')
+    const step = readInt(r, 'params.input.range', 'step', 1, Number.MAX_SAFE_INTEGER, to - from)
+    return { range: { from, to, step } }
+  }
+  const list = rec['records']
+  if (!Array.isArray(list)) throw new ValidationError('params.input', 'needs records (a list) or range')
+  if (list.length === 0 || list.length > MAX_INLINE_RECORDS)
+    throw new ValidationError('params.input.records', `must have 1..${MAX_INLINE_RECORDS} items`)
+  const encoding = readString(rec, 'params.input', 'encoding', ['base64', 'utf8'], 'base64') as
+    'base64' | 'utf8'
+  list.forEach((item: unknown, i) => {
+    const field = `params.input.records[${i}]`
+    if (typeof item !== 'string') throw new ValidationError(field, 'must be a string')
+    let n: number
+    try {
+      n = encoding === 'utf8' ? new TextEncoder().encode(item).length : fromBase64(item).length
+    } catch {
+      throw new ValidationError(field, 'must be base64')
+    }
+    if (n > MAX_RECORD_BYTES) throw new ValidationError(field, `must be at most ${MAX_RECORD_BYTES} bytes`)
+  })
+  return { records: list as string[], encoding }
+}
+
+function sumU64(outputs: Uint8Array[]): string {
+  let sum = 0n
+  outputs.forEach((o, i) => {
+    if (o.length !== 8) throw new UnrecoverableError(`merge sum-u64: output ${i} is ${o.length} bytes, not 8`)
+    sum += new DataView(o.buffer, o.byteOffset, 8).getBigUint64(0, true)
+  })
+  return sum.toString()
+}
+
+export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult> = {
+  name: 'wasm',
+  version: 1,
+  description:
+    'Run an uploaded WebAssembly module (POST /v1/modules) on records: an inline list or the sub-ranges of an integer range.',
+  paramsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['module', 'input'],
+    properties: {
+      module: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 hex of an uploaded module' },
+      input: {
+        description: 'records: inline records; range: records [x, min(x+step, to)) as two little-endian i64',
+        oneOf: [
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['records'],
+            properties: {
+              records: {
+                type: 'array',
+                items: { type: 'string' },
+                minItems: 1,
+                maxItems: MAX_INLINE_RECORDS,
+              },
+              encoding: { enum: ['base64', 'utf8'], default: 'base64' },
+            },
+          },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['range'],
+            properties: {
+              range: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['from', 'to'],
+                properties: {
+                  from: { type: 'integer', minimum: 0 },
+                  to: { type: 'integer', minimum: 1 },
+                  step: { type: 'integer', minimum: 1, description: 'default: to - from (one record)' },
+                },
+              },
+            },
+          },
+        ],
+      },
+      recordsPerUnit: { type: 'integer', minimum: 1, maximum: MAX_RECORDS_PER_UNIT, default: 1 },
+      timeLimitMs: {
+        type: 'integer',
+        minimum: TIME_LIMIT.min,
+        maximum: TIME_LIMIT.max,
+        default: TIME_LIMIT.fallback,
+        description: 'Wall-clock limit per unit; a unit past it fails with "time limit"',
+      },
+      merge: { enum: MERGES, default: 'list', description: 'How unit outputs become the result' },
+      compare: { enum: ['exact'], default: 'exact', description: 'Outputs agree when byte-identical' },
+    },
+  },
+  maxUnits: MAX_UNITS,
+
+  parseParams(raw) {
+    const rec = readRecord(
+      raw,
+      'params',
+      ['module', 'input', 'recordsPerUnit', 'timeLimitMs', 'merge', 'compare'],
+      'parameter',
+    )
+    const params: WasmParams = {
+      module: readHash(rec, 'params'),
+      input: parseInputParam(rec['input']),
+      recordsPerUnit: readInt(rec, 'params', 'recordsPerUnit', 1, MAX_RECORDS_PER_UNIT, 1),
+      timeLimitMs: readInt(rec, 'params', 'timeLimitMs', TIME_LIMIT.min, TIME_LIMIT.max, TIME_LIMIT.fallback),
+      merge: readString(rec, 'params', 'merge', MERGES, 'list') as WasmMerge,
+      compare: readString(rec, 'params', 'compare', ['exact'], 'exact') as 'exact',
+    }
+    if (unitCount(params) > MAX_UNITS) {
+      throw new ValidationError(
+        'params.recordsPerUnit',
+        `gives ${unitCount(params)} units, more than ${MAX_UNITS}; use at least ${Math.ceil(recordCount(params) / MAX_UNITS)}`,
+      )
+    }
+    if ('records' in params.input) {
+      const sizes = params.input.records.map((_, i) => Math.ceil((recordBytes(params, i).length * 4) / 3))
+      for (let i = 0; i < sizes.length; i += params.recordsPerUnit) {
+        const chars = sizes.slice(i, i + params.recordsPerUnit).reduce((n, c) => n + c, 0)
+        if (chars > MAX_UNIT_INPUT_CHARS) {
+          throw new ValidationError(
+            'params.recordsPerUnit',
+            `puts more than ${(MAX_UNIT_INPUT_CHARS * 3) / 4} bytes of records in one unit`,
+          )
+        }
+      }
+    }
+    return params
+  },
+
+  estimateCost(params) {
+    return {
+      units: unitCount(params),
+      unitSeconds: Math.min(params.timeLimitMs / 1000, 0.01 * params.recordsPerUnit),
+    }
+  },
+
+  split(params) {
+    const n = recordCount(params)
+    const inputs: WasmInput[] = []
+    for (let i = 0; i < n; i += params.recordsPerUnit) {
+      const records: string[] = []
+      for (let k = i; k < Math.min(n, i + params.recordsPerUnit); k++)
+        records.push(toBase64Url(recordBytes(params, k)))
+      inputs.push({ module: params.module, records, timeLimitMs: params.timeLimitMs })
+    }
+    return inputs
+  },
+
+  parseInput(raw) {
+    const rec = readRecord(raw, 'input', ['module', 'records', 'timeLimitMs'])
+    const records = rec['records']
+    if (!Array.isArray(records) || records.length === 0 || records.length > MAX_RECORDS_PER_UNIT)
+      throw new ValidationError(
+        'input.records',
+        `must be a list of 1..${MAX_RECORDS_PER_UNIT} base64url strings`,
+      )
+    let chars = 0
+    records.forEach((r: unknown, i) => {
+      if (typeof r !== 'string' || !/^[A-Za-z0-9_-]*$/.test(r) || r.length % 4 === 1)
+        throw new ValidationError(`input.records[${i}]`, 'must be a base64url string')
+      chars += r.length
+    })
+    if (chars > MAX_UNIT_INPUT_CHARS) throw new ValidationError('input.records', 'are too large for one unit')
+    return {
+      module: readHash(rec, 'input'),
+      records: records as string[],
+      timeLimitMs: readInt(rec, 'input', 'timeLimitMs', TIME_LIMIT.min, TIME_LIMIT.max),
+    }
+  },
+
+  resources: (input) => [input.module],
+
+  timeLimit: (input) => ({
+    ms: input.timeLimitMs,
+    output: { error: `time limit: the unit ran longer than ${input.timeLimitMs} ms` },
+  }),
+
+  run(input, ctx) {
+    const bytes = ctx.resource?.(input.module)
+    if (bytes === undefined)
+      throw new UnrecoverableError(`module ${input.module} was not given to the kernel`)
+    return runModule(input.module, bytes, input.records.map(fromBase64Url), {
+      maxOutputBytes: MAX_UNIT_OUTPUT_BYTES,
+      onProgress: (record, permille) =>
+        ctx.progress?.((record + Math.min(1000, Math.max(0, permille)) / 1000) / input.records.length),
+      ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+    })
+  },
+
+  parseOutput(raw) {
+    const rec = readRecord(raw, 'output', ['outputs', 'error'])
+    if (rec['error'] !== undefined) {
+      if (typeof rec['error'] !== 'string' || rec['error'].length > 500 || rec['outputs'] !== undefined)
+        throw new ValidationError('output.error', 'must be a string of at most 500 characters, alone')
+      return { error: rec['error'] }
+    }
+    const outs = rec['outputs']
+    if (!Array.isArray(outs) || outs.length > MAX_RECORDS_PER_UNIT)
+      throw new ValidationError(
+        'output.outputs',
+        `must be a list of at most ${MAX_RECORDS_PER_UNIT} byte strings`,
+      )
+    let total = 0
+    outs.forEach((o: unknown, i) => {
+      if (!(o instanceof Uint8Array)) throw new ValidationError(`output.outputs[${i}]`, 'must be bytes')
+      total += o.length
+    })
+    if (total > MAX_UNIT_OUTPUT_BYTES)
+      throw new ValidationError('output.outputs', `exceed ${MAX_UNIT_OUTPUT_BYTES} bytes`)
+    return { outputs: outs as Uint8Array[] }
+  },
+
+  merge(params, outputs) {
+    if (outputs.length !== unitCount(params))
+      throw new ValidationError(
+        'outputs',
+        `expected ${unitCount(params)} unit outputs, got ${outputs.length}`,
+      )
+    const all: Uint8Array[] = []
+    outputs.forEach((o, i) => {
+      if ('error' in o) throw new UnrecoverableError(`unit ${i} failed: ${o.error}`)
+      all.push(...o.outputs)
+    })
+    const records = all.length
+    if (params.merge === 'sum-u64') return { records, sum: sumU64(all) }
+    if (params.merge === 'concat') {
+      const out = new Uint8Array(all.reduce((n, o) => n + o.length, 0))
+      let at = 0
+      for (const o of all) {
+        out.set(o, at)
+        at += o.length
+      }
+      return { records, output: toBase64(out) }
+    }
+    return { records, outputs: all.map(toBase64) }
+  },
+}

@@ -1,0 +1,238 @@
+// The worker as a good guest, as real processes against a real coordinator: it pauses in place when
+// another program takes the CPU and resumes after, resumes a unit from its checkpoint after kill -9,
+// holds no more work than it can finish before the lease deadlines, and refuses a bad policy.
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { readStatus, type WorkerStatus } from '../worker/policy/index.js'
+import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
+import { useServices } from './helpers/services.js'
+
+const services = useServices(test)
+
+async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-guest-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function worker(cluster: Cluster, dir: string, policy: object, extra: string[] = []) {
+  const config = join(dir, 'worker.json')
+  const args = [
+    'worker',
+    '--nats-url',
+    cluster.cliArgs.natsUrl,
+    '--trust',
+    cluster.cliArgs.trust,
+    '--key-file',
+    join(dir, 'key.json'),
+    '--state-dir',
+    join(dir, 'state'),
+    '--config',
+    config,
+    '--subject-prefix',
+    cluster.subjectPrefix,
+    ...extra,
+  ]
+  return { config, start: async () => (await writeFile(config, JSON.stringify(policy)), spawnCohort(args)) }
+}
+
+const status = (dir: string): Promise<WorkerStatus | undefined> =>
+  readStatus(join(dir, 'state')).catch(() => undefined)
+
+test.serial(
+  'idle - a busy CPU pauses running units within a second; they resume when it calms and the job is right',
+  async (t) => {
+    const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
+    t.teardown(() => cluster.stop())
+    const dir = await tempDir(t)
+    const w = worker(cluster, dir, {
+      run: 'idle',
+      idle: { input: 'none', otherCpuPercent: 30, resumeSeconds: 1 },
+      cpu: { threads: 1 },
+      pollSeconds: 0.25,
+    })
+    const child = await w.start()
+    t.teardown(() => child.kill())
+    await child.waitForLine(/worker started/)
+    const job = await cluster.api.submit({
+      type: 'primes',
+      params: { to: 4_000_000_000, unitSize: 500_000_000 },
+      redundancy: { quorum: 1, maxReplicas: 1 },
+    })
+    const transitions = (): string[] =>
+      child.lines.filter((l) => /worker suspended|worker resumed computing/.test(l))
+    // Computing, and not paused by some other load on this machine (other test files run at once).
+    await waitUntil(
+      'a unit computing',
+      async () => (await status(dir))?.state === 'computing' && !/suspended/.test(transitions().at(-1) ?? ''),
+      60_000,
+    )
+    const suspendedBefore = child.lines.filter((l) => /worker suspended/.test(l)).length
+
+    // Another program takes a whole core.
+    const hogStarted = performance.now()
+    const hog = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' })
+    t.teardown(() => void hog.kill('SIGKILL'))
+    await waitUntil(
+      'the worker suspended',
+      () => child.lines.filter((l) => /worker suspended/.test(l)).length > suspendedBefore,
+      10_000,
+    )
+    const latency = performance.now() - hogStarted
+    t.log(`pause latency from hog start: ${latency.toFixed(0)} ms`)
+    t.true(latency < 1_500, `paused after ${latency.toFixed(0)} ms`)
+    t.true(child.lines.some((l) => /worker suspended.*CPU busy/.test(l)))
+
+    // While paused, the running unit makes no progress.
+    await new Promise((r) => setTimeout(r, 1_200))
+    const a = await status(dir)
+    await new Promise((r) => setTimeout(r, 1_200))
+    const b = await status(dir)
+    t.is(b?.state, 'paused')
+    t.is(b?.reason, 'CPU busy')
+    t.deepEqual(
+      b?.units.filter((u) => u.state === 'running').map((u) => u.progress),
+      a?.units.filter((u) => u.state === 'running').map((u) => u.progress),
+    )
+    t.true((b?.ownCpuPercent ?? 100) < 20, `a paused daemon used ${b?.ownCpuPercent} % CPU`)
+
+    hog.kill('SIGKILL')
+    await child.waitForLine(/worker resumed computing/, 15_000)
+    const done = await waitForJob(cluster.api, job.id, 120_000)
+    const pauses = child.lines.filter((l) => /worker suspended/.test(l)).length
+    t.log(`paused ${pauses} times in all`)
+    t.is(done.state, 'completed')
+    t.like((await cluster.api.result(job.id)).result, { count: 189_961_812 })
+  },
+)
+
+test.serial(
+  'checkpoint - a worker killed mid-unit resumes from its checkpoint after restart, and the result is right',
+  async (t) => {
+    const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
+    t.teardown(() => cluster.stop())
+    const dir = await tempDir(t)
+    const w = worker(cluster, dir, {
+      cpu: { threads: 1, dutyCycle: 40 },
+      checkpointSeconds: 0.2,
+      battery: { runOnBattery: true },
+    })
+    const first = await w.start()
+    t.teardown(() => first.kill())
+    await first.waitForLine(/worker started/)
+    // One unit of 10^9 numbers: 3815 segments of the sieve, one yield point (step) each.
+    const job = await cluster.api.submit({
+      type: 'primes',
+      params: { from: 1_000_000_000, to: 2_000_000_000, unitSize: 1_000_000_000 },
+      redundancy: { quorum: 1, maxReplicas: 1 },
+    })
+    const units = join(dir, 'state', 'units')
+    await waitUntil(
+      'the unit a third done, with a checkpoint on disk',
+      async () =>
+        ((await status(dir))?.units[0]?.progress ?? 0) > 0.33 &&
+        existsSync(units) &&
+        (await readdir(units)).some((f) => f.endsWith('.ckpt')),
+      60_000,
+    )
+    const before = (await status(dir))!.units[0]!
+    await first.kill('SIGKILL')
+
+    const second = spawnCohort(first.child.spawnargs.slice(2))
+    t.teardown(() => second.kill())
+    const resumedLine = await second.waitForLine(/resumed unit .* at step \d+/, 30_000)
+    const k = Number(/at step (\d+)/.exec(resumedLine)![1])
+    const done = await waitForJob(cluster.api, job.id, 120_000)
+    t.is(done.state, 'completed')
+    t.like((await cluster.api.result(job.id)).result, { count: 47_374_753 })
+    const ended = await second.waitForLine(/unit run ended/, 10_000)
+    const steps = Number(/"steps":(\d+)/.exec(ended)![1])
+    t.log(
+      `killed at step ~${before.steps} (progress ${(before.progress * 100).toFixed(1)} %), resumed at step ${k}, ran ${steps} more steps`,
+    )
+    t.true(k > 0)
+    t.is(k + steps, 3815, 'the resumed run computes exactly the segments after the checkpoint')
+    t.true(before.steps - k < 400, `redid ${before.steps - k} segments`)
+    t.is(cluster.coordinators[0]!.counters.leasesExpired, 0)
+  },
+)
+
+test.serial(
+  'deadlines - the worker never holds more units than it can finish before their lease deadline',
+  async (t) => {
+    const leaseMs = 3_000
+    const cluster = await startCluster({ services: services(), tuning: { leaseMs } })
+    t.teardown(() => cluster.stop())
+    const dir = await tempDir(t)
+    // --buffer 50 would let it hold 51 units; the deadline cap allows far fewer.
+    const w = worker(cluster, dir, { cpu: { threads: 1 }, battery: { runOnBattery: true } }, [
+      '--buffer',
+      '50',
+    ])
+    const child = await w.start()
+    t.teardown(() => child.kill())
+    await child.waitForLine(/worker started/)
+    const job = await cluster.api.submit({
+      type: 'primes',
+      params: { to: 4_000_000_000, unitSize: 200_000_000 },
+      redundancy: { quorum: 1, maxReplicas: 1 },
+    })
+    let maxHeld = 0
+    let worst = 0
+    let samples = 0
+    for (;;) {
+      const s = await status(dir)
+      const secs = s?.unitSeconds['primes@1']
+      if (s !== undefined && secs !== undefined && s.unitsDone >= 2) {
+        samples++
+        maxHeld = Math.max(maxHeld, s.held)
+        // Running + what fits in 80 % of the lease at the measured speed, + 1 for measurement noise.
+        const bound = 1 + Math.floor((0.8 * leaseMs) / 1000 / secs) + 1
+        worst = Math.max(worst, s.held - bound)
+      }
+      const j = await cluster.api.job(job.id)
+      if (j.state === 'completed' || j.state === 'failed') break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const s = await status(dir)
+    t.log(
+      `measured ${s?.unitSeconds['primes@1']?.toFixed(2)} s/unit, lease ${leaseMs} ms, most held ${maxHeld} (${samples} samples)`,
+    )
+    t.true(samples > 3)
+    t.true(worst <= 0, `held ${worst} more units than the deadline allows`)
+    t.true(maxHeld < 20)
+    t.like((await cluster.api.result(job.id)).result, { count: 189_961_812 })
+  },
+)
+
+test.serial('cli - a bad policy is refused with a message naming the field and exit code 2', async (t) => {
+  const dir = await tempDir(t)
+  const run = async (policy: object): Promise<{ code: number | null; lines: string[] }> => {
+    const config = join(dir, `${Math.random()}.json`)
+    await writeFile(config, JSON.stringify(policy))
+    const child = spawnCohort([
+      'worker',
+      '--config',
+      config,
+      '--nats-url',
+      'nats://127.0.0.1:1',
+      '--trust',
+      'x',
+    ])
+    const code = await new Promise<number | null>((resolve) => child.child.once('exit', (c) => resolve(c)))
+    return { code, lines: child.lines }
+  }
+  const unknown = await run({ cpu: { threads: 1 }, idle: { cpuPercent: 10 } })
+  t.is(unknown.code, 2)
+  t.true(
+    unknown.lines.some((l) => /idle\.cpuPercent is not a known setting/.test(l)),
+    unknown.lines.join('\n'),
+  )
+  const negative = await run({ cpu: { dutyCycle: -20 } })
+  t.is(negative.code, 2)
+  t.true(negative.lines.some((l) => /cpu\.dutyCycle must be a number from 1 to 100, got -20/.test(l)))
+})

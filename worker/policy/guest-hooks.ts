@@ -1,0 +1,36 @@
+// What the daemon asks of a policy ("guest") when it has one. Runtime-neutral: the daemon itself stays
+// free of `node:` imports; the Node implementation is worker/policy/guest.ts.
+import type { SignedEnvelope, UnitPayload } from '../../shared/index.js'
+import type { RunOutcome } from '../run-unit.js'
+import type { RunHooks } from './run-control.js'
+
+/** A unit the daemon holds, as the policy sees it. */
+export interface HeldView {
+  replicaId: string
+  kind: string
+  state: 'buffered' | 'running' | 'submitting'
+  expiresAt: number
+}
+
+/** A unit saved by an earlier run of the daemon, with the time it was accepted (when it was valid). */
+export interface SavedUnit {
+  envelope: SignedEnvelope
+  acceptedAt: number
+}
+
+export interface DaemonGuest {
+  /** False while the policy pauses computing: no unit starts (running ones are paused in place). */
+  mayStart(): boolean
+  /** How many more units the daemon may ask for, given what it holds and its threads. */
+  admit(held: readonly HeldView[], threads: number): number
+  /** A verified unit was accepted (its envelope is kept for checkpoints). */
+  onAccepted(envelope: SignedEnvelope, unit: UnitPayload): void
+  /** Progress, checkpoint and resume wiring for one run of a unit. */
+  hooksFor(unit: UnitPayload): RunHooks
+  /** The unit left the daemon: `outcome` when computed, undefined when lost, failed or handed back. */
+  onFinished(unit: UnitPayload, outcome: RunOutcome | undefined): void
+  /** Units with a checkpoint saved by an earlier run of this daemon. */
+  restore(): Promise<SavedUnit[]>
+  /** Registers the daemon's callback for "the policy changed: start units or ask for work again". */
+  onChange(callback: () => void): void
+}
