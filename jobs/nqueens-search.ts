@@ -1,6 +1,7 @@
 // The n-queens kernel: bitmask backtracking that counts the completions of a placed prefix.
 // Bit c of a mask is column c. `left` and `right` hold the diagonals attacked in the current row.
 import { throwIfAborted } from './validate.js'
+import type { KernelHooks } from './kernel-hooks.js'
 
 /** Queens placed so far, as masks of the columns and diagonals they attack in the next row. */
 interface Board {
@@ -63,14 +64,7 @@ export interface SearchCheckpoint {
 }
 
 /** Hooks of the host (all optional): pausing and throttling, progress, checkpoints. */
-export interface SearchHooks {
-  signal?: AbortSignal | undefined
-  shouldYield?: (() => boolean) | undefined
-  progress?: ((fraction: number) => void) | undefined
-  checkpoint?: ((state: SearchCheckpoint) => void) | undefined
-  /** Continue from this checkpoint (ignored when it does not fit this search). */
-  resumeFrom?: unknown
-}
+export type SearchHooks = KernelHooks<SearchCheckpoint>
 
 function readCheckpoint(raw: unknown, rows: number, full: number): SearchCheckpoint | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined

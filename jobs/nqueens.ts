@@ -4,6 +4,7 @@ import { ValidationError } from '../shared/errors.js'
 import type { JobType } from '../shared/job-type.js'
 import { countCompletions, placePrefix, validPrefixes } from './nqueens-search.js'
 import { readInt, readIntList, readRecord } from './validate.js'
+import { hooksOf } from './kernel-hooks.js'
 
 export interface NQueensParams {
   n: number
@@ -96,13 +97,7 @@ export const nqueens: JobType<NQueensParams, NQueensInput, NQueensOutput, NQueen
 
   run(input, ctx) {
     return {
-      solutions: countCompletions(input.n, input.prefix, {
-        signal: ctx.signal,
-        shouldYield: ctx.shouldYield?.bind(ctx),
-        progress: ctx.progress?.bind(ctx),
-        checkpoint: ctx.checkpoint?.bind(ctx),
-        resumeFrom: ctx.resumeFrom,
-      }),
+      solutions: countCompletions(input.n, input.prefix, hooksOf(ctx)),
     }
   },
 

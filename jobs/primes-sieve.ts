@@ -2,6 +2,7 @@
 // Index j of a segment stands for the odd number `segLow + 2j`; a byte is 1 when that number is composite.
 // Multiples of 3, 5, 7, 11 and 13 are stamped from a precomputed pattern instead of crossed off.
 import { throwIfAborted } from './validate.js'
+import type { KernelHooks } from './kernel-hooks.js'
 
 /** Largest `to` the kernel supports; base primes then stay below 10^6. */
 export const SIEVE_LIMIT = 1e12
@@ -76,14 +77,7 @@ export interface SieveCheckpoint {
 }
 
 /** Hooks of the host (all optional): pausing and throttling, progress, checkpoints. */
-export interface SieveHooks {
-  signal?: AbortSignal | undefined
-  shouldYield?: (() => boolean) | undefined
-  progress?: ((fraction: number) => void) | undefined
-  checkpoint?: ((state: SieveCheckpoint) => void) | undefined
-  /** Continue from this checkpoint (ignored when it does not fit this range). */
-  resumeFrom?: unknown
-}
+export type SieveHooks = KernelHooks<SieveCheckpoint>
 
 function readCheckpoint(raw: unknown, segments: number): SieveCheckpoint | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined

@@ -3,6 +3,7 @@ import { ValidationError } from '../shared/errors.js'
 import type { JobType } from '../shared/job-type.js'
 import { countPrimes, SIEVE_LIMIT } from './primes-sieve.js'
 import { readInt, readRecord } from './validate.js'
+import { hooksOf } from './kernel-hooks.js'
 
 export interface PrimesParams {
   from: number
@@ -111,13 +112,7 @@ export const primes: JobType<PrimesParams, PrimesInput, PrimesOutput, PrimesResu
   run(input, ctx) {
     // Checkpoints once per 128 Ki-odd-number segment (the host throttles what it keeps).
     return {
-      count: countPrimes(input.from, input.to, {
-        signal: ctx.signal,
-        shouldYield: ctx.shouldYield?.bind(ctx),
-        progress: ctx.progress?.bind(ctx),
-        checkpoint: ctx.checkpoint?.bind(ctx),
-        resumeFrom: ctx.resumeFrom,
-      }),
+      count: countPrimes(input.from, input.to, hooksOf(ctx)),
     }
   },
 
