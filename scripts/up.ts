@@ -1,9 +1,9 @@
 // `cohort up`: a whole local cluster in one command — Redis, NATS, a coordinator and N worker
 // daemons (separate processes, as volunteers' machines would be) — optionally running the demo.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import type { Logger } from '../shared/index.js'
@@ -63,6 +63,12 @@ export async function up(o: UpOptions): Promise<Cluster> {
     log: o.log.child('coordinator'),
   })
   const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / o.workers))
+  const policyFile = join(dataDir, 'workers', 'policy.json')
+  mkdirSync(dirname(policyFile), { recursive: true })
+  writeFileSync(
+    policyFile,
+    JSON.stringify({ run: 'always', battery: { runOnBattery: true } }, null, 2) + '\n',
+  )
   const children: ChildProcess[] = []
   for (let i = 0; i < o.workers; i++) {
     const child = spawn(
@@ -80,6 +86,11 @@ export async function up(o: UpOptions): Promise<Cluster> {
         String(threads),
         '--log-file',
         join(logDir, `worker-${i}.log`),
+        '--state-dir',
+        join(dataDir, 'workers', `state-${i}`),
+        // A local cluster computes whenever it runs: not the volunteer's own ~/.cohort/worker.json.
+        '--config',
+        policyFile,
       ],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     )
