@@ -69,6 +69,8 @@ function config(dir: string, ports: Ports, coordinator: NatsCredentials): string
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
     `}`,
     `authorization {`,
+    // Seconds a client has to log in; the default (2 s) is too short for a loaded 2-core machine.
+    `  timeout: 10`,
     `  users: [`,
     `    { user: ${JSON.stringify(coordinator.user)}, password: ${JSON.stringify(coordinator.pass)} }`,
     `    { user: "volunteer", password: "volunteer", permissions: {`,
