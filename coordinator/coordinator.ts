@@ -125,6 +125,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
   const store = createStore({ redis, prefix: tuning.redisPrefix })
   const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
+  const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
@@ -152,6 +153,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const pipeline = createPipeline({
         connection: bullConnection,
         store,
+        blobs,
         tuning,
         counters,
         log: log.child('pipeline'),
@@ -195,6 +197,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const app = createApp({
         store,
         modules,
+        blobs,
         pipeline,
         tuning,
         counters,

@@ -32,6 +32,8 @@ export interface CoordinatorTuning {
   jobRetentionMs: number
   /** Largest WebAssembly module accepted by POST /v1/modules. Default 4 MiB (also the most). */
   maxModuleBytes: number
+  /** Largest input blob accepted by POST /v1/blobs. Default 4 MiB (also the most). */
+  maxBlobBytes: number
   /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
   maxModulePages: number
 }
@@ -51,6 +53,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   apiKeys: [],
   maxModuleBytes: 4 * 1024 * 1024,
   maxModulePages: 256,
+  maxBlobBytes: 4 * 1024 * 1024,
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
 }
@@ -82,6 +85,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxInflight', t.maxInflight, 1, 100_000)
   intIn('stopTimeoutMs', t.stopTimeoutMs, 0, 600_000)
   intIn('maxModuleBytes', t.maxModuleBytes, 1024, 4 * 1024 * 1024)
+  intIn('maxBlobBytes', t.maxBlobBytes, 1024, 4 * 1024 * 1024)
   intIn('maxModulePages', t.maxModulePages, 1, 256)
   intIn('unitRetentionMs', t.unitRetentionMs, 1000, 365 * 24 * 3600_000)
   intIn('jobRetentionMs', t.jobRetentionMs, 1000, 10 * 365 * 24 * 3600_000)

@@ -7,12 +7,15 @@ import type { Redis } from 'ioredis'
 import { decode, errorFields, UnrecoverableError, type AnyJobType, type Logger } from '../shared/index.js'
 import type { Counters } from './counters.js'
 import type { CoordinatorTuning } from './options.js'
+import type { ContentStore } from './modules/content-store.js'
 import type { Store } from './store/store.js'
 
 export interface PipelineInit {
   /** A connection with `maxRetriesPerRequest: null`, as BullMQ requires. */
   connection: Redis
   store: Store
+  /** Input blobs, for job types with `planResources`. */
+  blobs: ContentStore
   tuning: CoordinatorTuning
   counters: Counters
   log: Logger
@@ -42,6 +45,20 @@ const STEP_OPTS = {
   removeOnFail: { age: 24 * 3600 },
 } as const
 
+/** The blobs `jobType.planResources(params)` names that are stored (a missing one is left out). */
+export async function loadPlanResources(
+  jobType: AnyJobType,
+  params: unknown,
+  blobs: ContentStore,
+): Promise<Map<string, Uint8Array>> {
+  const found = new Map<string, Uint8Array>()
+  for (const hash of jobType.planResources?.(params) ?? []) {
+    const bytes = await blobs.get(hash)
+    if (bytes !== undefined) found.set(hash, bytes)
+  }
+  return found
+}
+
 export function createPipeline(init: PipelineInit): Pipeline {
   const { store, log, tuning } = init
   const bullPrefix = `${tuning.redisPrefix}bull`
@@ -64,7 +81,9 @@ export function createPipeline(init: PipelineInit): Pipeline {
     }
     let inputs: unknown[]
     try {
-      inputs = jobType.split(jobType.parseParams(rec.params))
+      const params = jobType.parseParams(rec.params) as unknown
+      const resources = await loadPlanResources(jobType, params, init.blobs)
+      inputs = jobType.split(params, (hash) => resources.get(hash))
     } catch (err) {
       await store.failJob(rec.id, `planning failed: ${(err as Error).message}`, Date.now())
       return

@@ -1,5 +1,7 @@
 // Job type `wasm@1`: run a submitter's WebAssembly module (uploaded with POST /v1/modules, named by
-// its SHA-256) on records: an inline list, or the sub-ranges of an integer range. Each unit is a few
+// its SHA-256) on records: an inline list, the sub-ranges of an integer range, or the lines or fixed-size
+// pieces of an uploaded blob (POST /v1/blobs; split by the coordinator, so units carry the records
+// inline like any others). Each unit is a few
 // records; the worker fetches the module by hash (the hash is in the signed unit, so a worker runs
 // only what the coordinator signed for) and runs it in the sandbox of jobs/wasm/sandbox.ts.
 // docs/wasm.md has the ABI, the rules and the failure model.
@@ -11,11 +13,16 @@ import { readInt, readRecord, type Fields } from './validate.js'
 
 export type WasmMerge = 'list' | 'concat' | 'sum-u64'
 
+/** How a blob becomes records: its lines (without the `\n`), or pieces of `bytes` bytes. */
+export type WasmBlobSplit = 'lines' | { bytes: number }
+
 export interface WasmParams {
   /** SHA-256 hex of the module. */
   module: string
   input:
-    { records: string[]; encoding: 'base64' | 'utf8' } | { range: { from: number; to: number; step: number } }
+    | { records: string[]; encoding: 'base64' | 'utf8' }
+    | { range: { from: number; to: number; step: number } }
+    | { blob: string; split: WasmBlobSplit }
   recordsPerUnit: number
   timeLimitMs: number
   merge: WasmMerge
@@ -73,7 +80,48 @@ function readHash(rec: Fields, path: string): string {
   return v
 }
 
+function readBlobHash(rec: Fields): string {
+  const v = rec['blob']
+  if (typeof v !== 'string' || !HASH.test(v))
+    throw new ValidationError(
+      'params.input.blob',
+      'must be the SHA-256 hex of an uploaded blob (64 lowercase hex digits)',
+    )
+  return v
+}
+
+/** The records of a blob: its lines without the `\n` (a final `\n` ends the last line), or pieces. */
+export function splitBlob(bytes: Uint8Array, split: WasmBlobSplit): Uint8Array[] {
+  const out: Uint8Array[] = []
+  if (split === 'lines') {
+    let start = 0
+    while (start < bytes.length) {
+      const nl = bytes.indexOf(0x0a, start)
+      const end = nl === -1 ? bytes.length : nl
+      out.push(bytes.subarray(start, end))
+      start = end + 1
+    }
+  } else {
+    for (let i = 0; i < bytes.length; i += split.bytes) out.push(bytes.subarray(i, i + split.bytes))
+  }
+  return out
+}
+
+/** Refuses records that would put more than MAX_UNIT_INPUT_CHARS of base64url in one unit. */
+function checkUnitSizes(byteSizes: number[], recordsPerUnit: number): void {
+  for (let i = 0; i < byteSizes.length; i += recordsPerUnit) {
+    const chars = byteSizes.slice(i, i + recordsPerUnit).reduce((n, b) => n + Math.ceil((b * 4) / 3), 0)
+    if (chars > MAX_UNIT_INPUT_CHARS) {
+      throw new ValidationError(
+        'params.recordsPerUnit',
+        `puts more than ${(MAX_UNIT_INPUT_CHARS * 3) / 4} bytes of records in one unit`,
+      )
+    }
+  }
+}
+
 function recordBytes(p: WasmParams, i: number): Uint8Array {
+  if ('blob' in p.input) throw new Error('blob records come from splitBlob')
   if ('range' in p.input) {
     const { from, to, step } = p.input.range
     const start = from + i * step
@@ -87,18 +135,35 @@ function recordBytes(p: WasmParams, i: number): Uint8Array {
   return p.input.encoding === 'utf8' ? new TextEncoder().encode(r) : fromBase64(r)
 }
 
+/** Records of an inline or range input; a blob's are known only once it is split (0 here). */
 const recordCount = (p: WasmParams): number =>
   'range' in p.input
     ? Math.ceil((p.input.range.to - p.input.range.from) / p.input.range.step)
-    : p.input.records.length
+    : 'records' in p.input
+      ? p.input.records.length
+      : 0
 
 const unitCount = (p: WasmParams): number => Math.ceil(recordCount(p) / p.recordsPerUnit)
 
 function parseInputParam(raw: unknown): WasmParams['input'] {
-  const rec = readRecord(raw, 'params.input', ['records', 'encoding', 'range'])
+  const rec = readRecord(raw, 'params.input', ['records', 'encoding', 'range', 'blob', 'split'])
+  const given = ['records', 'range', 'blob'].filter((k) => rec[k] !== undefined)
+  if (given.length > 1) throw new ValidationError('params.input', 'give one of records, range or blob')
+  if (rec['blob'] !== undefined) {
+    if (rec['encoding'] !== undefined)
+      throw new ValidationError('params.input.encoding', 'applies to records only, not to a blob')
+    const blob = readBlobHash(rec)
+    const s = rec['split']
+    if (s === 'lines') return { blob, split: 'lines' }
+    if (typeof s !== 'object' || s === null)
+      throw new ValidationError('params.input.split', 'must be "lines" or {"bytes": n}')
+    const r = readRecord(s, 'params.input.split', ['bytes'])
+    return { blob, split: { bytes: readInt(r, 'params.input.split', 'bytes', 1, MAX_RECORD_BYTES) } }
+  }
+  if (rec['split'] !== undefined) throw new ValidationError('params.input.split', 'applies to a blob only')
   if (rec['range'] !== undefined) {
-    if (rec['records'] !== undefined || rec['encoding'] !== undefined)
-      throw new ValidationError('params.input', 'give either records or range, not both')
+    if (rec['encoding'] !== undefined)
+      throw new ValidationError('params.input.encoding', 'applies to records only, not to a range')
     const r = readRecord(rec['range'], 'params.input.range', ['from', 'to', 'step'])
     const from = readInt(r, 'params.input.range', 'from', 0, Number.MAX_SAFE_INTEGER - 1)
     const to = readInt(r, 'params.input.range', 'to', 1, Number.MAX_SAFE_INTEGER)
@@ -108,7 +173,7 @@ function parseInputParam(raw: unknown): WasmParams['input'] {
     return { range: { from, to, step } }
   }
   const list = rec['records']
-  if (!Array.isArray(list)) throw new ValidationError('params.input', 'needs records (a list) or range')
+  if (!Array.isArray(list)) throw new ValidationError('params.input', 'needs records (a list), range or blob')
   if (list.length === 0 || list.length > MAX_INLINE_RECORDS)
     throw new ValidationError('params.input.records', `must have 1..${MAX_INLINE_RECORDS} items`)
   const encoding = readString(rec, 'params.input', 'encoding', ['base64', 'utf8'], 'base64') as
@@ -148,7 +213,8 @@ export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult> = {
     properties: {
       module: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 hex of an uploaded module' },
       input: {
-        description: 'records: inline records; range: records [x, min(x+step, to)) as two little-endian i64',
+        description:
+          'records: inline records; range: records [x, min(x+step, to)) as two little-endian i64; blob: the lines or fixed-size pieces of a blob uploaded with POST /v1/blobs',
         oneOf: [
           {
             type: 'object',
@@ -178,6 +244,31 @@ export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult> = {
                   to: { type: 'integer', minimum: 1 },
                   step: { type: 'integer', minimum: 1, description: 'default: to - from (one record)' },
                 },
+              },
+            },
+          },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['blob', 'split'],
+            properties: {
+              blob: {
+                type: 'string',
+                pattern: '^[0-9a-f]{64}$',
+                description: 'SHA-256 hex of an uploaded blob',
+              },
+              split: {
+                description:
+                  '"lines": one record per line, without the newline; {bytes}: pieces of that size',
+                oneOf: [
+                  { const: 'lines' },
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['bytes'],
+                    properties: { bytes: { type: 'integer', minimum: 1, maximum: MAX_RECORD_BYTES } },
+                  },
+                ],
               },
             },
           },
@@ -218,29 +309,62 @@ export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult> = {
         `gives ${unitCount(params)} units, more than ${MAX_UNITS}; use at least ${Math.ceil(recordCount(params) / MAX_UNITS)}`,
       )
     }
-    if ('records' in params.input) {
-      const sizes = params.input.records.map((_, i) => Math.ceil((recordBytes(params, i).length * 4) / 3))
-      for (let i = 0; i < sizes.length; i += params.recordsPerUnit) {
-        const chars = sizes.slice(i, i + params.recordsPerUnit).reduce((n, c) => n + c, 0)
-        if (chars > MAX_UNIT_INPUT_CHARS) {
-          throw new ValidationError(
-            'params.recordsPerUnit',
-            `puts more than ${(MAX_UNIT_INPUT_CHARS * 3) / 4} bytes of records in one unit`,
-          )
-        }
-      }
-    }
+    if ('records' in params.input)
+      checkUnitSizes(
+        params.input.records.map((_, i) => recordBytes(params, i).length),
+        params.recordsPerUnit,
+      )
     return params
   },
 
   estimateCost(params) {
     return {
-      units: unitCount(params),
+      // A blob's unit count is known only once split (planResources): at least one.
+      units: Math.max(1, unitCount(params)),
       unitSeconds: Math.min(params.timeLimitMs / 1000, 0.01 * params.recordsPerUnit),
     }
   },
 
-  split(params) {
+  planResources: (params) => ('blob' in params.input ? [params.input.blob] : []),
+
+  split(params, resource) {
+    if ('blob' in params.input) {
+      const { blob, split } = params.input
+      const bytes = resource?.(blob)
+      if (bytes === undefined)
+        throw new ValidationError(
+          'params.input.blob',
+          `no blob with hash ${blob}; upload it with POST /v1/blobs`,
+        )
+      const records = splitBlob(bytes, split)
+      if (records.length === 0)
+        throw new ValidationError('params.input.blob', 'is empty: it gives no records')
+      records.forEach((r, i) => {
+        if (r.length > MAX_RECORD_BYTES)
+          throw new ValidationError(
+            'params.input.blob',
+            `line ${i + 1} is ${r.length} bytes; records must be at most ${MAX_RECORD_BYTES} bytes`,
+          )
+      })
+      const units = Math.ceil(records.length / params.recordsPerUnit)
+      if (units > MAX_UNITS)
+        throw new ValidationError(
+          'params.recordsPerUnit',
+          `gives ${units} units, more than ${MAX_UNITS}; use at least ${Math.ceil(records.length / MAX_UNITS)}`,
+        )
+      checkUnitSizes(
+        records.map((r) => r.length),
+        params.recordsPerUnit,
+      )
+      const inputs: WasmInput[] = []
+      for (let i = 0; i < records.length; i += params.recordsPerUnit)
+        inputs.push({
+          module: params.module,
+          records: records.slice(i, i + params.recordsPerUnit).map(toBase64Url),
+          timeLimitMs: params.timeLimitMs,
+        })
+      return inputs
+    }
     const n = recordCount(params)
     const inputs: WasmInput[] = []
     for (let i = 0; i < n; i += params.recordsPerUnit) {
@@ -317,11 +441,10 @@ export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult> = {
   },
 
   merge(params, outputs) {
-    if (outputs.length !== unitCount(params))
-      throw new ValidationError(
-        'outputs',
-        `expected ${unitCount(params)} unit outputs, got ${outputs.length}`,
-      )
+    // A blob's unit count is not in the params; the coordinator passes one output per planned unit.
+    const expected = 'blob' in params.input ? outputs.length : unitCount(params)
+    if (outputs.length !== expected)
+      throw new ValidationError('outputs', `expected ${expected} unit outputs, got ${outputs.length}`)
     const all: Uint8Array[] = []
     outputs.forEach((o, i) => {
       if ('error' in o) throw new UnrecoverableError(`unit ${i} failed: ${o.error}`)

@@ -49,12 +49,23 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
   parseParams(raw: unknown): P
   /** Cost of a job with these params, without splitting it. */
   estimateCost(params: P): CostEstimate
-  /** The inputs of the job's units, in order. Never more than `maxUnits`. */
-  split(params: P): I[]
+  /**
+   * The inputs of the job's units, in order. Never more than `maxUnits`. `resource` gives the bytes
+   * of what `planResources(params)` named (undefined when not stored); a job type that needs one that
+   * is missing throws a ValidationError naming the param.
+   */
+  split(params: P, resource?: (hash: string) => Uint8Array | undefined): I[]
   /** Parse a unit input received from the network (workers re-check what they will run). */
   parseInput(raw: unknown): I
   /** The kernel: pure and deterministic. */
   run(input: I, ctx: RunContext): O
+  /**
+   * Content (an uploaded input blob), by SHA-256 hex, that `split` needs to find the units. The
+   * coordinator reads it from its blob store when the job is submitted (refusing the job when one is
+   * missing) and again when it plans the job. When present, `estimateCost(params).units` is only a
+   * lower bound: the count is known once `split` has seen the content.
+   */
+  planResources?(params: P): string[]
   /** Parse an output received from a volunteer; throws ValidationError when malformed. */
   parseOutput(raw: unknown): O
   /**

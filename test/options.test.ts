@@ -24,6 +24,7 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['a negative stop timeout', { stopTimeoutMs: -1 }, /stopTimeoutMs/],
   ['a short API key', { apiKeys: ['short'] }, /apiKeys/],
   ['a module limit above 4 MiB', { maxModuleBytes: 4 * 1024 * 1024 + 1 }, /maxModuleBytes/],
+  ['a blob limit above 4 MiB', { maxBlobBytes: 4 * 1024 * 1024 + 1 }, /maxBlobBytes/],
   ['a module memory cap above 256 pages', { maxModulePages: 257 }, /maxModulePages/],
 ]
 for (const [what, given, message] of bad) {

@@ -9,12 +9,15 @@ import type { Store } from '../store/store.js'
 import { HttpError, problemMiddleware } from './http-error.js'
 import { jobsRouter } from './jobs-routes.js'
 import { modulesRouter } from './modules-routes.js'
+import { blobsRouter } from './blobs-routes.js'
 import type { ContentStore } from '../modules/content-store.js'
 
 export interface AppInit {
   store: Store
   /** WebAssembly modules by SHA-256. */
   modules: ContentStore
+  /** Input blobs by SHA-256. */
+  blobs: ContentStore
   pipeline: Pipeline
   tuning: CoordinatorTuning
   counters: Counters
@@ -81,8 +84,18 @@ export function createApp(init: AppInit): Koa {
         new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
     }),
   )
+  const blobs = blobsRouter({ blobs: init.blobs, tuning: init.tuning, authenticate })
+  app.use(blobs.routes())
+  app.use(
+    blobs.allowedMethods({
+      throw: true,
+      methodNotAllowed: () =>
+        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
+    }),
+  )
   const router = jobsRouter({
     store: init.store,
+    blobs: init.blobs,
     pipeline: init.pipeline,
     tuning: init.tuning,
     jobTypes: init.jobTypes,

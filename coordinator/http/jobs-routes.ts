@@ -1,16 +1,19 @@
 // The submitter's API: submit, watch, fetch the result, cancel; list job types.
 import { Router } from '@koa/router'
 import type { Context } from 'koa'
-import { ID_PATTERN, randomId, type AnyJobType } from '../../shared/index.js'
+import { ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
 import { parseJobRequest } from '../job-request.js'
 import type { CoordinatorTuning } from '../options.js'
-import type { Pipeline } from '../pipeline.js'
+import type { ContentStore } from '../modules/content-store.js'
+import { loadPlanResources, type Pipeline } from '../pipeline.js'
 import type { JobRecord, Store } from '../store/store.js'
 import { readJsonBody } from './body.js'
 import { HttpError } from './http-error.js'
 
 export interface JobsRoutesInit {
   store: Store
+  /** Input blobs, which a job's params may name (`planResources`). */
+  blobs: ContentStore
   pipeline: Pipeline
   tuning: CoordinatorTuning
   jobTypes: ReadonlyMap<string, AnyJobType>
@@ -82,6 +85,17 @@ export function jobsRouter(init: JobsRoutesInit): Router {
   router.post('/jobs', async (ctx) => {
     const owner = init.authenticate(ctx)
     const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, tuning.defaultQuorum)
+    if (req.jobType.planResources !== undefined) {
+      // Split now, so a missing blob or a blob that gives too many or too large units is a 422 here
+      // rather than a job that fails at planning.
+      const resources = await loadPlanResources(req.jobType, req.params, init.blobs)
+      const units = req.jobType.split(req.params, (hash) => resources.get(hash)).length
+      if (units > req.jobType.maxUnits)
+        throw new ValidationError(
+          'params',
+          `this job would split into ${units} units; the limit is ${req.jobType.maxUnits}`,
+        )
+    }
     const id = randomId()
     const now = Date.now()
     await store.createJob(

@@ -1,4 +1,4 @@
-// Content-addressed bytes in Redis (WebAssembly modules), keyed by their SHA-256 hex. Writing the
+// Content-addressed bytes in Redis (WebAssembly modules, input blobs), keyed by their SHA-256 hex. Writing the
 // same bytes twice is a no-op; nothing is ever overwritten, so a hash always names the same bytes.
 import type { Redis } from 'ioredis'
 
@@ -14,11 +14,13 @@ export interface ContentStoreInit {
   redis: Redis
   /** Key prefix, e.g. `cohort:`; modules live at `<prefix>module:<hash>`. */
   prefix: string
+  /** What is stored: `module` (the default) or `blob`; keys are `<prefix><namespace>:<hash>`. */
+  namespace?: string
 }
 
 export function createContentStore(init: ContentStoreInit): ContentStore {
   const { redis } = init
-  const key = (hash: string): string => `${init.prefix}module:${hash}`
+  const key = (hash: string): string => `${init.prefix}${init.namespace ?? 'module'}:${hash}`
   return {
     async put(hash, bytes, meta) {
       const created = await redis.set(key(hash), Buffer.from(bytes), 'NX')
