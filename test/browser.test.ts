@@ -20,27 +20,12 @@ import {
 } from '../shared/index.js'
 import { runUnit, type RunTask } from '../worker/index.js'
 import { useBrowser, openContribute } from './helpers/browser.js'
-import { startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
+import { jobUnitResults, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { uniquePrefix, useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 const browser = useBrowser(test)
 const SCREENSHOT = fileURLToPath(new URL('../../test-results/contribute.png', import.meta.url))
-
-/** The workers that returned each unit's results, from Redis. */
-async function unitWorkers(prefix: string, jobId: string, total: number): Promise<string[][]> {
-  const redis = new Redis(services().redisUrl)
-  try {
-    const out: string[][] = []
-    for (let i = 0; i < total; i++) {
-      const h = await redis.hgetall(`${prefix}unit:${jobId}:${i}:results`)
-      out.push(Object.values(h).map((v) => v.split('|')[1] ?? ''))
-    }
-    return out
-  } finally {
-    redis.disconnect()
-  }
-}
 
 test.serial(
   'browser - a Chromium tab and a worker daemon share a job at quorum 2: every unit has one browser and one daemon replica',
@@ -66,7 +51,9 @@ test.serial(
     t.like((await cluster.api.result(primes.id)).result, { count: 1_270_607 })
     t.like((await cluster.api.result(queens.id)).result, { solutions: 724 })
     for (const job of [pj, qj]) {
-      const workers = await unitWorkers(cluster.redisPrefix, job.id, job.units.total)
+      const workers = (await jobUnitResults(cluster, job.id, job.units.total)).map((rs) =>
+        rs.map((r) => r.worker),
+      )
       workers.forEach((ws, i) =>
         t.deepEqual(
           [...ws].sort(),

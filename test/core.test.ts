@@ -3,29 +3,18 @@ import test from 'ava'
 import { Redis } from 'ioredis'
 import { encode, sha256Hex } from '../shared/index.js'
 import type { Runner } from '../worker/index.js'
-import { startCluster, waitForJob } from './helpers/cluster.js'
+import { jobUnitResults, startCluster, waitForJob } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
 
-/** Every unit's results, from Redis: replica -> { digest, worker }. */
-async function unitResults(redisUrl: string, prefix: string, jobId: string, total: number) {
+/** The digest each unit was validated with, from Redis. */
+async function canonicalDigests(redisUrl: string, prefix: string, jobId: string, total: number) {
   const redis = new Redis(redisUrl)
   try {
-    const out: { digest: string; worker: string }[][] = []
-    for (let i = 0; i < total; i++) {
-      const h = await redis.hgetall(`${prefix}unit:${jobId}:${i}:results`)
-      out.push(
-        Object.values(h).map((v) => {
-          const [digest = '', worker = ''] = v.split('|')
-          return { digest, worker }
-        }),
-      )
-    }
-    const canonical = await Promise.all(
+    return await Promise.all(
       Array.from({ length: total }, (_, i) => redis.hget(`${prefix}unit:${jobId}:${i}`, 'digest')),
     )
-    return { results: out, canonical }
   } finally {
     redis.disconnect()
   }
@@ -45,7 +34,8 @@ test('core - primes and nqueens on two worker daemons give the published answers
 
   for (const job of [pj, qj]) {
     t.is(job.units.validated, job.units.total)
-    const { results, canonical } = await unitResults(
+    const results = await jobUnitResults(cluster, job.id, job.units.total)
+    const canonical = await canonicalDigests(
       services().redisUrl,
       cluster.redisPrefix,
       job.id,

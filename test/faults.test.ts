@@ -16,19 +16,7 @@ test('faults - kill -9 of a worker mid-unit: its leases expire, are reissued, an
     await cluster.stop()
     await rm(dir, { recursive: true, force: true })
   })
-  const victim = spawnCohort([
-    'worker',
-    '--nats-url',
-    cluster.cliArgs.natsUrl,
-    '--trust',
-    cluster.cliArgs.trust,
-    '--key-file',
-    join(dir, 'victim.json'),
-    '--threads',
-    '1',
-    '--subject-prefix',
-    cluster.subjectPrefix,
-  ])
+  const victim = spawnCohort(cluster.workerArgs(join(dir, 'victim.json'), '--threads', '1'))
   t.teardown(() => victim.kill())
   await victim.waitForLine(/worker started/)
   const job = await cluster.api.submit({ type: 'primes', params: { to: 30_000_000, unitSize: 1_000_000 } })

@@ -1,28 +1,13 @@
 // WebAssembly jobs in Chromium: a contribute tab and a worker daemon share AssemblyScript and WAT
 // jobs at quorum 2, so every unit's output from a browser Web Worker matched a piscina thread's.
 import test from 'ava'
-import { Redis } from 'ioredis'
 import { openContribute, useBrowser } from './helpers/browser.js'
-import { startCluster, waitForJob } from './helpers/cluster.js'
+import { jobUnitResults, startCluster, waitForJob } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 import { fnv1aBase64, fnvModule, primesModule, uploadOk } from './helpers/wasm.js'
 
 const services = useServices(test)
 const browser = useBrowser(test)
-
-async function unitWorkers(prefix: string, jobId: string, total: number): Promise<string[][]> {
-  const redis = new Redis(services().redisUrl)
-  try {
-    const out: string[][] = []
-    for (let i = 0; i < total; i++) {
-      const h = await redis.hgetall(`${prefix}unit:${jobId}:${i}:results`)
-      out.push(Object.values(h).map((v) => v.split('|')[1] ?? ''))
-    }
-    return out
-  } finally {
-    redis.disconnect()
-  }
-}
 
 test('wasm browser - a Chromium tab and a daemon agree on every unit of an AssemblyScript and a WAT job', async (t) => {
   const cluster = await startCluster({ services: services() })
@@ -52,7 +37,9 @@ test('wasm browser - a Chromium tab and a daemon agree on every unit of an Assem
   t.deepEqual((await cluster.api.result(pj.id)).result, { records: 8, sum: '283146' })
   t.deepEqual((await cluster.api.result(fj.id)).result, { records: 4, outputs: words.map(fnv1aBase64) })
   for (const job of [pd, fd]) {
-    const workers = await unitWorkers(cluster.redisPrefix, job.id, job.units.total)
+    const workers = (await jobUnitResults(cluster, job.id, job.units.total)).map((rs) =>
+      rs.map((r) => r.worker),
+    )
     workers.forEach((ws, i) =>
       t.deepEqual(
         [...ws].sort(),

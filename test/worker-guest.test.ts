@@ -21,22 +21,14 @@ async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<
 
 function worker(cluster: Cluster, dir: string, policy: object, extra: string[] = []) {
   const config = join(dir, 'worker.json')
-  const args = [
-    'worker',
-    '--nats-url',
-    cluster.cliArgs.natsUrl,
-    '--trust',
-    cluster.cliArgs.trust,
-    '--key-file',
+  const args = cluster.workerArgs(
     join(dir, 'key.json'),
     '--state-dir',
     join(dir, 'state'),
     '--config',
     config,
-    '--subject-prefix',
-    cluster.subjectPrefix,
     ...extra,
-  ]
+  )
   return { config, start: async () => (await writeFile(config, JSON.stringify(policy)), spawnCohort(args)) }
 }
 

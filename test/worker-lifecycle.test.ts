@@ -63,21 +63,7 @@ test('lifecycle - SIGTERM stops the worker process cleanly and its units go back
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
   const dir = await tempDir(t)
   t.teardown(() => cluster.stop())
-  const child = spawnCohort([
-    'worker',
-    '--nats-url',
-    cluster.cliArgs.natsUrl,
-    '--trust',
-    cluster.cliArgs.trust,
-    '--key-file',
-    join(dir, 'w.json'),
-    '--threads',
-    '1',
-    '--buffer',
-    '4',
-    '--subject-prefix',
-    cluster.subjectPrefix,
-  ])
+  const child = spawnCohort(cluster.workerArgs(join(dir, 'w.json'), '--threads', '1', '--buffer', '4'))
   t.teardown(() => child.kill())
   await child.waitForLine(/worker started/)
   const job = await cluster.api.submit({

@@ -1,28 +1,9 @@
-// The worker daemon's public surface.
-export {
-  createWorkerDaemon,
-  type StopOptions,
-  type WorkerDaemon,
-  type WorkerDaemonInit,
-  type WorkerEvents,
-  type WorkerStats,
-} from './daemon.js'
-export {
-  createPoolRunner,
-  type PoolRunnerInit,
-  type Runner,
-  type RunOutcome,
-  type RunTask,
-} from './runner.js'
-export { runUnit } from './run-unit.js'
-export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
+// The worker daemon's public surface: the runtime-neutral part (portable.ts, which the browser
+// imports) plus the Node-side pieces: the piscina pool, the identity key file, the module cache.
+export * from './portable.js'
+export { createPoolRunner, type PoolRunnerInit } from './runner.js'
 export { loadOrCreateIdentity } from './identity-file.js'
-export {
-  CoordinatorUnavailableError,
-  createCoordinatorClient,
-  RequestRefusedError,
-  type CoordinatorClient,
-} from './coordinator-client.js'
+export { CoordinatorUnavailableError } from './coordinator-client.js'
 export {
   createModuleCache,
   ModuleIntegrityError,

@@ -74,6 +74,8 @@ export interface Cluster {
   }): Promise<TestWorker>
   /** Environment-style arguments for a `cohort` child process of this cluster. */
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
+  /** Arguments of a `cohort worker` child process of this cluster, with its key file. */
+  workerArgs(keyFile: string, ...extra: string[]): string[]
   /** Environment giving a coordinator child process the coordinators' NATS login. */
   coordinatorEnv: Record<string, string>
   /** Writes the coordinator key to a file (for coordinator child processes). */
@@ -166,6 +168,18 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     addCoordinator,
     addWorker,
     cliArgs: { natsUrl: services.natsUrl, redisUrl: services.redisUrl, trust: identity.id },
+    workerArgs: (keyFile, ...extra) => [
+      'worker',
+      '--nats-url',
+      services.natsUrl,
+      '--trust',
+      identity.id,
+      '--key-file',
+      keyFile,
+      '--subject-prefix',
+      subjectPrefix,
+      ...extra,
+    ],
     coordinatorEnv:
       services.natsCoordinator === undefined
         ? {}
@@ -180,6 +194,13 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       await Promise.allSettled(coordinators.map((c) => c.stop()))
     },
   }
+}
+
+/** Each unit's stored results (replica, digest, worker), read through a coordinator's store. */
+export async function jobUnitResults(cluster: Cluster, jobId: string, total: number) {
+  const store = cluster.coordinators[0]?.store
+  if (store === undefined) throw new Error('no coordinator')
+  return Promise.all(Array.from({ length: total }, (_, i) => store.unitResults(`${jobId}:${i}`)))
 }
 
 /** Poll a job until it reaches a final state (a condition, not a fixed sleep), within `timeoutMs`. */
