@@ -12,6 +12,23 @@ export {
   utf8,
 } from './bytes.js'
 export { decode, encode, MAX_MESSAGE_BYTES } from './codec.js'
+export {
+  Bitfield,
+  CHUNK_BYTES,
+  chunkCount,
+  chunkHash,
+  chunkRange,
+  decodeManifest,
+  encodeManifest,
+  manifestOf,
+  MAX_CONTENT_BYTES,
+  MAX_CONTENT_CHUNKS,
+  MAX_MANIFEST_BYTES,
+  parseContentRef,
+  parseManifest,
+  type ContentRef,
+  type Manifest,
+} from './content.js'
 export { checkWsUrl, parseContributeConfig, type ContributeConfig } from './contribute-config.js'
 export { DIGEST_HEX, sha256Hex } from './digest.js'
 export {
@@ -27,6 +44,7 @@ export {
 } from './errors.js'
 export { kindOf, type AnyJobType, type CostEstimate, type JobType, type RunContext } from './job-type.js'
 export * from './protocol.js'
+export * from './peer-protocol.js'
 export {
   exportIdentity,
   generateIdentity,

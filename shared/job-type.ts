@@ -1,5 +1,6 @@
 // The job-type contract. A job type is pure, deterministic and isomorphic: the same `run` executes
 // in piscina threads and in browser Web Workers, so kernels never import `node:` modules.
+import type { ContentRef } from './content.js'
 
 /** What a running kernel may use. Every field is optional for the kernel to call. */
 export interface RunContext {
@@ -7,6 +8,11 @@ export interface RunContext {
   readonly signal?: AbortSignal
   /** Bytes of a resource the job type named in `resources(input)`, by SHA-256 hex (hash-checked). */
   resource?(hash: string): Uint8Array | undefined
+  /**
+   * The bytes of content the job type named in `content(input)`, by root: assembled from chunks
+   * that were each checked against the manifest the root names. Read-only; may be shared memory.
+   */
+  content?(root: string): Uint8Array | undefined
   /**
    * Call at a safe point now and then (every few milliseconds of work). The host may block inside it
    * (paused by the volunteer's policy, or sleeping for the CPU duty cycle); the kernel's state stays
@@ -80,6 +86,13 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
    * fetches each from a coordinator, checks its hash, and hands it to `run` as `ctx.resource(hash)`.
    */
   resources?(input: I): string[]
+  /**
+   * Large content the unit reads (a dataset every unit of a job shares), by root. The worker fetches
+   * it as hash-checked chunks from its peers (the coordinator only for chunks no peer has), keeps it
+   * within the volunteer's cache size, serves it to other peers, and hands it to `run` as
+   * `ctx.content(root)`.
+   */
+  content?(input: I): ContentRef[]
   /**
    * A wall-clock limit for one unit. A unit still running after `ms` is stopped (its thread or Web
    * Worker terminated) and `output` is submitted as its result, so workers agree on the failure.

@@ -55,6 +55,14 @@ export interface Subjects {
   workAvailable: string
   /** Worker fetches a WebAssembly module by its SHA-256 (request/reply). */
   moduleGet: string
+  /** Worker fetches a content chunk or manifest no peer has, by its SHA-256 (request/reply). */
+  chunkGet: string
+  /** Worker claims leases a peer transferred to it (handoff, stealing; request/reply). */
+  leaseClaim: string
+  /** Peers announce their presence, free capacity and the content they hold (broadcast). */
+  peerAnnounce: string
+  /** Prefix of peers' own subjects: a peer listens on `<peerInbox>.<its id>` only. */
+  peerInbox: string
 }
 
 export const COORDINATOR_QUEUE = 'cohort-coordinators'
@@ -70,6 +78,10 @@ export function subjectsFor(prefix = 'cohort'): Subjects {
     leaseRelease: `${base}.lease.release`,
     workAvailable: `${base}.work.available`,
     moduleGet: `${base}.module.get`,
+    chunkGet: `${base}.chunk.get`,
+    leaseClaim: `${base}.lease.claim`,
+    peerAnnounce: `${base}.peer.announce`,
+    peerInbox: `${base}.peer.to`,
   }
 }
 
@@ -118,7 +130,7 @@ export function parseUnitPayload(value: unknown): UnitPayload {
 
 // ---- payloads signed by a worker ------------------------------------------------------------------
 
-interface WorkerSigned {
+export interface WorkerSigned {
   /** The sender; must equal the envelope's signer. */
   worker: string
   /** Sender's clock, checked against the receiver's within LIMITS.maxClockSkewMs. */
@@ -126,7 +138,7 @@ interface WorkerSigned {
   nonce: string
 }
 
-function workerSigned(r: Rec): WorkerSigned {
+export function workerSigned(r: Rec): WorkerSigned {
   return {
     worker: stringField(r, 'worker', 43, PEER_ID_PATTERN),
     at: intField(r, 'at', 0, Number.MAX_SAFE_INTEGER),

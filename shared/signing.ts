@@ -113,7 +113,18 @@ export async function verify(
 }
 
 /** Domain-separation tags: one per kind of signed message. */
-export type SignedKind = 'unit' | 'result' | 'work.request' | 'lease.renew' | 'lease.release' | 'module.get'
+export type SignedKind =
+  | 'unit'
+  | 'result'
+  | 'work.request'
+  | 'lease.renew'
+  | 'lease.release'
+  | 'module.get'
+  | 'chunk.get'
+  | 'lease.transfer'
+  | 'lease.claim'
+  | 'peer.announce'
+  | 'peer'
 
 function signingInput(kind: SignedKind, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(`cohort/v1/${kind}\u0000`), body)

@@ -13,6 +13,8 @@ export interface RunTask extends ControlledTask {
   input: unknown
   /** Content the job type asked for (`resources(input)`), by SHA-256 hex, already hash-checked. */
   resources?: Record<string, Uint8Array>
+  /** Content the job type named (`content(input)`), by root, assembled from hash-checked chunks. */
+  content?: Record<string, Uint8Array>
 }
 
 export interface RunOutcome {
@@ -32,6 +34,7 @@ export async function runUnit(task: RunTask): Promise<RunOutcome> {
   const out = jobType.run(jobType.parseInput(task.input), {
     ...thread.ctx,
     resource: (hash: string) => task.resources?.[hash],
+    content: (root: string) => task.content?.[root],
   }) as unknown
   const computeMs = Math.round(performance.now() - started - thread.blockedMs)
   thread.finish()

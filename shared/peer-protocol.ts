@@ -1,0 +1,313 @@
+// The peer overlay's messages, and the two coordinator requests peers need (chunk.get for content
+// no peer has, lease.claim to take over a lease a peer transferred). Every message between peers is
+// a signed envelope (kind `peer`, or `peer.announce` for the broadcast) naming its sender and its
+// addressee; a receiver checks both, and the clock window, before it acts on anything.
+import { toBase64Url } from './bytes.js'
+import { MAX_CONTENT_CHUNKS, MAX_MANIFEST_BYTES } from './content.js'
+import { DIGEST_HEX } from './digest.js'
+import { ProtocolError } from './errors.js'
+import {
+  ID_PATTERN,
+  JOB_KIND_PATTERN,
+  LIMITS,
+  PEER_ID_PATTERN,
+  workerSigned,
+  type Subjects,
+  type WorkerSigned,
+} from './protocol.js'
+import {
+  arrayField,
+  bytesField,
+  expectRecord,
+  intField,
+  literal,
+  stringField,
+  stringList,
+  type Rec,
+} from './schema.js'
+import { parseEnvelope, type SignedEnvelope } from './signing.js'
+
+export const PEER_LIMITS = {
+  /** Content roots one announcement may list. */
+  maxHave: 32,
+  /** Units moved in one handoff or steal. */
+  maxTransfer: 16,
+  /** Largest chunk or manifest payload. */
+  maxChunkPayload: MAX_MANIFEST_BYTES,
+  /** How long a lease transfer may be claimed after it was signed. */
+  transferTtlMs: 15_000,
+  /** Largest peer message (a handoff of maxTransfer units). */
+  maxMessageBytes: 4 * 1024 * 1024,
+} as const
+
+/** The subject a peer listens on, derived from its public key. */
+export function peerSubject(subjects: Subjects, peerId: string): string {
+  if (!PEER_ID_PATTERN.test(peerId)) throw new ProtocolError('not a peer id')
+  return `${subjects.peerInbox}.${peerId}`
+}
+
+// ---- presence --------------------------------------------------------------------------------
+
+/** The chunks of one content a peer holds (it holds the manifest of every root it lists). */
+export interface HaveEntry {
+  root: string
+  /** Bitfield, one bit per chunk (see Bitfield). */
+  bits: Uint8Array
+}
+
+export interface PeerAnnounce extends WorkerSigned {
+  type: 'peer.announce'
+  v: 1
+  threads: number
+  running: number
+  buffered: number
+  /** Units it would take from a peer now. */
+  free: number
+  accepts: string[]
+  has: HaveEntry[]
+  /** Sent once when the peer stops: forget it. */
+  leaving: boolean
+}
+
+export function parsePeerAnnounce(value: unknown): PeerAnnounce {
+  const r = expectRecord(value, 'peer.announce')
+  literal(r, 'type', 'peer.announce')
+  literal(r, 'v', 1)
+  return {
+    type: 'peer.announce',
+    v: 1,
+    ...workerSigned(r),
+    threads: intField(r, 'threads', 0, 4096),
+    running: intField(r, 'running', 0, 4096),
+    buffered: intField(r, 'buffered', 0, 65536),
+    free: intField(r, 'free', 0, 4096),
+    accepts: stringList(r, 'accepts', 64, 40, JOB_KIND_PATTERN),
+    has: arrayField(r, 'has', PEER_LIMITS.maxHave).map((h, i) => {
+      const e = expectRecord(h, `has[${i}]`)
+      return {
+        root: stringField(e, 'root', 64, DIGEST_HEX),
+        bits: bytesField(e, 'bits', MAX_CONTENT_CHUNKS / 8),
+      }
+    }),
+    leaving: r['leaving'] === true,
+  }
+}
+
+// ---- lease transfer (giver -> receiver -> coordinator) ------------------------------------------
+
+/** Signed by the peer that holds the leases: "I give these replicas to `to`". */
+export interface LeaseTransfer extends WorkerSigned {
+  type: 'lease.transfer'
+  v: 1
+  to: string
+  replicaIds: string[]
+  /** After this the transfer may not be claimed (the giver may take the units back). */
+  expiresAt: number
+}
+
+export function parseLeaseTransfer(value: unknown): LeaseTransfer {
+  const r = expectRecord(value, 'lease.transfer')
+  literal(r, 'type', 'lease.transfer')
+  literal(r, 'v', 1)
+  return {
+    type: 'lease.transfer',
+    v: 1,
+    ...workerSigned(r),
+    to: stringField(r, 'to', 43, PEER_ID_PATTERN),
+    replicaIds: stringList(r, 'replicaIds', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
+    expiresAt: intField(r, 'expiresAt', 0, Number.MAX_SAFE_INTEGER),
+  }
+}
+
+/** Sent by the receiver to the coordinators, with the giver's transfer. */
+export interface LeaseClaim extends WorkerSigned {
+  type: 'lease.claim'
+  v: 1
+  transfer: SignedEnvelope
+}
+
+export function parseLeaseClaim(value: unknown): LeaseClaim {
+  const r = expectRecord(value, 'lease.claim')
+  literal(r, 'type', 'lease.claim')
+  literal(r, 'v', 1)
+  return {
+    type: 'lease.claim',
+    v: 1,
+    ...workerSigned(r),
+    transfer: parseEnvelope(r['transfer'], 'lease.transfer', 16 * 1024),
+  }
+}
+
+/**
+ * The coordinator's answer to a claim: the replicas now leased to the claimant, re-signed for it,
+ * and those it could not take (it holds or computed another replica of the unit, or the giver no
+ * longer held the lease): the first kind go back to the queue at once.
+ */
+export interface LeaseClaimed {
+  type: 'lease.claimed'
+  v: 1
+  units: SignedEnvelope[]
+  refused: string[]
+}
+
+export function parseLeaseClaimed(value: unknown): LeaseClaimed {
+  const r = expectRecord(value, 'lease.claimed')
+  literal(r, 'type', 'lease.claimed')
+  literal(r, 'v', 1)
+  return {
+    type: 'lease.claimed',
+    v: 1,
+    units: arrayField(r, 'units', PEER_LIMITS.maxTransfer).map((u) =>
+      parseEnvelope(u, 'unit', LIMITS.maxUnitBytes),
+    ),
+    refused: stringList(r, 'refused', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
+  }
+}
+
+// ---- content --------------------------------------------------------------------------------
+
+/** Ask for a chunk or a manifest by SHA-256 (kind `chunk.get` to coordinators, `peer` to peers). */
+export interface ChunkGet extends WorkerSigned {
+  type: 'chunk.get'
+  v: 1
+  hash: string
+}
+
+export function parseChunkGet(value: unknown): ChunkGet {
+  const r = expectRecord(value, 'chunk.get')
+  literal(r, 'type', 'chunk.get')
+  literal(r, 'v', 1)
+  return { type: 'chunk.get', v: 1, ...workerSigned(r), hash: stringField(r, 'hash', 64, DIGEST_HEX) }
+}
+
+/** The bytes named by `hash`; the requester hashes them before anything else. */
+export interface ChunkReply {
+  type: 'chunk'
+  v: 1
+  hash: string
+  bytes: Uint8Array
+}
+
+export function parseChunkReply(value: unknown): ChunkReply {
+  const r = expectRecord(value, 'chunk')
+  literal(r, 'type', 'chunk')
+  literal(r, 'v', 1)
+  return {
+    type: 'chunk',
+    v: 1,
+    hash: stringField(r, 'hash', 64, DIGEST_HEX),
+    bytes: bytesField(r, 'bytes', PEER_LIMITS.maxChunkPayload),
+  }
+}
+
+// ---- peer-to-peer messages (envelope kind `peer`) ----------------------------------------------
+
+interface ToPeer extends WorkerSigned {
+  v: 1
+  /** The addressee: a peer refuses a message addressed to another. */
+  to: string
+}
+
+/** An idle peer asks a busy one for buffered units. */
+export interface StealRequest extends ToPeer {
+  type: 'steal'
+  want: number
+  accepts: string[]
+  /** Units the thief holds or computed: the victim leaves those out. */
+  avoid: string[]
+}
+
+/** Units moved to the addressee: a giver's handoff request, or a victim's answer to a steal. */
+export interface HandoffMessage extends ToPeer {
+  type: 'handoff'
+  /** Absent when nothing is given. */
+  transfer?: SignedEnvelope
+  /** The coordinator-signed units, addressed to the giver; the receiver verifies them. */
+  units: SignedEnvelope[]
+}
+
+/** The receiver's word on what it claimed (reply to a handoff, or a notice after a steal). */
+export interface HandoffResult extends ToPeer {
+  type: 'handoff.result'
+  claimed: string[]
+  refused: string[]
+}
+
+export interface PeerChunkGet extends ToPeer {
+  type: 'chunk.get'
+  hash: string
+}
+
+export interface PeerChunk extends ToPeer {
+  type: 'chunk'
+  hash: string
+  bytes: Uint8Array
+}
+
+/** A request the peer would not or could not serve. */
+export interface PeerRefusal extends ToPeer {
+  type: 'peer.error'
+  message: string
+}
+
+export type PeerMessage =
+  StealRequest | HandoffMessage | HandoffResult | PeerChunkGet | PeerChunk | PeerRefusal
+
+function toPeer(r: Rec): ToPeer {
+  literal(r, 'v', 1)
+  return { v: 1, ...workerSigned(r), to: stringField(r, 'to', 43, PEER_ID_PATTERN) }
+}
+
+export function parsePeerMessage(value: unknown): PeerMessage {
+  const r = expectRecord(value, 'peer message')
+  const base = toPeer(r)
+  switch (r['type']) {
+    case 'steal':
+      return {
+        ...base,
+        type: 'steal',
+        want: intField(r, 'want', 1, PEER_LIMITS.maxTransfer),
+        accepts: stringList(r, 'accepts', 64, 40, JOB_KIND_PATTERN),
+        avoid: stringList(r, 'avoid', LIMITS.maxReplicaIds, 96, ID_PATTERN),
+      }
+    case 'handoff':
+      return {
+        ...base,
+        type: 'handoff',
+        ...(r['transfer'] === undefined
+          ? {}
+          : { transfer: parseEnvelope(r['transfer'], 'lease.transfer', 16 * 1024) }),
+        units: arrayField(r, 'units', PEER_LIMITS.maxTransfer).map((u) =>
+          parseEnvelope(u, 'unit', LIMITS.maxUnitBytes),
+        ),
+      }
+    case 'handoff.result':
+      return {
+        ...base,
+        type: 'handoff.result',
+        claimed: stringList(r, 'claimed', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
+        refused: stringList(r, 'refused', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
+      }
+    case 'chunk.get':
+      return { ...base, type: 'chunk.get', hash: stringField(r, 'hash', 64, DIGEST_HEX) }
+    case 'chunk':
+      return {
+        ...base,
+        type: 'chunk',
+        hash: stringField(r, 'hash', 64, DIGEST_HEX),
+        bytes: bytesField(r, 'bytes', PEER_LIMITS.maxChunkPayload),
+      }
+    case 'peer.error':
+      return { ...base, type: 'peer.error', message: stringField(r, 'message', 500) }
+    default:
+      throw new ProtocolError('type must be steal, handoff, handoff.result, chunk.get, chunk or peer.error')
+  }
+}
+
+/** A peer message must come from the signer it names and be addressed to `self`. */
+export function checkPeerMessage(m: ToPeer, signer: Uint8Array, self: string, now: number): void {
+  if (m.worker !== toBase64Url(signer)) throw new ProtocolError('worker does not match the envelope signer')
+  if (m.to !== self) throw new ProtocolError('message is addressed to another peer')
+  if (Math.abs(now - m.at) > LIMITS.maxClockSkewMs)
+    throw new ProtocolError('at is too far from the current time')
+}
