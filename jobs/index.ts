@@ -1,5 +1,6 @@
 // The built-in job types, keyed by kind (`name@version`), and lookups over them.
 import { kindOf, type AnyJobType } from '../shared/job-type.js'
+import { knn } from './knn.js'
 import { nqueens } from './nqueens.js'
 import { primes } from './primes.js'
 export {
@@ -22,6 +23,8 @@ export {
 } from './wasm/module-rules.js'
 import { wasm } from './wasm.js'
 
+export { knn, type KnnInput, type KnnOutput, type KnnParams, type KnnResult } from './knn.js'
+export { knnDataset, knnQuery } from './knn-data.js'
 export {
   nqueens,
   type NQueensInput,
@@ -37,7 +40,7 @@ export {
   type PrimesResult,
 } from './primes.js'
 
-const all: readonly AnyJobType[] = [primes, nqueens, wasm]
+const all: readonly AnyJobType[] = [primes, nqueens, wasm, knn]
 
 /** Every built-in job type, keyed by `kindOf(type)`, e.g. `primes@1`. */
 export const builtinJobTypes: ReadonlyMap<string, AnyJobType> = new Map(all.map((t) => [kindOf(t), t]))

@@ -4,7 +4,8 @@ import { equalBytes } from '../shared/bytes.js'
 import { decode, encode } from '../shared/codec.js'
 import { ValidationError } from '../shared/errors.js'
 import { kindOf, type JobType } from '../shared/job-type.js'
-import { builtinJobTypes, findJobType, listJobTypes, nqueens, primes } from '../jobs/index.js'
+import { builtinJobTypes, findJobType, knnQuery, listJobTypes, nqueens, primes } from '../jobs/index.js'
+import { manifestOf } from '../shared/content.js'
 import { sha256Hex } from '../shared/digest.js'
 import type { RunContext } from '../shared/job-type.js'
 import { fnv1aBase64, fnvModule, primesModule } from './helpers/wasm.js'
@@ -14,8 +15,40 @@ const fnvBytes = await fnvModule()
 const primesBytes = await primesModule()
 const FNV = await sha256Hex(fnvBytes)
 const PRIMES = await sha256Hex(primesBytes)
-const resources: Record<string, Uint8Array> = { [FNV]: fnvBytes, [PRIMES]: primesBytes }
-const ctx = (extra: RunContext = {}): RunContext => ({ ...extra, resource: (h) => resources[h] })
+// The knn job type reads a dataset: `split` gets its manifest as a resource, `run` its bytes as content.
+// Row r of this dataset is the single byte r, so query q's nearest rows are q, q - 1, q + 1.
+const LINE = Uint8Array.from({ length: 256 }, (_, r) => r)
+const line = await manifestOf(LINE)
+const resources: Record<string, Uint8Array> = {
+  [FNV]: fnvBytes,
+  [PRIMES]: primesBytes,
+  [line.root]: line.encoded,
+}
+const resource = (h: string): Uint8Array | undefined => resources[h]
+const contents: Record<string, Uint8Array> = { [line.root]: LINE }
+const ctx = (extra: RunContext = {}): RunContext => ({ ...extra, resource, content: (r) => contents[r] })
+
+/** The rows of LINE nearest to byte q, nearest first (ties to the lower row), and their distances. */
+function nearest(q: number): { ids: number[]; dists: number[] } {
+  if (q === 0) return { ids: [0, 1, 2], dists: [0, 1, 4] }
+  if (q === 255) return { ids: [255, 254, 253], dists: [0, 1, 4] }
+  return { ids: [q, q - 1, q + 1], dists: [0, 1, 1] }
+}
+
+/** The knn result over LINE: the k (1 to 3) nearest rows of each query byte. */
+function lineNeighbours(count: number, seed: number, k: number): unknown {
+  const near = Array.from({ length: count }, (_, j) => {
+    const q = new Uint8Array(1)
+    knnQuery(q, seed, j)
+    return nearest(q[0]!)
+  })
+  return {
+    queries: count,
+    k,
+    ids: near.map((n) => n.ids.slice(0, k)),
+    dists: near.map((n) => n.dists.slice(0, k)),
+  }
+}
 
 interface Case {
   title: string
@@ -121,6 +154,45 @@ const cases: Record<string, Cases> = {
     ],
     badOutputs: [{ solutions: 666_090_625 }],
   },
+  'knn@1': {
+    good: [
+      {
+        title: 'finds the nearest byte of 10 queries in 4 units',
+        params: { dataset: line.root, dim: 1, k: 1, queries: { count: 10, seed: 7 }, queriesPerUnit: 3 },
+        answer: lineNeighbours(10, 7, 1),
+      },
+      {
+        title: 'finds the 3 nearest bytes of 300 queries, ties to the lower row',
+        params: { dataset: line.root, dim: 1, k: 3, queries: { count: 300 }, queriesPerUnit: 64 },
+        answer: lineNeighbours(300, 0, 3),
+      },
+    ],
+    badParams: [
+      [null, 'params'],
+      [{ dim: 1, k: 1, queries: { count: 1 } }, 'params.dataset'],
+      [{ dataset: 'abc', dim: 1, k: 1, queries: { count: 1 } }, 'params.dataset'],
+      [{ dataset: line.root, k: 1, queries: { count: 1 } }, 'params.dim'],
+      [{ dataset: line.root, dim: 4097, k: 1, queries: { count: 1 } }, 'params.dim'],
+      [{ dataset: line.root, dim: 1, k: 65, queries: { count: 1 } }, 'params.k'],
+      [{ dataset: line.root, dim: 1, k: 1 }, 'params.queries'],
+      [{ dataset: line.root, dim: 1, k: 1, queries: { count: 0 } }, 'params.queries.count'],
+      [{ dataset: line.root, dim: 1, k: 1, queries: { count: 1, seed: -1 } }, 'params.queries.seed'],
+      [
+        { dataset: line.root, dim: 1, k: 1, queries: { count: 1 }, queriesPerUnit: 0 },
+        'params.queriesPerUnit',
+      ],
+      [{ dataset: line.root, dim: 1, k: 1, queries: { count: 1 }, foo: 1 }, 'params.foo'],
+    ],
+    badInputs: [
+      { dataset: { root: line.root, size: 256 }, dim: 3, k: 1, seed: 0, first: 0, count: 1 },
+      { dataset: { root: line.root, size: 256 }, dim: 1, k: 1, seed: 0, first: 999_999, count: 2 },
+      { dataset: { root: 'x', size: 256 }, dim: 1, k: 1, seed: 0, first: 0, count: 1 },
+    ],
+    badOutputs: [
+      { ids: [0], dists: [] },
+      { ids: [], dists: [] },
+    ],
+  },
   'wasm@1': {
     good: [
       {
@@ -204,7 +276,7 @@ test('jobs - lookups find types by kind, name and version', (t) => {
   t.is(findJobType('nope'), undefined)
   t.deepEqual(
     listJobTypes().map((j) => kindOf(j)),
-    ['nqueens@1', 'primes@1', 'wasm@1'],
+    ['knn@1', 'nqueens@1', 'primes@1', 'wasm@1'],
   )
 })
 
@@ -233,7 +305,7 @@ for (const [kind, anyType] of builtinJobTypes) {
     test(`${name} - ${c.title}`, (t) => {
       const params = type.parseParams(c.params)
       t.deepEqual(type.parseParams(JSON.parse(JSON.stringify(params))), params, 'parsed params re-parse')
-      const inputs = type.split(params)
+      const inputs = type.split(params, resource)
       t.true(inputs.length >= 1 && inputs.length <= type.maxUnits)
       t.is(type.estimateCost(params).units, inputs.length)
       t.true(type.estimateCost(params).unitSeconds > 0)
@@ -253,14 +325,14 @@ for (const [kind, anyType] of builtinJobTypes) {
 
   test(`${name} - refuses malformed inputs`, (t) => {
     const params = type.parseParams(suite.good[0]?.params)
-    const valid = type.split(params)[0]
+    const valid = type.split(params, resource)[0]
     for (const raw of [...malformed(valid), ...suite.badInputs])
       refuses(t, (r) => type.parseInput(r), raw, 'input')
   })
 
   test(`${name} - refuses malformed outputs`, (t) => {
     const params = type.parseParams(suite.good[0]?.params)
-    const valid = type.run(type.split(params)[0], ctx())
+    const valid = type.run(type.split(params, resource)[0], ctx())
     for (const raw of [...malformed(valid), ...suite.badOutputs])
       refuses(t, (r) => type.parseOutput(r), raw, 'output')
   })
@@ -271,7 +343,7 @@ for (const [kind, anyType] of builtinJobTypes) {
   })
 
   test(`${name} - run stops with an AbortError when aborted`, (t) => {
-    const input = type.split(type.parseParams(suite.good[0]?.params))[0]
+    const input = type.split(type.parseParams(suite.good[0]?.params), resource)[0]
     const err = t.throws(() => type.run(input, ctx({ signal: AbortSignal.abort() })))
     t.is(err?.name, 'AbortError')
   })
