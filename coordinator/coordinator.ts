@@ -16,6 +16,9 @@ import {
   type Identity,
   type Logger,
 } from '../shared/index.js'
+import { createClaimService } from './claim-service.js'
+import { createChunkService } from './content/chunk-service.js'
+import { createDatasetStore, type DatasetStore } from './content/dataset-store.js'
 import { createCounters, type Counters } from './counters.js'
 import { createApp } from './http/app.js'
 import { contributeMiddleware } from './http/contribute.js'
@@ -62,6 +65,8 @@ export interface Coordinator {
   readonly store: Store
   /** WebAssembly modules, by SHA-256 hex. */
   readonly modules: ContentStore
+  /** Datasets: chunks and manifests, by SHA-256 hex. */
+  readonly datasets: DatasetStore
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
@@ -126,6 +131,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const store = createStore({ redis, prefix: tuning.redisPrefix })
   const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
+  const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
+  const signer = createUnitSigner(init.identity)
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
@@ -135,6 +142,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     counters,
     store,
     modules,
+    datasets,
     get url() {
       return url
     },
@@ -150,10 +158,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)
+      const common = { nats: nc, subjects, tuning, counters }
       const pipeline = createPipeline({
         connection: bullConnection,
         store,
-        blobs,
+        sources: { blobs, datasets },
         tuning,
         counters,
         log: log.child('pipeline'),
@@ -161,43 +170,49 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onPlanned: () => scheduler.announceWork(),
       })
       const scheduler = createScheduler({
-        nats: nc,
+        ...common,
         store,
-        signer: createUnitSigner(init.identity),
-        subjects,
-        tuning,
-        counters,
+        signer,
         log: log.child('scheduler'),
         kinds: new Set(jobTypes.keys()),
       })
       const validator = createValidator({
-        nats: nc,
+        ...common,
         store,
-        subjects,
-        tuning,
-        counters,
         log: log.child('validator'),
         jobTypes,
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
       })
       const moduleService = createModuleService({
-        nats: nc,
+        ...common,
         modules,
-        subjects,
-        tuning,
-        counters,
         log: log.child('modules'),
+      })
+      const chunkService = createChunkService({
+        ...common,
+        datasets,
+        log: log.child('chunks'),
+      })
+      const claimService = createClaimService({
+        ...common,
+        store,
+        signer,
+        log: log.child('claims'),
+        onGivenBack: () => scheduler.announceWork(),
       })
       pipeline.start()
       scheduler.start()
       validator.start()
       moduleService.start()
-      parts = [validator, scheduler, moduleService, pipeline]
+      chunkService.start()
+      claimService.start()
+      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline]
       const app = createApp({
         store,
         modules,
         blobs,
+        datasets,
         pipeline,
         tuning,
         counters,

@@ -20,6 +20,14 @@ export interface Counters {
   modulesRefused: number
   /** Jobs failed because a unit settled on a failure (a trap, a time limit). */
   jobsFailed: number
+  /** Chunks and manifests of datasets served over NATS (`chunk.get`). */
+  chunksServed: number
+  /** Payload bytes of those chunks and manifests: the coordinator's egress for content. */
+  chunkBytesServed: number
+  /** Leases moved from one worker to another by a claimed transfer. */
+  leasesTransferred: number
+  /** Replicas of a claimed transfer that were not moved (the giver no longer held them, or the claimant holds or computed another replica of the unit). */
+  transfersRefused: number
 }
 
 export function createCounters(): Counters {
@@ -39,5 +47,9 @@ export function createCounters(): Counters {
     httpErrors: 0,
     modulesRefused: 0,
     jobsFailed: 0,
+    chunksServed: 0,
+    chunkBytesServed: 0,
+    leasesTransferred: 0,
+    transfersRefused: 0,
   }
 }

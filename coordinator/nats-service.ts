@@ -12,8 +12,10 @@ import {
   ValidationError,
   type ErrorReply,
   type Logger,
+  type Subjects,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
+import type { CoordinatorTuning } from './options.js'
 
 export type Handler = (value: unknown) => Promise<unknown>
 
@@ -97,6 +99,39 @@ export function serve(init: ServiceInit): Service {
       })
       await Promise.race([Promise.allSettled([...inflight]).then(() => undefined), timeout])
       clearTimeout(timer)
+    },
+  }
+}
+
+/** What every coordinator service on NATS is built from. */
+export interface ServiceComponents {
+  nats: NatsConnection
+  subjects: Subjects
+  tuning: CoordinatorTuning
+  counters: Counters
+  log: Logger
+}
+
+export interface RequestServiceInit extends Omit<ServiceInit, 'maxInflight'> {
+  tuning: Pick<CoordinatorTuning, 'maxInflight' | 'stopTimeoutMs'>
+}
+
+/** A service with the coordinator's lifecycle: serves its subject from `start()` until `stop()`. */
+export interface RequestService {
+  start(): void
+  /** Stop taking requests; those in flight get the stop timeout to finish. */
+  stop(): Promise<void>
+}
+
+export function requestService(init: RequestServiceInit): RequestService {
+  let service: Service | undefined
+  return {
+    start() {
+      service = serve({ ...init, maxInflight: init.tuning.maxInflight })
+    },
+    async stop() {
+      await service?.stop(init.tuning.stopTimeoutMs)
+      service = undefined
     },
   }
 }

@@ -1,5 +1,5 @@
 // Coordinator options: defaults in one place, every field documented, validated once.
-import { ConfigError } from '../shared/index.js'
+import { ConfigError, MAX_CONTENT_BYTES } from '../shared/index.js'
 
 export interface CoordinatorTuning {
   /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
@@ -34,6 +34,8 @@ export interface CoordinatorTuning {
   maxModuleBytes: number
   /** Largest input blob accepted by POST /v1/blobs. Default 4 MiB (also the most). */
   maxBlobBytes: number
+  /** Largest dataset accepted by POST /v1/datasets (streamed, never held whole). Default 256 MiB, at most 512 MiB. */
+  maxDatasetBytes: number
   /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
   maxModulePages: number
 }
@@ -54,6 +56,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   maxModuleBytes: 4 * 1024 * 1024,
   maxModulePages: 256,
   maxBlobBytes: 4 * 1024 * 1024,
+  maxDatasetBytes: 256 * 1024 * 1024,
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
 }
@@ -86,6 +89,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('stopTimeoutMs', t.stopTimeoutMs, 0, 600_000)
   intIn('maxModuleBytes', t.maxModuleBytes, 1024, 4 * 1024 * 1024)
   intIn('maxBlobBytes', t.maxBlobBytes, 1024, 4 * 1024 * 1024)
+  intIn('maxDatasetBytes', t.maxDatasetBytes, 1024, MAX_CONTENT_BYTES)
   intIn('maxModulePages', t.maxModulePages, 1, 256)
   intIn('unitRetentionMs', t.unitRetentionMs, 1000, 365 * 24 * 3600_000)
   intIn('jobRetentionMs', t.jobRetentionMs, 1000, 10 * 365 * 24 * 3600_000)

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis'
 import { decode, errorFields, UnrecoverableError, type AnyJobType, type Logger } from '../shared/index.js'
 import type { Counters } from './counters.js'
 import type { CoordinatorTuning } from './options.js'
+import type { DatasetStore } from './content/dataset-store.js'
 import type { ContentStore } from './modules/content-store.js'
 import type { Store } from './store/store.js'
 
@@ -14,8 +15,8 @@ export interface PipelineInit {
   /** A connection with `maxRetriesPerRequest: null`, as BullMQ requires. */
   connection: Redis
   store: Store
-  /** Input blobs, for job types with `planResources`. */
-  blobs: ContentStore
+  /** Input blobs and datasets, for job types with `planResources`. */
+  sources: PlanSources
   tuning: CoordinatorTuning
   counters: Counters
   log: Logger
@@ -45,15 +46,26 @@ const STEP_OPTS = {
   removeOnFail: { age: 24 * 3600 },
 } as const
 
-/** The blobs `jobType.planResources(params)` names that are stored (a missing one is left out). */
+/** Where the content a job type's `planResources` names is looked up. */
+export interface PlanSources {
+  /** Input blobs: their bytes. */
+  blobs: ContentStore
+  /** Datasets: their encoded manifest, by root (the job type decodes it with `decodeManifest`). */
+  datasets: DatasetStore
+}
+
+/**
+ * The content `jobType.planResources(params)` names that is stored, by hash: a blob's bytes, or a
+ * dataset's encoded manifest. A missing one is left out (the job type's `split` names the param).
+ */
 export async function loadPlanResources(
   jobType: AnyJobType,
   params: unknown,
-  blobs: ContentStore,
+  sources: PlanSources,
 ): Promise<Map<string, Uint8Array>> {
   const found = new Map<string, Uint8Array>()
   for (const hash of jobType.planResources?.(params) ?? []) {
-    const bytes = await blobs.get(hash)
+    const bytes = (await sources.blobs.get(hash)) ?? (await sources.datasets.manifest(hash))
     if (bytes !== undefined) found.set(hash, bytes)
   }
   return found
@@ -82,7 +94,7 @@ export function createPipeline(init: PipelineInit): Pipeline {
     let inputs: unknown[]
     try {
       const params = jobType.parseParams(rec.params) as unknown
-      const resources = await loadPlanResources(jobType, params, init.blobs)
+      const resources = await loadPlanResources(jobType, params, init.sources)
       inputs = jobType.split(params, (hash) => resources.get(hash))
     } catch (err) {
       await store.failJob(rec.id, `planning failed: ${(err as Error).message}`, Date.now())

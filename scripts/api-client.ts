@@ -1,4 +1,6 @@
 // A small client of the coordinator's HTTP API, used by the CLI and the demo.
+import { createReadStream } from 'node:fs'
+import { Readable } from 'node:stream'
 import { CohortError, TimeoutError } from '../shared/index.js'
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v ?? ''))
@@ -23,30 +25,54 @@ export interface JobView {
   error?: string
 }
 
+/** What POST /v1/datasets answers. */
+export interface DatasetView {
+  root: string
+  size: number
+  chunks: number
+  chunkSize: number
+  uploadedAt: string
+  links: { self: string; data: string }
+}
+
+/** A body sent as it is read, never held whole. */
+interface RawBody {
+  type: string
+  stream: Readable
+}
+
+/** Uploads may take long; only a coordinator that stops answering altogether is given up on. */
+const UPLOAD_TIMEOUT_MS = 3600_000
+
 export interface ApiClient {
   submit(body: unknown): Promise<JobView>
   job(id: string): Promise<JobView>
   result(id: string): Promise<{ result: unknown }>
   cancel(id: string): Promise<JobView>
   jobTypes(): Promise<{ jobTypes: { name: string; version: number; description: string }[] }>
+  /** Stream the file at `path` to POST /v1/datasets. */
+  uploadDataset(path: string): Promise<DatasetView>
 }
 
 export function createApiClient(baseUrl: string, apiKey?: string, timeoutMs = 10_000): ApiClient {
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+  const call = async <T>(method: string, path: string, body?: unknown, raw?: RawBody): Promise<T> => {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (apiKey !== undefined) headers['authorization'] = `Bearer ${apiKey}`
     if (body !== undefined) headers['content-type'] = 'application/json'
+    if (raw !== undefined) headers['content-type'] = raw.type
+    const ms = raw === undefined ? timeoutMs : UPLOAD_TIMEOUT_MS
     let res: Response
     try {
       res = await fetch(new URL(path, baseUrl), {
         method,
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
+        ...(raw === undefined ? {} : { body: Readable.toWeb(raw.stream) as ReadableStream, duplex: 'half' }),
+        signal: AbortSignal.timeout(ms),
       })
     } catch (err) {
       if ((err as Error).name === 'TimeoutError')
-        throw new TimeoutError(`${method} ${path} took longer than ${timeoutMs} ms`)
+        throw new TimeoutError(`${method} ${path} took longer than ${ms} ms`)
       throw new CohortError(`cannot reach the coordinator at ${baseUrl}: ${(err as Error).message}`, {
         cause: err,
       })
@@ -61,5 +87,10 @@ export function createApiClient(baseUrl: string, apiKey?: string, timeoutMs = 10
     result: (id) => call('GET', `/v1/jobs/${encodeURIComponent(id)}/result`),
     cancel: (id) => call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`),
     jobTypes: () => call('GET', '/v1/job-types'),
+    uploadDataset: (file) =>
+      call('POST', '/v1/datasets', undefined, {
+        type: 'application/octet-stream',
+        stream: createReadStream(file),
+      }),
   }
 }

@@ -1,6 +1,7 @@
-// The `cohort` command line: coordinator, worker, submit, status, result, cancel, up.
+// The `cohort` command line: coordinator, worker, submit, status, result, cancel, upload, up.
 import { Command, Option } from 'commander'
 import { mkdirSync } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import { CohortError, ConfigError, type Logger } from '../shared/index.js'
 import { createApiClient, type ApiClient } from './api-client.js'
 import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
@@ -255,6 +256,25 @@ program
   .action(async (o: { url?: string }) => {
     for (const t of (await api(o).jobTypes()).jobTypes)
       process.stdout.write(`${t.name}@${t.version}  ${t.description}\n`)
+  })
+
+program
+  .command('upload')
+  .description('upload a file as a dataset (content-addressed chunks); prints its root, size and chunks')
+  .argument('<file>')
+  .option('--json', 'print the answer as JSON')
+  .addOption(urlOption)
+  .action(async (file: string, o: { json?: boolean; url?: string }) => {
+    const st = await stat(file).catch((err: unknown) => {
+      throw new CohortError(`cannot read ${file}: ${(err as Error).message}`)
+    })
+    if (!st.isFile()) throw new CohortError(`${file} is not a file`)
+    const d = await api(o).uploadDataset(file)
+    process.stdout.write(
+      o.json === true
+        ? `${JSON.stringify(d)}\n`
+        : `${d.root}  ${d.size} bytes  ${d.chunks} chunks of ${d.chunkSize} bytes\n`,
+    )
   })
 
 program

@@ -46,9 +46,12 @@ interface Ports {
 
 /**
  * Roles: a connection without credentials is a volunteer, kept to the subjects of its role — it may
- * ask for work, submit results, renew or release leases and fetch modules (any subject prefix of one token), hear
- * `work.available`, and receive its own replies. It can neither read other volunteers' results nor
- * answer as a coordinator. Coordinators log in with the `coordinator` credentials.
+ * ask for work, submit results, renew, release or claim leases and fetch modules and chunks (any
+ * subject prefix of one token), hear `work.available`, and receive its own replies. Among peers it
+ * may announce itself, hear announcements, send to any peer's subject, listen on peers' subjects
+ * (`allow_responses` lets it answer a request it received, and nothing else under `_INBOX`). It can
+ * neither read other volunteers' results nor answer as a coordinator. Coordinators log in with the
+ * `coordinator` credentials.
  */
 export const VOLUNTEER_PUBLISH = [
   '*.v1.work.request',
@@ -56,8 +59,12 @@ export const VOLUNTEER_PUBLISH = [
   '*.v1.lease.renew',
   '*.v1.lease.release',
   '*.v1.module.get',
+  '*.v1.chunk.get',
+  '*.v1.lease.claim',
+  '*.v1.peer.announce',
+  '*.v1.peer.to.*',
 ]
-export const VOLUNTEER_SUBSCRIBE = ['_INBOX.>', '*.v1.work.available']
+export const VOLUNTEER_SUBSCRIBE = ['_INBOX.>', '*.v1.work.available', '*.v1.peer.announce', '*.v1.peer.to.*']
 
 function config(dir: string, ports: Ports, coordinator: NatsCredentials): string {
   const list = (xs: string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`
@@ -75,7 +82,8 @@ function config(dir: string, ports: Ports, coordinator: NatsCredentials): string
     `    { user: ${JSON.stringify(coordinator.user)}, password: ${JSON.stringify(coordinator.pass)} }`,
     `    { user: "volunteer", password: "volunteer", permissions: {`,
     `        publish: { allow: ${list(VOLUNTEER_PUBLISH)} }`,
-    `        subscribe: { allow: ${list(VOLUNTEER_SUBSCRIBE)} } } }`,
+    `        subscribe: { allow: ${list(VOLUNTEER_SUBSCRIBE)} }`,
+    `        allow_responses: true } }`,
     `  ]`,
     `}`,
     `no_auth_user: "volunteer"`,

@@ -66,8 +66,9 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
   /** The kernel: pure and deterministic. */
   run(input: I, ctx: RunContext): O
   /**
-   * Content (an uploaded input blob), by SHA-256 hex, that `split` needs to find the units. The
-   * coordinator reads it from its blob store when the job is submitted (refusing the job when one is
+   * Content (an uploaded input blob, or a dataset's root), by SHA-256 hex, that `split` needs to find
+   * the units: `resource(hash)` gives a blob's bytes, or a dataset's encoded manifest (`decodeManifest`).
+   * The coordinator reads it from its stores when the job is submitted (refusing the job when one is
    * missing) and again when it plans the job. When present, `estimateCost(params).units` is only a
    * lower bound: the count is known once `split` has seen the content.
    */

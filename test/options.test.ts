@@ -25,6 +25,7 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['a short API key', { apiKeys: ['short'] }, /apiKeys/],
   ['a module limit above 4 MiB', { maxModuleBytes: 4 * 1024 * 1024 + 1 }, /maxModuleBytes/],
   ['a blob limit above 4 MiB', { maxBlobBytes: 4 * 1024 * 1024 + 1 }, /maxBlobBytes/],
+  ['a dataset limit above 512 MiB', { maxDatasetBytes: 512 * 1024 * 1024 + 1 }, /maxDatasetBytes/],
   ['a module memory cap above 256 pages', { maxModulePages: 257 }, /maxModulePages/],
 ]
 for (const [what, given, message] of bad) {

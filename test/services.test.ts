@@ -1,7 +1,8 @@
 // Private Redis + NATS: free ports, PING, request/reply, WebSocket port, NATS restart, clean stop.
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { Redis } from 'ioredis'
 import { connect } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/nats-core'
 import { connect as tcpConnect } from 'node:net'
 import { servicesOptionsFromEnv, startServices } from '../scripts/services.js'
 import { asCoordinator, startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
@@ -155,6 +156,29 @@ test('servicesOptionsFromEnv reads only REDIS_URL, NATS_URL and NATS_WS_URL', (t
   })
 })
 
+/** The server reports each of `expected` (e.g. `Publish to "x"`) to `nc` as a violation after `act`. */
+async function assertViolations(
+  t: ExecutionContext,
+  nc: NatsConnection,
+  act: () => void,
+  expected: string[],
+): Promise<void> {
+  const violations: string[] = []
+  const watching = (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'error') violations.push(String(s.error.message))
+      if (violations.length >= expected.length) return
+    }
+  })()
+  act()
+  await watching
+  for (const e of expected)
+    t.true(
+      violations.some((v) => v.includes(e)),
+      `${e} in ${violations.join('; ')}`,
+    )
+}
+
 test('nats permissions - a volunteer may ask coordinators for work but not read results or speak for them', async (t) => {
   const own = await startTestServices({ websocket: false })
   const coordinator = await connect(asCoordinator(own))
@@ -168,18 +192,57 @@ test('nats permissions - a volunteer may ask coordinators for work but not read 
   await coordinator.flush()
   t.is((await volunteer.request('cohort.v1.work.request', 'x', { timeout: 2000 })).string(), 'granted')
 
-  const violations: string[] = []
-  const watching = (async () => {
-    for await (const s of volunteer.status()) {
-      if (s.type === 'error') violations.push(String(s.error.message))
-      if (violations.length >= 3) return
-    }
-  })()
-  volunteer.subscribe('cohort.v1.result.submit', { callback: () => {} })
-  volunteer.subscribe('cohort.v1.work.request', { callback: () => {} })
-  volunteer.publish('cohort.v1.work.available')
-  await watching
-  t.true(violations.some((v) => /Subscription to "cohort.v1.result.submit"/.test(v)))
-  t.true(violations.some((v) => /Subscription to "cohort.v1.work.request"/.test(v)))
-  t.true(violations.some((v) => /Publish to "cohort.v1.work.available"/.test(v)))
+  await assertViolations(
+    t,
+    volunteer,
+    () => {
+      volunteer.subscribe('cohort.v1.result.submit', { callback: () => {} })
+      volunteer.subscribe('cohort.v1.work.request', { callback: () => {} })
+      volunteer.publish('cohort.v1.work.available')
+    },
+    [
+      'Subscription to "cohort.v1.result.submit"',
+      'Subscription to "cohort.v1.work.request"',
+      'Publish to "cohort.v1.work.available"',
+    ],
+  )
+})
+
+test('nats permissions - volunteers request and reply on peer subjects but cannot serve chunks or claims', async (t) => {
+  const own = await startTestServices({ websocket: false })
+  const coordinator = await connect(asCoordinator(own))
+  const [a, b] = [await connect({ servers: own.natsUrl }), await connect({ servers: own.natsUrl })]
+  t.teardown(async () => {
+    await Promise.all([a.close(), b.close(), coordinator.close()])
+    await own.stop()
+  })
+  // A peer listens on its own subject and answers a request it received (allow_responses).
+  const inbox = `cohort.v1.peer.to.${'A'.repeat(43)}`
+  a.subscribe(inbox, { callback: (_e, m) => void m.respond(`pong ${m.string()}`) })
+  const heard: string[] = []
+  a.subscribe('cohort.v1.peer.announce', { callback: (_e, m) => void heard.push(m.string()) })
+  await a.flush()
+  t.is((await b.request(inbox, 'ping', { timeout: 2000 })).string(), 'pong ping')
+  // Volunteers reach the coordinators' chunk and claim services.
+  for (const subject of ['cohort.v1.chunk.get', 'cohort.v1.lease.claim'])
+    coordinator.subscribe(subject, { callback: (_e, m) => void m.respond('served') })
+  await coordinator.flush()
+  t.is((await b.request('cohort.v1.chunk.get', 'x', { timeout: 2000 })).string(), 'served')
+  t.is((await b.request('cohort.v1.lease.claim', 'x', { timeout: 2000 })).string(), 'served')
+  b.publish('cohort.v1.peer.announce', 'here')
+  await b.flush()
+  await a.flush()
+  t.deepEqual(heard, ['here'])
+
+  // Answering is allowed only to a request received: other inboxes stay closed.
+  const refused = ['cohort.v1.chunk.get', 'cohort.v1.lease.claim']
+  await assertViolations(
+    t,
+    b,
+    () => {
+      for (const subject of refused) b.subscribe(subject, { callback: () => {} })
+      b.publish('_INBOX.someone-else')
+    },
+    [...refused.map((s) => `Subscription to "${s}"`), 'Publish to "_INBOX.someone-else"'],
+  )
 })

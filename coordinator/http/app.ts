@@ -1,4 +1,5 @@
-// The coordinator's HTTP application: problem+json errors, the jobs API, health and stats.
+// The coordinator's HTTP application: problem+json errors, the jobs, modules, blobs and datasets
+// APIs, health and stats.
 import Koa, { type Context } from 'koa'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AnyJobType, Logger } from '../../shared/index.js'
@@ -10,7 +11,10 @@ import { HttpError, problemMiddleware } from './http-error.js'
 import { jobsRouter } from './jobs-routes.js'
 import { modulesRouter } from './modules-routes.js'
 import { blobsRouter } from './blobs-routes.js'
+import { datasetsRouter } from './datasets-routes.js'
 import type { ContentStore } from '../modules/content-store.js'
+import type { DatasetStore } from '../content/dataset-store.js'
+import type { Router } from '@koa/router'
 
 export interface AppInit {
   store: Store
@@ -18,6 +22,8 @@ export interface AppInit {
   modules: ContentStore
   /** Input blobs by SHA-256. */
   blobs: ContentStore
+  /** Datasets: chunks and manifests by SHA-256. */
+  datasets: DatasetStore
   pipeline: Pipeline
   tuning: CoordinatorTuning
   counters: Counters
@@ -70,44 +76,28 @@ export function createApp(init: AppInit): Koa {
     await next()
   })
   const authenticate = authenticator(init.tuning.apiKeys)
-  const modules = modulesRouter({
-    modules: init.modules,
-    tuning: init.tuning,
-    counters: init.counters,
-    authenticate,
-  })
-  app.use(modules.routes())
-  app.use(
-    modules.allowedMethods({
-      throw: true,
-      methodNotAllowed: () =>
-        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
-    }),
-  )
-  const blobs = blobsRouter({ blobs: init.blobs, tuning: init.tuning, authenticate })
-  app.use(blobs.routes())
-  app.use(
-    blobs.allowedMethods({
-      throw: true,
-      methodNotAllowed: () =>
-        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
-    }),
-  )
-  const router = jobsRouter({
-    store: init.store,
-    blobs: init.blobs,
-    pipeline: init.pipeline,
-    tuning: init.tuning,
-    jobTypes: init.jobTypes,
-    authenticate,
-  })
-  app.use(router.routes())
-  app.use(
-    router.allowedMethods({
-      throw: true,
-      methodNotAllowed: () =>
-        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
-      notImplemented: () => new HttpError(405, 'method-not-allowed', 'this method is not supported'),
+  const mount = (router: Router): void => {
+    app.use(router.routes())
+    app.use(
+      router.allowedMethods({
+        throw: true,
+        methodNotAllowed: () =>
+          new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
+        notImplemented: () => new HttpError(405, 'method-not-allowed', 'this method is not supported'),
+      }),
+    )
+  }
+  mount(modulesRouter({ modules: init.modules, tuning: init.tuning, counters: init.counters, authenticate }))
+  mount(blobsRouter({ blobs: init.blobs, tuning: init.tuning, authenticate }))
+  mount(datasetsRouter({ datasets: init.datasets, tuning: init.tuning, authenticate }))
+  mount(
+    jobsRouter({
+      store: init.store,
+      sources: { blobs: init.blobs, datasets: init.datasets },
+      pipeline: init.pipeline,
+      tuning: init.tuning,
+      jobTypes: init.jobTypes,
+      authenticate,
     }),
   )
   for (const mw of init.extra ?? []) app.use(mw)

@@ -4,14 +4,22 @@ import { HttpError } from './http-error.js'
 
 /** The raw body, refused with 415 unless its Content-Type is `type`, and with 413 past `maxBytes`. */
 export async function readRawBody(ctx: Context, type: string, maxBytes: number): Promise<Uint8Array> {
+  return await readBytes(rawBodyStream(ctx, type, maxBytes))
+}
+
+/**
+ * The raw body as it arrives, for bodies too large to hold: refused with 415 (at once) unless its
+ * Content-Type is `type`, and with 413 as soon as it passes `maxBytes` (declared or counted).
+ */
+export function rawBodyStream(ctx: Context, type: string, maxBytes: number): AsyncIterable<Buffer> {
   const given = (ctx.request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
   if (given !== type) {
     throw new HttpError(415, 'unsupported-media-type', `send the body with Content-Type: ${type}`)
   }
-  return await readBytes(ctx, maxBytes)
+  return limitedBody(ctx, maxBytes)
 }
 
-async function readBytes(ctx: Context, maxBytes: number): Promise<Buffer> {
+function limitedBody(ctx: Context, maxBytes: number): AsyncIterable<Buffer> {
   const declared = Number(ctx.request.headers['content-length'] ?? NaN)
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new HttpError(
@@ -20,18 +28,29 @@ async function readBytes(ctx: Context, maxBytes: number): Promise<Buffer> {
       `request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes`,
     )
   }
-  const chunks: Buffer[] = []
-  let size = 0
-  // Leaving the loop must not destroy the request: that resets the socket before the 413 is sent.
-  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > maxBytes) {
-      // Discard the rest of the body (never buffered) so the client can read the reply.
-      ctx.req.resume()
-      throw new HttpError(413, 'too-large', `request body exceeds the limit of ${maxBytes} bytes`)
+  return (async function* () {
+    let size = 0
+    let ended = false
+    try {
+      // Leaving the loop must not destroy the request: that resets the socket before the 413 is sent.
+      for await (const chunk of ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        size += chunk.length
+        if (size > maxBytes)
+          throw new HttpError(413, 'too-large', `request body exceeds the limit of ${maxBytes} bytes`)
+        yield chunk
+      }
+      ended = true
+    } finally {
+      // Refused or abandoned half-way: discard the rest of the body (never buffered) so the client
+      // can read the reply.
+      if (!ended) ctx.req.resume()
     }
-    chunks.push(chunk)
-  }
+  })()
+}
+
+async function readBytes(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of body) chunks.push(chunk)
   return Buffer.concat(chunks)
 }
 
@@ -44,7 +63,7 @@ export async function readJsonBody(ctx: Context, maxBytes: number): Promise<unkn
       'send the body as JSON with Content-Type: application/json',
     )
   }
-  const text = (await readBytes(ctx, maxBytes)).toString('utf8')
+  const text = (await readBytes(limitedBody(ctx, maxBytes))).toString('utf8')
   if (text.trim() === '')
     throw new HttpError(400, 'malformed-json', 'request body is empty; send a JSON object')
   try {

@@ -4,16 +4,15 @@ import type { Context } from 'koa'
 import { ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
 import { parseJobRequest } from '../job-request.js'
 import type { CoordinatorTuning } from '../options.js'
-import type { ContentStore } from '../modules/content-store.js'
-import { loadPlanResources, type Pipeline } from '../pipeline.js'
+import { loadPlanResources, type Pipeline, type PlanSources } from '../pipeline.js'
 import type { JobRecord, Store } from '../store/store.js'
 import { readJsonBody } from './body.js'
 import { HttpError } from './http-error.js'
 
 export interface JobsRoutesInit {
   store: Store
-  /** Input blobs, which a job's params may name (`planResources`). */
-  blobs: ContentStore
+  /** Input blobs and datasets, which a job's params may name (`planResources`). */
+  sources: PlanSources
   pipeline: Pipeline
   tuning: CoordinatorTuning
   jobTypes: ReadonlyMap<string, AnyJobType>
@@ -86,9 +85,9 @@ export function jobsRouter(init: JobsRoutesInit): Router {
     const owner = init.authenticate(ctx)
     const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, tuning.defaultQuorum)
     if (req.jobType.planResources !== undefined) {
-      // Split now, so a missing blob or a blob that gives too many or too large units is a 422 here
-      // rather than a job that fails at planning.
-      const resources = await loadPlanResources(req.jobType, req.params, init.blobs)
+      // Split now, so a missing blob or dataset, or content that gives too many or too large units,
+      // is a 422 here rather than a job that fails at planning.
+      const resources = await loadPlanResources(req.jobType, req.params, init.sources)
       const units = req.jobType.split(req.params, (hash) => resources.get(hash)).length
       if (units > req.jobType.maxUnits)
         throw new ValidationError(

@@ -147,6 +147,48 @@ end
 return n
 `
 
+/**
+ * transfer(prefix, from, to, now, leaseMs, maxLost, rid...)
+ *   -> { { {rid, uid, jid, kind, input, deadline}, ... }, { refused rid, ... }, givenBack }
+ * Moves leases `from` holds to `to`, as `from` signed (a handoff, a steal). A replica of a unit `to`
+ * already holds or computed is never moved: it goes back to the queue at once (no one waits for its
+ * deadline) and is refused, as is a replica `from` no longer holds.
+ */
+export const TRANSFER = `${HELPERS}
+local from, to = ARGV[2], ARGV[3]
+local now = tonumber(ARGV[4])
+local leaseMs = tonumber(ARGV[5])
+local maxLost = tonumber(ARGV[6])
+local moved, refused, back = {}, {}, 0
+for i = 7, #ARGV do
+  local rid = ARGV[i]
+  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
+  local uid, jid = r[3], r[4]
+  local held = r[1] == 'leased' and r[2] == from and uid and jobActive(jid)
+    and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending'
+  if not held then
+    refused[#refused + 1] = rid
+  elseif redis.call('SISMEMBER', p..'unit:'..uid..':workers', to) == 1 then
+    back = back + giveBack(rid, from, now, maxLost)
+    refused[#refused + 1] = rid
+  else
+    local deadline = now + leaseMs
+    redis.call('SREM', p..'unit:'..uid..':workers', from)
+    redis.call('SADD', p..'unit:'..uid..':workers', to)
+    redis.call('HSET', p..'replica:'..rid, 'worker', to, 'deadline', deadline, 'transferredFrom', from,
+      'transferredAt', now)
+    redis.call('HINCRBY', p..'replica:'..rid, 'transfers', 1)
+    redis.call('ZADD', p..'leases', deadline, rid)
+    redis.call('SREM', p..'worker:'..from..':leases', rid)
+    redis.call('SADD', p..'worker:'..to..':leases', rid)
+    local kind = redis.call('HGET', p..'job:'..jid, 'kind')
+    local input = redis.call('HGET', p..'unit:'..uid, 'input')
+    moved[#moved + 1] = { rid, uid, jid, kind, input, tostring(deadline) }
+  end
+end
+return { moved, refused, back }
+`
+
 /** renew(prefix, worker, now, leaseMs, rid...) -> { rid, deadline-or-"lost", ... } */
 export const RENEW = `${HELPERS}
 local worker = ARGV[2]

@@ -70,6 +70,7 @@ interface ScriptedRedis extends Redis {
   cohortRenew(...args: (string | number)[]): Promise<string[]>
   cohortRelease(...args: (string | number)[]): Promise<number>
   cohortReclaim(...args: (string | number)[]): Promise<number>
+  cohortTransfer(...args: (string | number)[]): Promise<[string[][], string[], number]>
   cohortExpire(...args: (string | number)[]): Promise<number>
   cohortSubmit(...args: (string | number | Uint8Array)[]): Promise<string[]>
   cohortDecide(...args: (string | number)[]): Promise<Reply[]>
@@ -91,6 +92,26 @@ function num(v: string | undefined): number {
   return v === undefined ? 0 : Number(v)
 }
 
+/** A replica row of LEASE or TRANSFER: {rid, uid, jid, kind, input, deadline}. */
+function leasedRow(r: string[]): LeasedReplica {
+  return {
+    replicaId: r[0] as string,
+    unitId: r[1] as string,
+    jobId: r[2] as string,
+    kind: r[3] as string,
+    input: JSON.parse(r[4] as string) as unknown,
+    deadline: Number(r[5]),
+  }
+}
+
+/** What a claimed transfer did: the leases now held by the claimant, and the replicas refused. */
+export interface TransferOutcome {
+  moved: LeasedReplica[]
+  refused: string[]
+  /** Refused replicas that went back to the queue (the claimant holds another replica of the unit). */
+  givenBack: number
+}
+
 export function createStore(init: StoreInit) {
   const p = init.prefix
   const redis = init.redis as ScriptedRedis
@@ -102,6 +123,7 @@ export function createStore(init: StoreInit) {
   define('cohortRenew', scripts.RENEW)
   define('cohortRelease', scripts.RELEASE)
   define('cohortReclaim', scripts.RECLAIM)
+  define('cohortTransfer', scripts.TRANSFER)
   define('cohortExpire', scripts.EXPIRE)
   define('cohortSubmit', scripts.SUBMIT)
   define('cohortDecide', scripts.DECIDE)
@@ -200,14 +222,28 @@ export function createStore(init: StoreInit) {
 
     async lease(worker: string, want: number, leaseMs: number, accepts: string[], now: number, scan: number) {
       const rows = await redis.cohortLease(p, worker, want, now, leaseMs, scan, accepts.join(','))
-      return rows.map((r): LeasedReplica => ({
-        replicaId: r[0] as string,
-        unitId: r[1] as string,
-        jobId: r[2] as string,
-        kind: r[3] as string,
-        input: JSON.parse(r[4] as string) as unknown,
-        deadline: Number(r[5]),
-      }))
+      return rows.map(leasedRow)
+    },
+
+    /** Move the leases `from` holds on `replicaIds` to `to` (see TRANSFER). */
+    async transfer(
+      from: string,
+      to: string,
+      replicaIds: string[],
+      leaseMs: number,
+      maxLost: number,
+      now: number,
+    ): Promise<TransferOutcome> {
+      const [moved, refused, givenBack] = await redis.cohortTransfer(
+        p,
+        from,
+        to,
+        now,
+        leaseMs,
+        maxLost,
+        ...replicaIds,
+      )
+      return { moved: moved.map(leasedRow), refused, givenBack: Number(givenBack) }
     },
 
     async renew(worker: string, replicaIds: string[], leaseMs: number, now: number) {
