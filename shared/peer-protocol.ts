@@ -311,3 +311,6 @@ export function checkPeerMessage(m: ToPeer, signer: Uint8Array, self: string, no
   if (Math.abs(now - m.at) > LIMITS.maxClockSkewMs)
     throw new ProtocolError('at is too far from the current time')
 }
+
+/** `Omit` applied to each member of a union (so the discriminant still narrows). */
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never

@@ -286,13 +286,18 @@ test('http api - a wrong method is 405', (t) =>
     await isProblem(t, url, await call(url, 'POST', '/v1/job-types'), 405, 'method-not-allowed')
   }))
 
-test('http api - GET /v1/job-types lists primes, nqueens and wasm', (t) =>
+test('http api - GET /v1/job-types lists every built-in job type', (t) =>
   withCluster(async (_c, url) => {
     const r = await call(url, 'GET', '/v1/job-types')
     t.is(r.status, 200)
     t.regex(r.type, /^application\/json/)
     const types = r.body['jobTypes'] as { name: string; version: number; paramsSchema: unknown }[]
-    t.deepEqual(types.map((x) => `${x.name}@${x.version}`).sort(), ['nqueens@1', 'primes@1', 'wasm@1'])
+    t.deepEqual(types.map((x) => `${x.name}@${x.version}`).sort(), [
+      'knn@1',
+      'nqueens@1',
+      'primes@1',
+      'wasm@1',
+    ])
     for (const x of types) t.is(typeof x.paramsSchema, 'object')
   }))
 

@@ -5,6 +5,8 @@ import {
   decode,
   encode,
   isErrorReply,
+  parseChunkReply,
+  parseLeaseClaimed,
   parseLeaseReleased,
   parseLeaseRenewed,
   parseModuleReply,
@@ -13,7 +15,9 @@ import {
   randomId,
   seal,
   type Identity,
+  type LeaseClaimed,
   type LeaseReleased,
+  type SignedEnvelope,
   type LeaseRenewed,
   type ResultAck,
   type SignedKind,
@@ -61,6 +65,10 @@ export interface CoordinatorClient {
   sealRelease(replicaIds: string[], reason: string): Promise<Uint8Array>
   /** The bytes a coordinator holds for module `hash` (unchecked: the module cache checks them). */
   getModule(hash: string): Promise<Uint8Array>
+  /** A content chunk or manifest by SHA-256 (unchecked: the fetcher checks it). */
+  getChunk(hash: string): Promise<Uint8Array>
+  /** Take over leases a peer transferred to this worker; returns them re-signed for it. */
+  claim(transfer: SignedEnvelope): Promise<LeaseClaimed>
 }
 
 export function createCoordinatorClient(init: CoordinatorClientInit): CoordinatorClient {
@@ -108,6 +116,10 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
     getModule: async (hash) =>
       (await call(subjects.moduleGet, 'module.get', { type: 'module.get', v: 1, hash }, parseModuleReply))
         .bytes,
+    getChunk: async (hash) =>
+      (await call(subjects.chunkGet, 'chunk.get', { type: 'chunk.get', v: 1, hash }, parseChunkReply)).bytes,
+    claim: (transfer) =>
+      call(subjects.leaseClaim, 'lease.claim', { type: 'lease.claim', v: 1, transfer }, parseLeaseClaimed),
     sealRelease: (replicaIds, reason) =>
       sealed('lease.release', { type: 'lease.release', v: 1, replicaIds, reason }),
   }

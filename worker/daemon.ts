@@ -5,6 +5,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
   Emitter,
+  UnrecoverableError,
   errorFields,
   LIMITS,
   kindOf,
@@ -13,6 +14,7 @@ import {
   type Identity,
   type Logger,
   type ResultAck,
+  type SignedEnvelope,
   type UnitPayload,
 } from '../shared/index.js'
 import { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
@@ -23,6 +25,8 @@ import { verifyUnit, type TrustedKeys } from './unit-verifier.js'
 import { createModuleCache } from './module-cache.js'
 import { withUnitResources } from './unit-resources.js'
 import { createWake } from './wake.js'
+import { createPeering, type PeerOptions, type Peering } from './peer/peering.js'
+import type { Giveable } from './peer/exchange.js'
 
 export interface WorkerDaemonInit {
   nats: NatsConnection
@@ -45,6 +49,8 @@ export interface WorkerDaemonInit {
   drainTimeoutMs?: number
   /** The volunteer's policy (worker/policy): idle pausing, work cap, checkpoints. Default: none. */
   guest?: DaemonGuest
+  /** Peer exchange: handoff, stealing and content chunks between workers. Default: on; false turns it off. */
+  peers?: PeerOptions | false
 }
 
 export interface WorkerStats {
@@ -76,7 +82,10 @@ export type WorkerEvents = {
 
 interface Held {
   unit: UnitPayload
-  state: 'buffered' | 'running' | 'submitting'
+  /** The coordinator's envelope, passed on when the unit is handed to a peer. */
+  envelope?: SignedEnvelope
+  /** `leaving`: being handed to a peer; `claiming`: being taken over from a peer (never run). */
+  state: 'buffered' | 'running' | 'submitting' | 'leaving' | 'claiming'
   abort: AbortController
   expiresAt: number
   leaseMs: number
@@ -90,6 +99,8 @@ export interface StopOptions {
 export interface WorkerDaemon extends Emitter<WorkerEvents> {
   readonly id: string
   readonly stats: WorkerStats
+  /** The peer overlay, content fetcher and unit exchange; undefined when peer exchange is off. */
+  readonly peering: Peering | undefined
   /** True between `pause()` and `resume()`. */
   readonly paused: boolean
   start(): void
@@ -110,7 +121,15 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
   // Modules named by signed units, fetched from coordinators and hash-checked; unit time limits.
   const modules = createModuleCache({ fetch: (hash) => client.getModule(hash) })
-  const runner = withUnitResources(init.runner, { jobTypes, modules })
+  const runner = withUnitResources(init.runner, {
+    jobTypes,
+    modules,
+    content: async (ref, signal) => {
+      if (peering === undefined) throw new UnrecoverableError('this worker has peer exchange turned off')
+      const held = await peering.fetcher.resolve(ref, signal)
+      return { bytes: held.data, release: peering.content.pin(ref.root) }
+    },
+  })
   const accepts = [...jobTypes.keys()]
   // The runner's thread count may change while the daemon runs (the browser's threads slider).
   const threads = (): number => init.runner.threads
@@ -145,6 +164,88 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   let availableSub: Subscription | undefined
 
   const count = (state: Held['state']): number => [...held.values()].filter((h) => h.state === state).length
+
+  const newHeld = (unit: UnitPayload, envelope: SignedEnvelope | undefined, expiresAt: number): Held => ({
+    unit,
+    ...(envelope === undefined ? {} : { envelope }),
+    state: 'buffered',
+    abort: new AbortController(),
+    expiresAt,
+    leaseMs: Math.max(1, unit.expiresAt - unit.issuedAt),
+  })
+
+  /** Start fetching the content a unit reads as soon as it is accepted, so it is there when it runs. */
+  const prefetch = (unit: UnitPayload): void => {
+    if (peering === undefined) return
+    for (const ref of jobTypes.get(unit.kind)?.content?.(unit.input) ?? []) {
+      peering.fetcher
+        .resolve(ref)
+        .catch((err: unknown) => log.warn('could not fetch content', { root: ref.root, ...errorFields(err) }))
+    }
+  }
+
+  const peering: Peering | undefined =
+    init.peers === false
+      ? undefined
+      : createPeering({
+          nats: init.nats,
+          identity: init.identity,
+          subjects,
+          trusted: init.trusted,
+          jobTypes,
+          client,
+          log,
+          options: init.peers ?? {},
+          host: {
+            threads,
+            running: () => count('running'),
+            buffered: () => count('buffered'),
+            accepting: () => !stopping && !paused && init.guest?.mayStart() !== false,
+            room: () => capacity() - held.size + count('submitting'),
+            accepts: () => accepts,
+            unitIds: () => [...new Set([...held.values()].map((h) => h.unit.unitId))],
+            take(want, kinds, avoid) {
+              const out: Giveable[] = []
+              for (const h of [...held.values()].reverse()) {
+                if (out.length >= want) break
+                if (h.state !== 'buffered' || h.envelope === undefined) continue
+                if (!kinds.has(h.unit.kind) || avoid.has(h.unit.unitId)) continue
+                h.state = 'leaving'
+                out.push({ envelope: h.envelope, unit: h.unit })
+              }
+              if (out.length > 0) refreshStats()
+              return out
+            },
+            restore(ids) {
+              for (const rid of ids) {
+                const h = held.get(rid)
+                if (h?.state === 'leaving') h.state = 'buffered'
+              }
+              refreshStats()
+              dispatch()
+            },
+            forget(ids) {
+              for (const rid of ids) {
+                const h = held.get(rid)
+                if (h?.state !== 'leaving') continue
+                held.delete(rid)
+                init.guest?.onFinished(h.unit, undefined)
+              }
+              refreshStats()
+              wake.notify()
+            },
+            reserve(units) {
+              const added = units.filter((u) => !held.has(u.replicaId))
+              for (const u of added)
+                held.set(u.replicaId, { ...newHeld(u, undefined, u.expiresAt), state: 'claiming' })
+              return () => {
+                for (const u of added)
+                  if (held.get(u.replicaId)?.state === 'claiming') held.delete(u.replicaId)
+              }
+            },
+            adopt: (units) => accept(units, true),
+          },
+        })
   const refreshStats = (): void => {
     stats.held = held.size
     stats.running = count('running')
@@ -238,6 +339,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
 
   const accept = async (
     grantUnits: Awaited<ReturnType<CoordinatorClient['requestWork']>>['units'],
+    fromPeer = false,
   ): Promise<void> => {
     for (const env of grantUnits) {
       try {
@@ -247,15 +349,11 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
           jobTypes,
           now: Date.now(),
         })
-        if (held.has(unit.replicaId)) continue
+        const prior = held.get(unit.replicaId)
+        if (prior !== undefined && !(fromPeer && prior.state === 'claiming')) continue
         init.guest?.onAccepted(env, unit)
-        held.set(unit.replicaId, {
-          unit,
-          state: 'buffered',
-          abort: new AbortController(),
-          expiresAt: unit.expiresAt,
-          leaseMs: Math.max(1, unit.expiresAt - unit.issuedAt),
-        })
+        held.set(unit.replicaId, newHeld(unit, env, unit.expiresAt))
+        prefetch(unit)
       } catch (err) {
         stats.unitsRefused++
         const reason = `${(err as Error).name}: ${(err as Error).message}`
@@ -273,7 +371,12 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     while (!stopping) {
       // Results on their way back do not take room: only units still to compute do.
       const guestCap = init.guest?.admit(
-        [...held.values()].map((h) => ({ ...h, replicaId: h.unit.replicaId, kind: h.unit.kind })),
+        [...held.values()].map((h) => ({
+          replicaId: h.unit.replicaId,
+          kind: h.unit.kind,
+          expiresAt: h.expiresAt,
+          state: h.state === 'running' || h.state === 'submitting' ? h.state : 'buffered',
+        })),
         threads(),
       )
       const want = Math.min(
@@ -291,8 +394,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
         await accept(grant.units)
         // Too late to run them: stop() or pause() hands them straight back.
         if (stopping) break
-        if (paused) await handBack(buffered(), 'worker paused')
-        else if (grant.units.length === 0) await wake.wait(grant.retryAfterMs)
+        if (paused) await shed(buffered(), 'worker paused')
+        else if (grant.units.length === 0 && !(await stealIfIdle())) await wake.wait(grant.retryAfterMs)
       } catch (err) {
         log.debug('work request failed', errorFields(err))
         await wake.wait(backoff)
@@ -301,8 +404,19 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     }
   }
 
+  /** No work from the coordinators and threads idle: take buffered units from a busy peer. */
+  const stealIfIdle = async (): Promise<boolean> => {
+    const idle = threads() - count('running') - count('buffered')
+    if (peering === undefined || idle <= 0 || paused || stopping) return false
+    return (await peering.exchange.steal(idle)) > 0
+  }
+
   const renew = async (): Promise<void> => {
-    const ids = [...held.keys()].slice(0, 256)
+    // Units being claimed from a peer are not this worker's at the coordinator yet.
+    const ids = [...held.values()]
+      .filter((h) => h.state !== 'claiming')
+      .map((h) => h.unit.replicaId)
+      .slice(0, 256)
     if (ids.length === 0) return
     const reply = await client.renew(ids)
     for (const [rid, at] of Object.entries(reply.expiresAt)) {
@@ -330,6 +444,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       () => {
         renewTimer = undefined
         renew()
+          .then(shedOverload)
           .catch((err: unknown) => log.debug('lease renewal failed', errorFields(err)))
           .finally(scheduleRenew)
       },
@@ -352,13 +467,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       return []
     })
     for (const { unit, expiresAt } of restored) {
-      held.set(unit.replicaId, {
-        unit,
-        state: 'buffered',
-        abort: new AbortController(),
-        expiresAt,
-        leaseMs: Math.max(1, unit.expiresAt - unit.issuedAt),
-      })
+      held.set(unit.replicaId, newHeld(unit, undefined, expiresAt))
+      prefetch(unit)
     }
     if (restored.length > 0) {
       refreshStats()
@@ -368,6 +478,46 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   }
 
   const buffered = (): Held[] => [...held.values()].filter((h) => h.state === 'buffered')
+
+  /** Hand units to peers with room (the coordinator moves the leases); returns those no peer took. */
+  const giveToPeers = async (hs: Held[]): Promise<Held[]> => {
+    const giveable = hs.filter((h): h is Held & { envelope: SignedEnvelope } => h.envelope !== undefined)
+    if (peering === undefined || giveable.length === 0) return hs
+    for (const h of giveable) h.state = 'leaving'
+    refreshStats()
+    const left = new Set(
+      await peering.exchange.handoff(giveable.map((h) => ({ envelope: h.envelope, unit: h.unit }))),
+    )
+    for (const h of giveable) {
+      if (left.has(h.unit.replicaId)) h.state = 'buffered'
+      else {
+        held.delete(h.unit.replicaId)
+        init.guest?.onFinished(h.unit, undefined)
+      }
+    }
+    refreshStats()
+    return hs.filter((h) => held.get(h.unit.replicaId) === h)
+  }
+
+  /** Units this worker will not start go to peers, the rest back to the coordinators: none waits to expire. */
+  const shed = async (hs: Held[], reason: string): Promise<void> => {
+    if (hs.length > 0) await handBack(await giveToPeers(hs), reason)
+  }
+
+  /**
+   * More buffered units than this worker can start before their leases run out (at the measured time
+   * per unit): the excess goes to peers with room, and stays here when no peer has any.
+   */
+  const shedOverload = async (): Promise<void> => {
+    if (peering === undefined || stats.unitsDone === 0 || stopping || paused) return
+    const perUnit = stats.computeMs / stats.unitsDone
+    const startsAt = (k: number): number =>
+      Date.now() + Math.floor((k + count('running')) / threads()) * perUnit
+    const late = buffered().filter((h, k) => startsAt(k) > h.expiresAt)
+    if (late.length === 0 || !peering.overlay.peers().some((p) => p.state.free > 0)) return
+    await giveToPeers(late)
+    dispatch()
+  }
 
   const handBack = async (hs: Held[], reason: string): Promise<void> => {
     if (hs.length === 0) return
@@ -385,20 +535,26 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const daemon = Object.assign(emitter, {
     id: init.identity.id,
     stats,
+    peering,
     start(): void {
       availableSub = init.nats.subscribe(subjects.workAvailable, { callback: () => wake.notify() })
       init.guest?.onChange(() => {
         wake.notify()
         dispatch()
       })
-      fillLoop = restore().then(fill)
+      // Peers learn of this worker before it asks for work (a failed start only disables peering).
+      const peersUp =
+        peering?.start().catch((err: unknown) => log.warn('peer overlay did not start', errorFields(err))) ??
+        Promise.resolve()
+      fillLoop = peersUp.then(restore).then(fill)
       log.info('worker started', { id: init.identity.id, threads: threads(), capacity: capacity(), paused })
     },
     async pause(): Promise<void> {
       if (stopping || paused) return
       paused = true
       log.info('worker paused', { running: stats.running })
-      await handBack(buffered(), 'worker paused')
+      peering?.overlay.announceSoon()
+      await shed(buffered(), 'worker paused')
     },
     resume(): void {
       if (stopping || !paused) return
@@ -412,9 +568,10 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       stopping = true
       availableSub?.unsubscribe()
       wake.close()
+      peering?.overlay.announceSoon()
       await fillLoop
-      // Units not yet started go back at once, so another worker can take them now.
-      await handBack(buffered(), 'worker stopping')
+      // Units not yet started go to peers or back to the coordinators at once, so others run them now.
+      await shed(buffered(), 'worker stopping')
       // Running units may finish within the drain time; the rest are handed back too.
       let timer: ReturnType<typeof setTimeout> | undefined
       const drained = Promise.allSettled([...tasks]).then(() => true)
@@ -430,6 +587,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       clearTimeout(timer)
       clearTimeout(renewTimer)
       renewTimer = undefined
+      await peering?.stop()
       await init.runner.close()
       log.info('worker stopped', { unitsDone: stats.unitsDone })
     },

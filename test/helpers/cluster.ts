@@ -21,6 +21,7 @@ import {
   createPoolRunner,
   createWorkerDaemon,
   trustedKeysFrom,
+  type PeerOptions,
   type Runner,
   type WorkerDaemon,
 } from '../../worker/index.js'
@@ -71,6 +72,8 @@ export interface Cluster {
     wrap?: (r: Runner) => Runner
     identity?: Identity
     bufferUnits?: number
+    /** Peer exchange options (default: on, announcing every 250 ms so tests need not wait). */
+    peers?: PeerOptions | false
   }): Promise<TestWorker>
   /** Environment-style arguments for a `cohort` child process of this cluster. */
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
@@ -137,6 +140,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       requestTimeoutMs: 2_000,
       drainTimeoutMs: 5_000,
       ...(opts.bufferUnits === undefined ? {} : { bufferUnits: opts.bufferUnits }),
+      peers: opts.peers ?? { announceMs: 250 },
     })
     daemon.start()
     const w: TestWorker = {
