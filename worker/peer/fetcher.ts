@@ -206,7 +206,7 @@ export function createFetcher(init: FetcherInit): Fetcher {
     try {
       for (;;) {
         if (fatal !== undefined)
-          throw fatal instanceof Error ? fatal : new ContentIntegrityError(String(fatal))
+          throw fatal instanceof Error ? fatal : new ContentIntegrityError('content download failed')
         if (content.have.complete()) return content
         // Who downloads the same content, and how far the swarm has come.
         const swarm = [overlay.id, ...holders(ref.root)].sort()
