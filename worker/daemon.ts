@@ -407,7 +407,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   /** No work from the coordinators and threads idle: take buffered units from a busy peer. */
   const stealIfIdle = async (): Promise<boolean> => {
     const idle = threads() - count('running') - count('buffered')
-    if (peering === undefined || idle <= 0 || paused || stopping) return false
+    if (peering === undefined || init.peers === false || init.peers?.steal === false) return false
+    if (idle <= 0 || paused || stopping) return false
     return (await peering.exchange.steal(idle)) > 0
   }
 

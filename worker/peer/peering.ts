@@ -26,6 +26,8 @@ export interface PeerOptions {
   parallel?: number
   /** Per request to a peer. Default 5000 ms. */
   requestTimeoutMs?: number
+  /** Take buffered units from busy peers when idle and the coordinators have none. Default true. */
+  steal?: boolean
 }
 
 export interface PeeringInit {
