@@ -120,6 +120,8 @@ const workerCommand = program
   .option('--unit-mb <n>', 'heap limit per unit thread, MiB')
   .option('--window <HH:MM-HH:MM...>', 'daily windows to compute in (local time)')
   .option('--run-on-battery', 'compute on battery power too')
+  .option('--no-peers', 'do not exchange units or content with other workers')
+  .option('--peer-cache-mb <n>', 'content kept and served to peers, MiB (default 1024)')
   .action(
     async (o: {
       natsUrl?: string
@@ -139,6 +141,8 @@ const workerCommand = program
       unitMb?: string
       window?: string[]
       runOnBattery?: boolean
+      peers?: boolean
+      peerCacheMb?: string
     }) => {
       const log = logger('worker', o.logFile)
       const keyFile = o.keyFile ?? defaultWorkerKeyFile()

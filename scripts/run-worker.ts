@@ -79,6 +79,9 @@ export async function startWorker(
     log: o.log,
     ...(o.subjectPrefix === undefined ? {} : { subjectPrefix: o.subjectPrefix }),
     ...(o.bufferUnits === undefined ? {} : { bufferUnits: o.bufferUnits }),
+    peers: policy.peers.enabled
+      ? { cacheBytes: policy.peers.cacheMb * 1024 * 1024, steal: policy.peers.steal }
+      : false,
   })
   guest.attach(daemon)
   daemon.start()

@@ -26,6 +26,9 @@ export interface WorkerPolicyFlags {
   unitMb?: string | undefined
   window?: string[] | undefined
   runOnBattery?: boolean | undefined
+  /** commander's `--no-peers`: false when given. */
+  peers?: boolean | undefined
+  peerCacheMb?: string | undefined
 }
 
 export function defaultWorkerConfigFile(): string {
@@ -89,6 +92,9 @@ export async function loadWorkerPolicy(
     flag('buffer-minutes', { bufferMinutes: number(flags.bufferMinutes, '--buffer-minutes') })
   if (flags.unitMb !== undefined) flag('unit-mb', { memory: { unitMb: number(flags.unitMb, '--unit-mb') } })
   if (flags.window !== undefined) flag('window', { windows: flags.window })
+  if (flags.peers === false) flag('no-peers', { peers: { enabled: false } })
+  if (flags.peerCacheMb !== undefined)
+    flag('peer-cache-mb', { peers: { cacheMb: number(flags.peerCacheMb, '--peer-cache-mb') } })
   if (flags.runOnBattery !== undefined)
     flag('run-on-battery', { battery: { runOnBattery: flags.runOnBattery } })
   return {

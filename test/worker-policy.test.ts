@@ -5,6 +5,8 @@ import { countCompletions } from '../jobs/nqueens-search.js'
 import { countPrimes, type SieveCheckpoint } from '../jobs/primes-sieve.js'
 import { ConfigError } from '../shared/index.js'
 import { createPoolRunner } from '../worker/index.js'
+import { loadEnvConfig } from '../scripts/config.js'
+import { loadWorkerPolicy } from '../scripts/worker-config.js'
 import {
   admitUnits,
   createRunControl,
@@ -38,6 +40,27 @@ test('config - out-of-range and mistyped values are refused, naming the field', 
   })
   t.throws(() => parsePolicyLayer({ cpu: { threads: 1.5 } }, 'f'), {
     message: /cpu\.threads must be an integer/,
+  })
+})
+
+test('config - peer settings are validated, and --no-peers and --peer-cache-mb reach the policy', async (t) => {
+  t.throws(() => parsePolicyLayer({ peers: { cacheMb: 1 } }, 'f'), {
+    message: /peers\.cacheMb must be an integer from 16/,
+  })
+  t.throws(() => parsePolicyLayer({ peers: { steal: 'no' } }, 'f'), {
+    message: /peers\.steal must be true or false/,
+  })
+  t.throws(() => parsePolicyLayer({ peers: { cache: 5 } }, 'f'), {
+    message: /peers\.cache is not a known setting/,
+  })
+  t.deepEqual(resolvePolicy().peers, { enabled: true, cacheMb: 1024, steal: true })
+  const { policy } = await loadWorkerPolicy(
+    { keyFile: 'k.json', config: undefined, peers: false, peerCacheMb: '64' },
+    loadEnvConfig({}),
+  )
+  t.deepEqual(policy.peers, { enabled: false, cacheMb: 64, steal: true })
+  await t.throwsAsync(loadWorkerPolicy({ keyFile: 'k.json', peerCacheMb: 'lots' }, loadEnvConfig({})), {
+    message: /--peer-cache-mb must be a number/,
   })
 })
 

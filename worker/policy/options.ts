@@ -46,6 +46,14 @@ export interface GuestPolicy {
   handBackAfterMinutes: number
   /** Seconds between two looks at the machine (sets the pause latency). Default 1. */
   pollSeconds: number
+  peers: {
+    /** Exchange units and content with other workers. Default true. */
+    enabled: boolean
+    /** Content (shared datasets) kept and served to peers, MiB. Default 1024. */
+    cacheMb: number
+    /** Take buffered units from busy peers when idle. Default true. */
+    steal: boolean
+  }
 }
 
 export const DEFAULT_POLICY: GuestPolicy = {
@@ -59,6 +67,7 @@ export const DEFAULT_POLICY: GuestPolicy = {
   checkpointSeconds: 30,
   handBackAfterMinutes: 10,
   pollSeconds: 1,
+  peers: { enabled: true, cacheMb: 1024, steal: true },
 }
 
 type DeepPartial<T> = {
@@ -135,6 +144,7 @@ export function parsePolicyLayer(raw: unknown, source: string): PolicyLayer {
     'checkpointSeconds',
     'handBackAfterMinutes',
     'pollSeconds',
+    'peers',
   ])
   const out: PolicyLayer = {}
   if (top['run'] !== undefined) {
@@ -201,6 +211,18 @@ export function parsePolicyLayer(raw: unknown, source: string): PolicyLayer {
     list.forEach((x, i) => parseWindow(x, source, `windows[${i}]`))
     out.windows = list
   }
+  if (top['peers'] !== undefined) {
+    const r = record(top['peers'], source, 'peers', ['enabled', 'cacheMb', 'steal'])
+    out.peers = {}
+    for (const key of ['enabled', 'steal'] as const) {
+      if (r[key] === undefined) continue
+      if (typeof r[key] !== 'boolean')
+        fail(source, `peers.${key}`, `must be true or false, got ${JSON.stringify(r[key])}`)
+      out.peers[key] = r[key] as boolean
+    }
+    const cacheMb = num(r, source, 'peers.cacheMb', 'cacheMb', 16, 1_048_576, true)
+    if (cacheMb !== undefined) out.peers.cacheMb = cacheMb
+  }
   const bufferMinutes = num(top, source, 'bufferMinutes', 'bufferMinutes', 0, 10_080)
   const checkpointSeconds = num(top, source, 'checkpointSeconds', 'checkpointSeconds', 0.1, 86_400)
   const handBack = num(top, source, 'handBackAfterMinutes', 'handBackAfterMinutes', 0, 10_080)
@@ -221,6 +243,7 @@ export function resolvePolicy(...layers: PolicyLayer[]): GuestPolicy {
     Object.assign(p.cpu, l.cpu)
     Object.assign(p.memory, l.memory)
     Object.assign(p.battery, l.battery)
+    Object.assign(p.peers, l.peers)
     if (l.windows !== undefined) p.windows = [...l.windows]
     if (l.bufferMinutes !== undefined) p.bufferMinutes = l.bufferMinutes
     if (l.checkpointSeconds !== undefined) p.checkpointSeconds = l.checkpointSeconds
