@@ -75,7 +75,7 @@ function holding(w: TestWorker, n: number): Promise<void> {
 
 /** Resolves when `w` has heard of `peer` with room for units. */
 function seesRoomAt(w: TestWorker, peer: TestWorker): Promise<void> {
-  const overlay = w.daemon.peering!.overlay
+  const overlay = w.daemon.peering.overlay
   const ok = (): boolean => overlay.peers().some((p) => p.id === peer.identity.id && p.state.free > 0)
   return new Promise((resolve) => {
     if (ok()) return resolve()
@@ -107,15 +107,15 @@ test('handoff - a worker stopping gracefully gives its unstarted units to a peer
   await seesRoomAt(giver, receiver)
   await giver.daemon.stop()
   t.true(
-    giver.daemon.peering!.exchange.stats.handedOff >= 8,
-    `handed off ${giver.daemon.peering!.exchange.stats.handedOff}`,
+    giver.daemon.peering.exchange.stats.handedOff >= 8,
+    `handed off ${giver.daemon.peering.exchange.stats.handedOff}`,
   )
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 726_517 })
   const moved = await transferred(cluster, job.id, done.units.total, giver.identity.id, receiver.identity.id)
-  t.is(moved, giver.daemon.peering!.exchange.stats.handedOff, 'the coordinator recorded every transfer')
-  t.is(receiver.daemon.peering!.exchange.stats.received, moved)
+  t.is(moved, giver.daemon.peering.exchange.stats.handedOff, 'the coordinator recorded every transfer')
+  t.is(receiver.daemon.peering.exchange.stats.received, moved)
   t.is(cluster.coordinators[0]!.counters.leasesExpired, 0, 'no unit waited for its lease to expire')
   t.is(cluster.coordinators[0]!.counters.leasesTransferred, moved)
 })
@@ -134,9 +134,9 @@ test('stealing - an idle fast peer takes buffered units from a slow one', async 
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 1_031_130 })
-  const stolen = fast.daemon.peering!.exchange.stats.stolen
+  const stolen = fast.daemon.peering.exchange.stats.stolen
   t.true(stolen >= 4, `the fast peer stole ${stolen} units`)
-  t.is(slowPeer.daemon.peering!.exchange.stats.givenToThieves, stolen)
+  t.is(slowPeer.daemon.peering.exchange.stats.givenToThieves, stolen)
   t.is(await transferred(cluster, job.id, done.units.total, slowPeer.identity.id, fast.identity.id), stolen)
   // Most of the work ends up on the fast peer, though the slow one held it all.
   t.true(fast.daemon.stats.unitsDone > slowPeer.daemon.stats.unitsDone)
@@ -172,7 +172,7 @@ test('content - units sharing a large dataset complete, and the coordinator serv
   const root = await uploadDataset(cluster, bytes)
   const workers = await Promise.all([1, 2, 3, 4].map(() => cluster.addWorker({ threads: 1 })))
   await waitUntil('the workers know each other', () =>
-    workers.every((w) => w.daemon.peering!.overlay.peers().length === 3),
+    workers.every((w) => w.daemon.peering.overlay.peers().length === 3),
   )
   const params = { dim: 64, k: 5, queries: { count: 16, seed: 3 }, queriesPerUnit: 1 }
   const job = await cluster.api.submit({
@@ -184,8 +184,8 @@ test('content - units sharing a large dataset complete, and the coordinator serv
   t.is(done.state, 'completed')
   t.deepEqual((await cluster.api.result(job.id)).result, await localKnn(bytes, params))
   const served = cluster.coordinators[0]!.counters.chunkBytesServed
-  const fetched = workers.filter((w) => w.daemon.peering!.content.get(root) !== undefined).length
-  const fromPeers = workers.reduce((n, w) => n + w.daemon.peering!.fetcher.stats.bytesFromPeers, 0)
+  const fetched = workers.filter((w) => w.daemon.peering.content.get(root) !== undefined).length
+  const fromPeers = workers.reduce((n, w) => n + w.daemon.peering.fetcher.stats.bytesFromPeers, 0)
   t.log(
     `${fetched} workers got the ${bytes.length}-byte dataset; the coordinator served ${served} bytes, peers ${fromPeers}`,
   )
@@ -277,7 +277,7 @@ test('malice - corrupted chunks and forged units from a peer are caught, nothing
   //    after three, and the chunks come from the coordinator instead; the answer is right.
   const first = await cluster.addWorker({ threads: 1 })
   await waitUntil('the worker hears the evil peer', () =>
-    first.daemon.peering!.overlay.peers().some((p) => p.id === evil.id),
+    first.daemon.peering.overlay.peers().some((p) => p.id === evil.id),
   )
   const params = { dim: 64, k: 3, queries: { count: 6, seed: 5 }, queriesPerUnit: 1 }
   const job = await cluster.api.submit({
@@ -288,11 +288,11 @@ test('malice - corrupted chunks and forged units from a peer are caught, nothing
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.deepEqual((await cluster.api.result(job.id)).result, await localKnn(bytes, params))
-  const f = first.daemon.peering!.fetcher.stats
+  const f = first.daemon.peering.fetcher.stats
   t.true(f.corruptChunks >= 3, `${f.corruptChunks} corrupt chunks caught`)
   t.is(f.chunksFromPeers, 1, 'only the (genuine) manifest came from the evil peer')
   t.is(f.chunksFromCoordinator, chunks)
-  t.true(first.daemon.peering!.overlay.isBanned(evil.id))
+  t.true(first.daemon.peering.overlay.isBanned(evil.id))
   t.true(corruptServed >= 3)
 
   // 2. An idle worker asks the "busy" evil peer for units and gets ones the evil peer signed: refused
@@ -300,16 +300,16 @@ test('malice - corrupted chunks and forged units from a peer are caught, nothing
   const thief = await cluster.addWorker({ threads: 1 })
   await waitUntil(
     'the idle worker tried to steal',
-    () => stealsAnswered > 0 && thief.daemon.peering!.overlay.isBanned(evil.id),
+    () => stealsAnswered > 0 && thief.daemon.peering.overlay.isBanned(evil.id),
   )
-  t.is(thief.daemon.peering!.exchange.stats.forgedUnits, 1)
-  t.is(thief.daemon.peering!.exchange.stats.received, 0)
+  t.is(thief.daemon.peering.exchange.stats.forgedUnits, 1)
+  t.is(thief.daemon.peering.exchange.stats.received, 0)
   t.is(thief.daemon.stats.held, 0)
 
   // 3. Forged units pushed as a handoff are refused the same way.
   const target = await cluster.addWorker({ threads: 1, peers: { announceMs: 250, steal: false } })
   await waitUntil('the target hears the evil peer', () =>
-    target.daemon.peering!.overlay.peers().some((p) => p.id === evil.id),
+    target.daemon.peering.overlay.peers().some((p) => p.id === evil.id),
   )
   const pushed = await overlay.request(target.identity.id, {
     type: 'handoff',
@@ -317,8 +317,29 @@ test('malice - corrupted chunks and forged units from a peer are caught, nothing
     units: await forged(evil.id),
   })
   t.like(pushed, { type: 'peer.error' })
-  t.true(target.daemon.peering!.overlay.isBanned(evil.id))
-  t.is(target.daemon.peering!.exchange.stats.forgedUnits, 1)
+  t.true(target.daemon.peering.overlay.isBanned(evil.id))
+  t.is(target.daemon.peering.exchange.stats.forgedUnits, 1)
   t.is(target.daemon.stats.held, 0)
   t.is(cluster.coordinators[0]!.counters.leasesTransferred, 0, 'no forged unit was ever claimed')
+})
+
+test('content - a worker with peer exchange off still runs units that read a dataset, from the coordinator alone', async (t) => {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const bytes = knnDataset(8_192, 64, 13) // 512 KiB, 8 chunks
+  const root = await uploadDataset(cluster, bytes)
+  const loner = await cluster.addWorker({ threads: 1, peers: false })
+  const params = { dim: 64, k: 4, queries: { count: 3, seed: 9 }, queriesPerUnit: 1 }
+  const job = await cluster.api.submit({
+    type: 'knn',
+    params: { ...params, dataset: root },
+    redundancy: { quorum: 1 },
+  })
+  const done = await waitForJob(cluster.api, job.id)
+  t.is(done.state, 'completed')
+  t.deepEqual((await cluster.api.result(job.id)).result, await localKnn(bytes, params))
+  const f = loner.daemon.peering.fetcher.stats
+  t.is(f.chunksFromCoordinator, 8 + 1, 'every chunk and the manifest')
+  t.is(f.chunksFromPeers, 0)
+  t.is(loner.daemon.peering.overlay.stats.announcesSent, 0, 'it never announced itself')
 })

@@ -14,6 +14,7 @@ import {
   parseWorkGrant,
   randomId,
   seal,
+  type ContentRef,
   type Identity,
   type LeaseClaimed,
   type LeaseReleased,
@@ -63,8 +64,12 @@ export interface CoordinatorClient {
    * being closed cannot wait for a signature). Valid while its timestamp is within the clock window.
    */
   sealRelease(replicaIds: string[], reason: string): Promise<Uint8Array>
-  /** The bytes a coordinator holds for module `hash` (unchecked: the module cache checks them). */
-  getModule(hash: string): Promise<Uint8Array>
+  /**
+   * The bytes a coordinator holds for module `hash`; with `chunked` (the worker can fetch chunks), a
+   * module larger than one chunk comes as the reference of its chunked form instead. Unchecked: the
+   * module cache checks what it finally gets.
+   */
+  getModule(hash: string, chunked?: boolean): Promise<Uint8Array | ContentRef>
   /** A content chunk or manifest by SHA-256 (unchecked: the fetcher checks it). */
   getChunk(hash: string): Promise<Uint8Array>
   /** Take over leases a peer transferred to this worker; returns them re-signed for it. */
@@ -113,9 +118,11 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
         { type: 'lease.release', v: 1, replicaIds, reason },
         parseLeaseReleased,
       ),
-    getModule: async (hash) =>
-      (await call(subjects.moduleGet, 'module.get', { type: 'module.get', v: 1, hash }, parseModuleReply))
-        .bytes,
+    async getModule(hash, chunked = false) {
+      const req = { type: 'module.get', v: 1, hash, ...(chunked ? { chunked } : {}) }
+      const reply = await call(subjects.moduleGet, 'module.get', req, parseModuleReply)
+      return 'bytes' in reply ? reply.bytes : { root: reply.root, size: reply.size }
+    },
     getChunk: async (hash) =>
       (await call(subjects.chunkGet, 'chunk.get', { type: 'chunk.get', v: 1, hash }, parseChunkReply)).bytes,
     claim: (transfer) =>

@@ -5,7 +5,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/nats-core'
 import {
   Emitter,
-  UnrecoverableError,
   errorFields,
   LIMITS,
   kindOf,
@@ -99,8 +98,11 @@ export interface StopOptions {
 export interface WorkerDaemon extends Emitter<WorkerEvents> {
   readonly id: string
   readonly stats: WorkerStats
-  /** The peer overlay, content fetcher and unit exchange; undefined when peer exchange is off. */
-  readonly peering: Peering | undefined
+  /**
+   * The peer overlay, content store and fetcher, and unit exchange. With peer exchange off the overlay
+   * never starts: content then comes from the coordinators only, and no unit moves between peers.
+   */
+  readonly peering: Peering
   /** True between `pause()` and `resume()`. */
   readonly paused: boolean
   start(): void
@@ -119,13 +121,16 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const subjects = subjectsFor(init.subjectPrefix ?? 'cohort')
   const jobTypes = new Map<string, AnyJobType>()
   for (const t of init.jobTypes) jobTypes.set(kindOf(t), t)
-  // Modules named by signed units, fetched from coordinators and hash-checked; unit time limits.
-  const modules = createModuleCache({ fetch: (hash) => client.getModule(hash) })
+  // Modules named by signed units, hash-checked; unit time limits. Large modules come as chunks from
+  // peers (the peering made below), whole from a coordinator when peer exchange is off.
+  const modules = createModuleCache({
+    fetch: (hash, chunked) => client.getModule(hash, chunked),
+    peering: () => (init.peers === false ? undefined : peering),
+  })
   const runner = withUnitResources(init.runner, {
     jobTypes,
     modules,
     content: async (ref, signal) => {
-      if (peering === undefined) throw new UnrecoverableError('this worker has peer exchange turned off')
       const held = await peering.fetcher.resolve(ref, signal)
       return { bytes: held.data, release: peering.content.pin(ref.root) }
     },
@@ -176,7 +181,6 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
 
   /** Start fetching the content a unit reads as soon as it is accepted, so it is there when it runs. */
   const prefetch = (unit: UnitPayload): void => {
-    if (peering === undefined) return
     for (const ref of jobTypes.get(unit.kind)?.content?.(unit.input) ?? []) {
       peering.fetcher
         .resolve(ref)
@@ -184,68 +188,65 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     }
   }
 
-  const peering: Peering | undefined =
-    init.peers === false
-      ? undefined
-      : createPeering({
-          nats: init.nats,
-          identity: init.identity,
-          subjects,
-          trusted: init.trusted,
-          jobTypes,
-          client,
-          log,
-          options: init.peers ?? {},
-          host: {
-            threads,
-            running: () => count('running'),
-            buffered: () => count('buffered'),
-            accepting: () => !stopping && !paused && init.guest?.mayStart() !== false,
-            room: () => capacity() - held.size + count('submitting'),
-            accepts: () => accepts,
-            unitIds: () => [...new Set([...held.values()].map((h) => h.unit.unitId))],
-            take(want, kinds, avoid) {
-              const out: Giveable[] = []
-              for (const h of [...held.values()].reverse()) {
-                if (out.length >= want) break
-                if (h.state !== 'buffered' || h.envelope === undefined) continue
-                if (!kinds.has(h.unit.kind) || avoid.has(h.unit.unitId)) continue
-                h.state = 'leaving'
-                out.push({ envelope: h.envelope, unit: h.unit })
-              }
-              if (out.length > 0) refreshStats()
-              return out
-            },
-            restore(ids) {
-              for (const rid of ids) {
-                const h = held.get(rid)
-                if (h?.state === 'leaving') h.state = 'buffered'
-              }
-              refreshStats()
-              dispatch()
-            },
-            forget(ids) {
-              for (const rid of ids) {
-                const h = held.get(rid)
-                if (h?.state !== 'leaving') continue
-                held.delete(rid)
-                init.guest?.onFinished(h.unit, undefined)
-              }
-              refreshStats()
-              wake.notify()
-            },
-            reserve(units) {
-              const added = units.filter((u) => !held.has(u.replicaId))
-              for (const u of added)
-                held.set(u.replicaId, { ...newHeld(u, undefined, u.expiresAt), state: 'claiming' })
-              return () => {
-                for (const u of added)
-                  if (held.get(u.replicaId)?.state === 'claiming') held.delete(u.replicaId)
-              }
-            },
-            adopt: (units) => accept(units, true),
-          },
-        })
+  const peersOn = init.peers !== false
+  const peering: Peering = createPeering({
+    nats: init.nats,
+    identity: init.identity,
+    subjects,
+    trusted: init.trusted,
+    jobTypes,
+    client,
+    log,
+    options: init.peers === false ? {} : (init.peers ?? {}),
+    host: {
+      threads,
+      running: () => count('running'),
+      buffered: () => count('buffered'),
+      accepting: () => !stopping && !paused && init.guest?.mayStart() !== false,
+      room: () => capacity() - held.size + count('submitting'),
+      accepts: () => accepts,
+      unitIds: () => [...new Set([...held.values()].map((h) => h.unit.unitId))],
+      take(want, kinds, avoid) {
+        const out: Giveable[] = []
+        for (const h of [...held.values()].reverse()) {
+          if (out.length >= want) break
+          if (h.state !== 'buffered' || h.envelope === undefined) continue
+          if (!kinds.has(h.unit.kind) || avoid.has(h.unit.unitId)) continue
+          h.state = 'leaving'
+          out.push({ envelope: h.envelope, unit: h.unit })
+        }
+        if (out.length > 0) refreshStats()
+        return out
+      },
+      restore(ids) {
+        for (const rid of ids) {
+          const h = held.get(rid)
+          if (h?.state === 'leaving') h.state = 'buffered'
+        }
+        refreshStats()
+        dispatch()
+      },
+      forget(ids) {
+        for (const rid of ids) {
+          const h = held.get(rid)
+          if (h?.state !== 'leaving') continue
+          held.delete(rid)
+          init.guest?.onFinished(h.unit, undefined)
+        }
+        refreshStats()
+        wake.notify()
+      },
+      reserve(units) {
+        const added = units.filter((u) => !held.has(u.replicaId))
+        for (const u of added)
+          held.set(u.replicaId, { ...newHeld(u, undefined, u.expiresAt), state: 'claiming' })
+        return () => {
+          for (const u of added) if (held.get(u.replicaId)?.state === 'claiming') held.delete(u.replicaId)
+        }
+      },
+      adopt: (units) => accept(units, true),
+    },
+  })
   const refreshStats = (): void => {
     stats.held = held.size
     stats.running = count('running')
@@ -407,7 +408,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   /** No work from the coordinators and threads idle: take buffered units from a busy peer. */
   const stealIfIdle = async (): Promise<boolean> => {
     const idle = threads() - count('running') - count('buffered')
-    if (peering === undefined || init.peers === false || init.peers?.steal === false) return false
+    if (init.peers === false || init.peers?.steal === false) return false
     if (idle <= 0 || paused || stopping) return false
     return (await peering.exchange.steal(idle)) > 0
   }
@@ -483,7 +484,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   /** Hand units to peers with room (the coordinator moves the leases); returns those no peer took. */
   const giveToPeers = async (hs: Held[]): Promise<Held[]> => {
     const giveable = hs.filter((h): h is Held & { envelope: SignedEnvelope } => h.envelope !== undefined)
-    if (peering === undefined || giveable.length === 0) return hs
+    if (!peersOn || giveable.length === 0) return hs
     for (const h of giveable) h.state = 'leaving'
     refreshStats()
     const left = new Set(
@@ -510,7 +511,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
    * per unit): the excess goes to peers with room, and stays here when no peer has any.
    */
   const shedOverload = async (): Promise<void> => {
-    if (peering === undefined || stats.unitsDone === 0 || stopping || paused) return
+    if (!peersOn || stats.unitsDone === 0 || stopping || paused) return
     const perUnit = stats.computeMs / stats.unitsDone
     const startsAt = (k: number): number =>
       Date.now() + Math.floor((k + count('running')) / threads()) * perUnit
@@ -544,9 +545,9 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
         dispatch()
       })
       // Peers learn of this worker before it asks for work (a failed start only disables peering).
-      const peersUp =
-        peering?.start().catch((err: unknown) => log.warn('peer overlay did not start', errorFields(err))) ??
-        Promise.resolve()
+      const peersUp = peersOn
+        ? peering.start().catch((err: unknown) => log.warn('peer overlay did not start', errorFields(err)))
+        : Promise.resolve()
       fillLoop = peersUp.then(restore).then(fill)
       log.info('worker started', { id: init.identity.id, threads: threads(), capacity: capacity(), paused })
     },
@@ -554,7 +555,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       if (stopping || paused) return
       paused = true
       log.info('worker paused', { running: stats.running })
-      peering?.overlay.announceSoon()
+      peering.overlay.announceSoon()
       await shed(buffered(), 'worker paused')
     },
     resume(): void {
@@ -569,7 +570,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       stopping = true
       availableSub?.unsubscribe()
       wake.close()
-      peering?.overlay.announceSoon()
+      peering.overlay.announceSoon()
       await fillLoop
       // Units not yet started go to peers or back to the coordinators at once, so others run them now.
       await shed(buffered(), 'worker stopping')
@@ -588,7 +589,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       clearTimeout(timer)
       clearTimeout(renewTimer)
       renewTimer = undefined
-      await peering?.stop()
+      await peering.stop()
       await init.runner.close()
       log.info('worker stopped', { unitsDone: stats.unitsDone })
     },

@@ -1,9 +1,12 @@
-// WebAssembly modules a worker has fetched, by SHA-256 hex. A module is fetched from a coordinator
-// only when a signed unit names its hash, is refused unless its bytes hash to exactly that name and
+// WebAssembly modules a worker has fetched, by SHA-256 hex. A module is fetched only when a signed
+// unit names its hash: from a coordinator, or, when the worker exchanges content with peers and the
+// module is larger than one chunk, as chunks from peers (the coordinator names the chunked form and
+// serves only the chunks no peer has). It is refused unless its bytes hash to exactly that name and
 // pass Cohort's module rules, and is kept (least recently used first out, within a byte budget) so
-// the next units of the job start at once. Peer exchange of modules does not exist yet.
+// the next units of the job start at once.
 import { checkModule, DEFAULT_MODULE_LIMITS } from '../jobs/index.js'
-import { CohortError, DIGEST_HEX, sha256Hex } from '../shared/index.js'
+import { CohortError, DIGEST_HEX, sha256Hex, type ContentRef } from '../shared/index.js'
+import type { Peering } from './peer/peering.js'
 
 /** Bytes that do not hash to the name they were fetched by, or that break a module rule. */
 export class ModuleIntegrityError extends CohortError {
@@ -11,8 +14,13 @@ export class ModuleIntegrityError extends CohortError {
 }
 
 export interface ModuleCacheInit {
-  /** Fetch the bytes named by `hash` (from a coordinator); they are checked here, not trusted. */
-  fetch: (hash: string) => Promise<Uint8Array>
+  /**
+   * Ask a coordinator for module `hash`: its bytes or, with `chunked`, possibly the reference of its
+   * chunked form. Nothing it returns is trusted: the bytes are checked here.
+   */
+  fetch: (hash: string, chunked: boolean) => Promise<Uint8Array | ContentRef>
+  /** The peer side whose content fetcher gets chunked modules; undefined (or absent): whole bytes. */
+  peering?: () => Pick<Peering, 'fetcher'> | undefined
   /** Bytes of modules kept. Default 64 MiB. */
   maxBytes?: number
 }
@@ -47,8 +55,26 @@ export function createModuleCache(init: ModuleCacheInit): ModuleCache {
     }
   }
 
+  /** The module's bytes, unchecked: from a coordinator, or through the content fetcher. */
+  const obtain = async (hash: string): Promise<Uint8Array> => {
+    const fetcher = init.peering?.()?.fetcher
+    const got = await init.fetch(hash, fetcher !== undefined)
+    if (got instanceof Uint8Array) return got
+    if (fetcher === undefined) throw new ModuleIntegrityError(`asked for module ${hash}, got a reference`)
+    try {
+      // The fetcher checked every chunk against the manifest and the manifest against the root. The
+      // bytes are copied out of the content store (shared memory, evicted at its own pace).
+      return new Uint8Array((await fetcher.resolve(got)).data)
+    } catch {
+      // No room in the content cache, or neither peers nor coordinators delivered: the whole bytes.
+      const whole = await init.fetch(hash, false)
+      if (whole instanceof Uint8Array) return whole
+      throw new ModuleIntegrityError(`asked for module ${hash}, got a reference`)
+    }
+  }
+
   const load = async (hash: string): Promise<Uint8Array> => {
-    const bytes = await init.fetch(hash)
+    const bytes = await obtain(hash)
     const actual = await sha256Hex(bytes)
     if (actual !== hash) {
       stats.refused++

@@ -49,7 +49,7 @@ export interface PeerOverlayInit {
   log: Logger
   /** What to announce; read at every announcement. */
   state(): PeerState
-  /** Between announcements. Default 2000 ms; a peer unheard for 3 intervals is gone. */
+  /** Between announcements. Default 2000 ms; a peer unheard for 3 intervals (at least 5 s) is gone. */
   announceMs?: number
   /** Per request to a peer. Default 5000 ms. */
   requestTimeoutMs?: number
@@ -86,7 +86,7 @@ export interface PeerOverlay extends Emitter<OverlayEvents> {
   start(): Promise<void>
   /** Says goodbye (so peers forget this one at once) and stops listening. */
   stop(): Promise<void>
-  /** Live peers (heard within 3 announce intervals), not banned, not this one. */
+  /** Live peers (heard within 3 announce intervals, and at least 5 s), not banned, not this one. */
   peers(): PeerInfo[]
   handle(type: PeerMessage['type'], handler: PeerHandler): void
   /** Send a signed request to one peer; resolves with its signed, checked reply. */
@@ -109,6 +109,8 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   const timeoutMs = init.requestTimeoutMs ?? 5_000
   const maxServing = init.maxServing ?? 32
   const banAt = init.banAt ?? 3
+  // A loaded machine or network delays announcements; a peer that stopped says so anyway.
+  const goneAfterMs = Math.max(3 * announceMs, 5_000)
   const table = new Map<string, PeerInfo>()
   const points = new Map<string, number>()
   const handlers = new Map<PeerMessage['type'], PeerHandler>()
@@ -118,6 +120,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   let timer: ReturnType<typeof setTimeout> | undefined
   let lastAnnounce = 0
   let serving = 0
+  let started = false
   let stopped = false
 
   const sealFor = async (to: string, body: Outgoing): Promise<Uint8Array> =>
@@ -241,6 +244,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     id: self,
     stats,
     async start(): Promise<void> {
+      started = true
       subs.push(
         listen(peerSubject(subjects, self), onMessage),
         listen(subjects.peerAnnounce, (m) => onAnnounce(m.data)),
@@ -253,7 +257,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       if (stopped) return
       stopped = true
       clearTimeout(timer)
-      await announce(true).catch(() => {})
+      if (started) await announce(true).catch(() => {})
       for (const s of subs) s.unsubscribe()
       subs.length = 0
     },
@@ -261,7 +265,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       const now = Date.now()
       const out: PeerInfo[] = []
       for (const [id, info] of table) {
-        if (now - info.seenAt > 3 * announceMs) table.delete(id)
+        if (now - info.seenAt > goneAfterMs) table.delete(id)
         else if (!isBanned(id)) out.push(info)
       }
       return out
@@ -288,7 +292,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       nats.publish(peerSubject(subjects, peerId), await sealFor(peerId, body))
     },
     announceSoon(): void {
-      if (stopped) return
+      if (stopped || !started) return
       schedule(Math.max(0, lastAnnounce + MIN_ANNOUNCE_GAP_MS - Date.now()))
     },
     penalise(peerId: string, reason: string, p = 1): void {
