@@ -120,6 +120,36 @@ test('handoff - a worker stopping gracefully gives its unstarted units to a peer
   t.is(cluster.coordinators[0]!.counters.leasesTransferred, moved)
 })
 
+test('overload - units a worker cannot start before their leases run out go to a peer with room', async (t) => {
+  // 3 s leases, renewed every second; units take about a second here: from the fourth buffered unit
+  // on, the worker would not start them within a lease.
+  const cluster = await startCluster({ services: services(), tuning: { leaseMs: 3_000 } })
+  t.teardown(() => cluster.stop())
+  const busy = await cluster.addWorker({ threads: 1, bufferUnits: 11, wrap: slow(1_000) })
+  const job = await cluster.api.submit({
+    type: 'primes',
+    params: { to: 12_000_000, unitSize: 1_000_000 },
+    redundancy: { quorum: 1 },
+  })
+  await holding(busy, 12)
+  // The helper has room and never steals: only the busy worker's overload handoff may move units.
+  const helper = await cluster.addWorker({
+    threads: 2,
+    bufferUnits: 6,
+    peers: { announceMs: 250, steal: false },
+  })
+  const done = await waitForJob(cluster.api, job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { count: 788_060 })
+  const moved = busy.daemon.peering.exchange.stats.handedOff
+  t.log(
+    `handed off ${moved}; busy ran ${busy.daemon.stats.unitsDone}, helper ${helper.daemon.stats.unitsDone}`,
+  )
+  t.true(moved > 0, `handed off ${moved} units while still running`)
+  t.is(await transferred(cluster, job.id, done.units.total, busy.identity.id, helper.identity.id), moved)
+  t.false(busy.daemon.paused)
+})
+
 test('stealing - an idle fast peer takes buffered units from a slow one', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: LONG_LEASES })
   t.teardown(() => cluster.stop())

@@ -163,6 +163,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   }
   const emitter = new Emitter<WorkerEvents>()
   let stopping = false
+  /** Wall time of the units run so far. */
+  let wallMs = 0
   let paused = false
   let fillLoop: Promise<void> | undefined
   let renewTimer: ReturnType<typeof setTimeout> | undefined
@@ -302,8 +304,11 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     try {
       log.debug('unit started', { unitId: h.unit.unitId, replicaId: h.unit.replicaId })
       const task = { kind: h.unit.kind, input: h.unit.input }
+      const startedAt = Date.now()
       const outcome = await runner.run(task, h.abort.signal, init.guest?.hooksFor(h.unit))
       init.guest?.onFinished(h.unit, outcome)
+      // Wall time, pauses and fetching included: what the buffer really waits for.
+      wallMs += Date.now() - startedAt
       stats.unitsDone++
       stats.computeMs += outcome.computeMs
       h.state = 'submitting'
@@ -512,7 +517,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
    */
   const shedOverload = async (): Promise<void> => {
     if (!peersOn || stats.unitsDone === 0 || stopping || paused) return
-    const perUnit = stats.computeMs / stats.unitsDone
+    const perUnit = wallMs / stats.unitsDone
     const startsAt = (k: number): number =>
       Date.now() + Math.floor((k + count('running')) / threads()) * perUnit
     const late = buffered().filter((h, k) => startsAt(k) > h.expiresAt)

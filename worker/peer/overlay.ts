@@ -190,12 +190,14 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       refuse(err)
       return
     }
-    if (isBanned(msg.worker)) {
-      refuse(new ProtocolError(`peer ${msg.worker} is banned`))
-      return
-    }
     const reply = async (body: Outgoing): Promise<void> => {
       if (m.reply) m.respond(await sealFor(msg.worker, body))
+    }
+    if (isBanned(msg.worker)) {
+      refuse(new ProtocolError(`peer ${msg.worker} is banned`))
+      // Say so, rather than leave it waiting for a timeout.
+      await reply({ type: 'peer.error', message: 'banned' })
+      return
     }
     const handler = handlers.get(msg.type)
     if (handler === undefined) {
