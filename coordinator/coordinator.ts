@@ -187,6 +187,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const moduleService = createModuleService({
         ...common,
         modules,
+        datasets,
         log: log.child('modules'),
       })
       const chunkService = createChunkService({

@@ -24,6 +24,10 @@ export interface Counters {
   chunksServed: number
   /** Payload bytes of those chunks and manifests: the coordinator's egress for content. */
   chunkBytesServed: number
+  /** Modules served whole over NATS (`module.get`); large ones otherwise travel as chunks. */
+  modulesServed: number
+  /** Bytes of those modules. */
+  moduleBytesServed: number
   /** Leases moved from one worker to another by a claimed transfer. */
   leasesTransferred: number
   /** Replicas of a claimed transfer that were not moved (the giver no longer held them, or the claimant holds or computed another replica of the unit). */
@@ -49,6 +53,8 @@ export function createCounters(): Counters {
     jobsFailed: 0,
     chunksServed: 0,
     chunkBytesServed: 0,
+    modulesServed: 0,
+    moduleBytesServed: 0,
     leasesTransferred: 0,
     transfersRefused: 0,
   }

@@ -4,6 +4,7 @@
 // coordinators share the load. Messages that a volunteer sends are signed envelopes; the payload
 // inside names the volunteer, and the coordinator checks that the envelope's signer is that name.
 import { toBase64Url } from './bytes.js'
+import type { ContentRef } from './content.js'
 import { DIGEST_HEX } from './digest.js'
 import { ProtocolError } from './errors.js'
 import {
@@ -257,13 +258,27 @@ export interface ModuleGet extends WorkerSigned {
   v: 1
   /** SHA-256 hex of the module, as named by a signed unit. */
   hash: string
+  /**
+   * The worker can fetch content as chunks (it exchanges with peers): a module larger than one chunk
+   * may then come back as the reference of its chunked form. Without it, the bytes.
+   */
+  chunked?: boolean
 }
 
 export function parseModuleGet(value: unknown): ModuleGet {
   const r = expectRecord(value, 'module.get')
   literal(r, 'type', 'module.get')
   literal(r, 'v', 1)
-  return { type: 'module.get', v: 1, ...workerSigned(r), hash: stringField(r, 'hash', 64, DIGEST_HEX) }
+  const chunked = r['chunked']
+  if (chunked !== undefined && typeof chunked !== 'boolean')
+    throw new ProtocolError('chunked must be a boolean')
+  return {
+    type: 'module.get',
+    v: 1,
+    ...workerSigned(r),
+    hash: stringField(r, 'hash', 64, DIGEST_HEX),
+    ...(chunked === true ? { chunked } : {}),
+  }
 }
 
 // ---- replies (unsigned; they travel on the requester's private inbox) ---------------------------
@@ -348,23 +363,28 @@ export function parseLeaseReleased(value: unknown): LeaseReleased {
   return { type: 'lease.released', v: 1, released: intField(r, 'released', 0, LIMITS.maxReplicaIds) }
 }
 
-/** A module's bytes. The requester checks their SHA-256 against the hash it asked for. */
-export interface ModuleReply {
-  type: 'module'
-  v: 1
-  hash: string
-  bytes: Uint8Array
-}
+/**
+ * A module's bytes or, for a module larger than one chunk asked for with `chunked`, the reference
+ * `{root, size}` of its chunked form (fetched like a dataset, from peers first): exactly one of the
+ * two. The requester checks the SHA-256 of the bytes it ends up with against the hash it asked for.
+ */
+export type ModuleReply = { type: 'module'; v: 1; hash: string } & ({ bytes: Uint8Array } | ContentRef)
 
 export function parseModuleReply(value: unknown): ModuleReply {
   const r = expectRecord(value, 'module')
   literal(r, 'type', 'module')
   literal(r, 'v', 1)
+  const hash = stringField(r, 'hash', 64, DIGEST_HEX)
+  const bytes = r['bytes'] !== undefined
+  if (bytes === (r['root'] !== undefined || r['size'] !== undefined))
+    throw new ProtocolError('module must carry either bytes or a root and a size')
+  if (bytes) return { type: 'module', v: 1, hash, bytes: bytesField(r, 'bytes', LIMITS.maxModuleBytes, 8) }
   return {
     type: 'module',
     v: 1,
-    hash: stringField(r, 'hash', 64, DIGEST_HEX),
-    bytes: bytesField(r, 'bytes', LIMITS.maxModuleBytes, 8),
+    hash,
+    root: stringField(r, 'root', 64, DIGEST_HEX),
+    size: intField(r, 'size', 8, LIMITS.maxModuleBytes),
   }
 }
 

@@ -34,7 +34,10 @@ export interface DatasetStore {
    * false when the same content was stored before. ExpiredError when the upload outlasted the
    * pending-chunk expiry.
    */
-  put(source: AsyncIterable<Uint8Array>, owner: string): Promise<{ info: DatasetInfo; created: boolean }>
+  put(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    owner: string,
+  ): Promise<{ info: DatasetInfo; created: boolean }>
   info(root: string): Promise<DatasetInfo | undefined>
   /** The encoded manifest of dataset `root` (its bytes hash to `root`). */
   manifest(root: string): Promise<Uint8Array | undefined>

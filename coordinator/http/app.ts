@@ -87,7 +87,15 @@ export function createApp(init: AppInit): Koa {
       }),
     )
   }
-  mount(modulesRouter({ modules: init.modules, tuning: init.tuning, counters: init.counters, authenticate }))
+  mount(
+    modulesRouter({
+      modules: init.modules,
+      datasets: init.datasets,
+      tuning: init.tuning,
+      counters: init.counters,
+      authenticate,
+    }),
+  )
   mount(blobsRouter({ blobs: init.blobs, tuning: init.tuning, authenticate }))
   mount(datasetsRouter({ datasets: init.datasets, tuning: init.tuning, authenticate }))
   mount(

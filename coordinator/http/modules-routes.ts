@@ -1,12 +1,15 @@
 // Submitters' WebAssembly modules: POST /v1/modules checks a module against Cohort's rules and
-// stores it under its SHA-256; GET /v1/modules/:hash returns the bytes, GET /v1/modules/:hash/info
-// what was recorded at upload. A refused module is a 422 whose `rule` names the rule it broke.
+// stores it under its SHA-256 (a module larger than one chunk also as chunked content, which workers
+// fetch from each other); GET /v1/modules/:hash returns the bytes, GET /v1/modules/:hash/info what
+// was recorded at upload. A refused module is a 422 whose `rule` names the rule it broke.
 import { Router } from '@koa/router'
 import { createHash } from 'node:crypto'
 import { ModuleRuleError, validateModule } from '../../jobs/index.js'
 import { DIGEST_HEX } from '../../shared/index.js'
+import type { DatasetStore } from '../content/dataset-store.js'
 import type { Counters } from '../counters.js'
 import type { ContentStore } from '../modules/content-store.js'
+import { createModuleChunks } from '../modules/module-chunks.js'
 import type { CoordinatorTuning } from '../options.js'
 import { readRawBody } from './body.js'
 import { HttpError } from './http-error.js'
@@ -14,6 +17,8 @@ import type { Context } from 'koa'
 
 export interface ModulesRoutesInit {
   modules: ContentStore
+  /** Where modules' chunked forms are kept. */
+  datasets: DatasetStore
   tuning: CoordinatorTuning
   counters: Counters
   authenticate: (ctx: Context) => string
@@ -21,6 +26,7 @@ export interface ModulesRoutesInit {
 
 export function modulesRouter(init: ModulesRoutesInit): Router {
   const { modules, tuning } = init
+  const chunks = createModuleChunks(init)
   const router = new Router({ prefix: '/v1/modules' })
   const checkHash = (hash: string | undefined): string => {
     if (hash === undefined || !DIGEST_HEX.test(hash))
@@ -49,6 +55,7 @@ export function modulesRouter(init: ModulesRoutesInit): Router {
       memoryPages: `${info.memory.min}..${info.memory.max}`,
       warnings: JSON.stringify(info.warnings),
     })
+    await chunks.store(hash, bytes)
     ctx.status = created ? 201 : 200
     ctx.set('Location', `/v1/modules/${hash}`)
     ctx.body = {
@@ -80,6 +87,8 @@ export function modulesRouter(init: ModulesRoutesInit): Router {
       uploadedAt: meta['uploadedAt'],
       memoryPages: meta['memoryPages'],
       warnings: JSON.parse(meta['warnings'] ?? '[]') as unknown,
+      // The root of the module's chunked form (modules larger than one chunk).
+      ...(meta['root'] === undefined ? {} : { root: meta['root'] }),
     }
   })
 

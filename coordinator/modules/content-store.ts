@@ -8,6 +8,8 @@ export interface ContentStore {
   get(hash: string): Promise<Uint8Array | undefined>
   /** What was recorded with the bytes at upload (size, owner, time, warnings). */
   meta(hash: string): Promise<Record<string, string> | undefined>
+  /** Record more about stored bytes (a module's chunked form); the bytes themselves never change. */
+  annotate(hash: string, meta: Record<string, string>): Promise<void>
 }
 
 export interface ContentStoreInit {
@@ -34,6 +36,9 @@ export function createContentStore(init: ContentStoreInit): ContentStore {
     async meta(hash) {
       const m = await redis.hgetall(`${key(hash)}:meta`)
       return Object.keys(m).length === 0 ? undefined : m
+    },
+    async annotate(hash, meta) {
+      await redis.hset(`${key(hash)}:meta`, meta)
     },
   }
 }

@@ -58,3 +58,36 @@ export function fnv1aBase64(text: string): string {
   for (const b of new TextEncoder().encode(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0
   return Buffer.from(new Uint32Array([h]).buffer).toString('base64')
 }
+
+/** Unsigned LEB128, as the WebAssembly binary format writes sizes. */
+function leb128(n: number): number[] {
+  const out: number[] = []
+  do {
+    let b = n & 0x7f
+    n >>>= 7
+    if (n !== 0) b |= 0x80
+    out.push(b)
+  } while (n !== 0)
+  return out
+}
+
+/**
+ * `module` with a custom section of `payload` bytes appended: legal WebAssembly that instantiation
+ * ignores. The bytes differ with `seed`, so the chunks of a large module differ too.
+ */
+export function withCustomSection(module: Uint8Array, payload: number, seed = 1): Uint8Array {
+  const name = new TextEncoder().encode('cohort.padding')
+  const head = [0, ...leb128(name.length + payload + leb128(name.length).length), ...leb128(name.length)]
+  const out = new Uint8Array(module.length + head.length + name.length + payload)
+  out.set(module)
+  out.set(head, module.length)
+  out.set(name, module.length + head.length)
+  let x = seed >>> 0 || 1
+  for (let at = module.length + head.length + name.length; at < out.length; at++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    out[at] = x & 0xff
+  }
+  return out
+}
