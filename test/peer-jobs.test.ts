@@ -166,7 +166,8 @@ test('stealing - an idle fast peer takes buffered units from a slow one', async 
   t.like((await cluster.api.result(job.id)).result, { count: 1_031_130 })
   const stolen = fast.daemon.peering.exchange.stats.stolen
   t.true(stolen >= 4, `the fast peer stole ${stolen} units`)
-  t.is(slowPeer.daemon.peering.exchange.stats.givenToThieves, stolen)
+  // A transfer the thief could not claim in time goes back to the victim (given, not stolen).
+  t.true(slowPeer.daemon.peering.exchange.stats.givenToThieves >= stolen)
   t.is(await transferred(cluster, job.id, done.units.total, slowPeer.identity.id, fast.identity.id), stolen)
   // Most of the work ends up on the fast peer, though the slow one held it all.
   t.true(fast.daemon.stats.unitsDone > slowPeer.daemon.stats.unitsDone)
@@ -305,7 +306,8 @@ test('malice - corrupted chunks and forged units from a peer are caught, nothing
 
   // 1. The only holder a worker hears of serves flipped bits: each chunk is checked, the liar banned
   //    after three, and the chunks come from the coordinator instead; the answer is right.
-  const first = await cluster.addWorker({ threads: 1 })
+  // It does not steal: it must meet the evil peer's chunks before its forged units.
+  const first = await cluster.addWorker({ threads: 1, peers: { announceMs: 250, steal: false } })
   await waitUntil('the worker hears the evil peer', () =>
     first.daemon.peering.overlay.peers().some((p) => p.id === evil.id),
   )
