@@ -1,6 +1,7 @@
-// The human-readable report: markdown tables of the overhead and throughput results.
+// The human-readable report: markdown tables of the overhead, throughput and peer-to-peer results.
 import type { CpuShares } from './machine.js'
 import type { OverheadResult, OverheadRow } from './overhead.js'
+import type { P2pModeRun, P2pResult } from './p2p.js'
 import { median } from './stats.js'
 import type { ThroughputResult } from './throughput.js'
 
@@ -81,6 +82,56 @@ export function throughputTable(t: ThroughputResult): string {
       ['machine busy (all cores, POST -> completed)', pct(med((r) => r.machineBusy))],
     ],
   )
+}
+
+const bytesCell = (n: number): string =>
+  `${Math.round(n).toLocaleString('en-US')} (${(n / 1024 / 1024).toFixed(1)} MiB)`
+
+export function p2pTable(p: P2pResult): string {
+  const med = (mode: 'clientServer' | 'p2p', pick: (m: P2pModeRun) => number): number =>
+    median(p.runs.map((r) => pick(r[mode])))
+  /** A measure in both modes, and p2p / client-server when `ratio`. */
+  const row = (
+    label: string,
+    pick: (m: P2pModeRun) => number,
+    cell: (x: number) => string,
+    ratio = false,
+  ) => {
+    const cs = med('clientServer', pick)
+    const pp = med('p2p', pick)
+    return [label, cell(cs), cell(pp), ratio ? fixed(pp / cs, 3) : '']
+  }
+  const int = (x: number): string => fixed(x)
+  const two = (x: number): string => fixed(x, 2)
+  const seconds = (ms: number): string => fixed(ms / 1000, 1)
+  const threads = `${p.threads} thread${p.threads === 1 ? '' : 's'}`
+  const runs = `${p.runs.length} run${p.runs.length === 1 ? '' : 's'}`
+  return [
+    table(
+      ['measure', 'client-server', 'peer to peer', 'p2p / client-server'],
+      [
+        row('coordinator egress, bytes (chunk.get payloads)', (m) => m.coordinatorBytes, bytesCell, true),
+        row('coordinator egress / input size', (m) => m.coordinatorBytes / p.bytes, two),
+        row('chunks + manifests the coordinator served', (m) => m.coordinatorChunks, int),
+        row(`all ${p.peers} peers hold the input, ms`, (m) => m.allMs, int, true),
+        row('first peer holds the input, ms', (m) => m.firstMs, int, true),
+        row('bytes peers sent each other', (m) => m.bytesFromPeers, bytesCell),
+        row('coordinator event loop busy', (m) => m.coordinatorEventLoopUtilization, pct),
+        row(`peers' event loops busy (mean of ${threads})`, (m) => m.peersEventLoopUtilization, pct),
+        row('CPU s: coordinator + peers (this process)', (m) => m.cpuMs, seconds, true),
+        row('CPU s: Redis + NATS', (m) => m.servicesCpuMs, seconds, true),
+        row('other processes (share of all cores)', (m) => m.cpu.others, pct),
+      ],
+    ),
+    '',
+    `Input: ${bytesCell(p.bytes)} in ${p.chunks} chunks, manifest ${p.manifestBytes} bytes; ` +
+      `${p.peers} fresh peers per mode and run on ${threads}, all resolving at once. ` +
+      `Plain client-server sends at least ${p.peers} x the input = ` +
+      `${bytesCell(p.clientServerMinimumBytes)}. ` +
+      `The p2p peers heard of each other ${fixed(med('p2p', (m) => m.meshMs ?? NaN))} ms after starting ` +
+      `(announce every ${p.announceMs} ms), before the clock started. Medians of ${runs}; ` +
+      `"other processes" is their share of all cores' time during the resolve.`,
+  ].join('\n')
 }
 
 /** Where the cores' time went during a section; a warning when other processes took a noticeable share. */

@@ -1,6 +1,7 @@
-// `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead and throughput
-// benchmarks; prints markdown tables on stdout and writes bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|browser] [--quick] [--threads N]
+// `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
+// peer-to-peer content and browser benchmarks; prints markdown tables on stdout and writes
+// bench/results/latest.json.
+//   node dist/bench/run.js [--only overhead|throughput|p2p|browser] [--quick] [--threads N]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,14 +21,18 @@ import {
   type MachineInfo,
 } from './machine.js'
 import { runOverhead, type OverheadResult, type UnitClass } from './overhead.js'
-import { cpuLine, overheadTable, throughputTable } from './report.js'
+import { runP2p, type P2pResult } from './p2p.js'
+import { cpuLine, overheadTable, p2pTable, throughputTable } from './report.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
-const USAGE = 'usage: node dist/bench/run.js [--only overhead|throughput|browser] [--quick] [--threads N]'
+const USAGE = 'usage: node dist/bench/run.js [--only overhead|throughput|p2p|browser] [--quick] [--threads N]'
+const SECTIONS = ['overhead', 'throughput', 'p2p', 'browser'] as const
 
 interface Plan {
   overhead: boolean
   throughput: boolean
+  /** One input shared by 8 peers: coordinator egress and spread time, client-server vs. p2p. */
+  p2p: boolean
   /** Browser vs. daemon on the same units (bench/browser.ts). */
   browser: boolean
   quick: boolean
@@ -50,8 +55,8 @@ function parsePlan(argv: string[]): Plan {
     process.exit(0)
   }
   const only = values.only
-  if (only !== undefined && only !== 'overhead' && only !== 'throughput' && only !== 'browser') {
-    throw new Error(`--only must be overhead, throughput or browser, got "${only}"\n${USAGE}`)
+  if (only !== undefined && !(SECTIONS as readonly string[]).includes(only)) {
+    throw new Error(`--only must be one of ${SECTIONS.join(', ')}, got "${only}"\n${USAGE}`)
   }
   const threads = values.threads === undefined ? availableParallelism() : Number(values.threads)
   if (!Number.isSafeInteger(threads) || threads < 1 || threads > 64) {
@@ -60,6 +65,7 @@ function parsePlan(argv: string[]): Plan {
   return {
     overhead: only === undefined || only === 'overhead',
     throughput: only === undefined || only === 'throughput',
+    p2p: only === undefined || only === 'p2p',
     browser: only === undefined || only === 'browser',
     quick: values.quick,
     threads,
@@ -93,10 +99,11 @@ interface Report {
   /** Share of all CPUs other processes used in the second before the run, and the load average then and after. */
   background: { cpuShareBefore: number; loadAverageBefore: number; loadAverageAfter?: number }
   /** Where the machine's CPU time went during each section (other processes distort the figures). */
-  cpu: { overhead?: CpuShares; throughput?: CpuShares }
+  cpu: { overhead?: CpuShares; throughput?: CpuShares; p2p?: CpuShares }
   quick: boolean
   overhead?: OverheadResult
   throughput?: ThroughputResult
+  p2p?: P2pResult
   browser?: BrowserBenchResult
 }
 
@@ -172,6 +179,20 @@ async function main(): Promise<void> {
       })
       report.cpu.throughput = account()
     }
+    if (plan.p2p) {
+      const account = startCpuAccount(servicePids)
+      report.p2p = await runP2p({
+        endpoints,
+        // 8 peers x 64 MiB is 512 MiB of copies per mode; --quick keeps it to 64 MiB.
+        bytes: (plan.quick ? 8 : 64) * 1024 * 1024,
+        peers: 8,
+        // Event loops for the peers: the coordinator has its own; together they may use every core.
+        threads: Math.min(8, plan.threads),
+        repeats,
+        servicePids,
+      })
+      report.cpu.p2p = account()
+    }
     // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
     if (plan.browser) report.browser = await runBrowserBench(browserBenchOptions(plan.threads, plan.quick))
   } finally {
@@ -183,7 +204,7 @@ async function main(): Promise<void> {
     `# Cohort benchmarks — ${report.date}`,
     '',
     `${report.machine.cpus} cores (${report.machine.model}), Node ${report.machine.node}; ` +
-      `\`${report.command}\`${plan.quick ? ' (quick: fewer units, 1 run)' : ' (median of 3 runs after a warm-up)'}; ` +
+      `\`${report.command}\`${plan.quick ? ' (quick: fewer units, 1 run)' : ' (median of 3 measured runs)'}; ` +
       `other processes used ${(report.background.cpuShareBefore * 100).toFixed(0)}% of the CPUs before the run`,
   ]
   if (report.overhead !== undefined) {
@@ -193,6 +214,10 @@ async function main(): Promise<void> {
   if (report.throughput !== undefined) {
     out.push('', '## Throughput: tiny units at quorum 2', '', throughputTable(report.throughput))
     if (report.cpu.throughput !== undefined) out.push('', cpuLine(report.cpu.throughput))
+  }
+  if (report.p2p !== undefined) {
+    out.push('', '## Peer-to-peer content: one input shared by 8 workers', '', p2pTable(report.p2p))
+    if (report.cpu.p2p !== undefined) out.push('', cpuLine(report.cpu.p2p))
   }
   if (report.browser !== undefined) {
     out.push('', '## Browser vs. daemon: the same primes units', '', browserTables(report.browser))
