@@ -10,18 +10,9 @@ say() { printf 'bootstrap: %s\n' "$*" >&2; }
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] ||
   [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say 'installing npm dependencies (npm ci); warnings about npm config keys can be ignored'
-  ci_log="${TMPDIR:-/tmp}/cohort-npm-ci.$$.log"
-  if ! npm ci --no-audit --no-fund --loglevel=error >"$ci_log" 2>&1; then
-    # npm ci refuses a lock file without the optional packages of other platforms, which a registry
-    # mirror may lack: install from the same lock file without rewriting it.
-    say 'npm ci failed; trying npm install --no-save'
-    if ! npm install --no-save --no-audit --no-fund --loglevel=error; then
-      cat "$ci_log" >&2
-      rm -f "$ci_log"
-      exit 1
-    fi
-  fi
-  rm -f "$ci_log"
+  # Always the lock file, never a re-resolution: the lock lists every platform's optional packages
+  # (esbuild's and msgpackr-extract's), so `npm ci` works on any OS and CPU.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # 2. Debian packages for the binaries that are missing. Debian puts nats-server in /usr/sbin.
