@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { availableParallelism, homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
-import { ConfigError, errorFields, type Logger } from '../shared/index.js'
+import { ConfigError, errorFields, inboxPrefixFor, type Logger } from '../shared/index.js'
 import {
   createPoolRunner,
   createWorkerDaemon,
@@ -51,6 +51,7 @@ export async function startWorker(
   const nats: NatsConnection = await connect({
     servers: o.natsUrl,
     name: `cohort-worker-${identity.id.slice(0, 8)}`,
+    inboxPrefix: inboxPrefixFor(identity.id),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     ...(o.natsUser === undefined ? {} : { user: o.natsUser, pass: o.natsPass ?? '' }),

@@ -68,6 +68,23 @@ export interface Subjects {
 
 export const COORDINATOR_QUEUE = 'cohort-coordinators'
 
+/**
+ * A volunteer's reply inbox prefix: `_INBOX.<its id>`. Volunteers connect with it (the NATS client's
+ * `inboxPrefix`), may subscribe only below it, and coordinators reply only to subjects below the
+ * signer's own prefix, so nobody reads another's replies or points a reply at someone else.
+ */
+export function inboxPrefixFor(peerId: string): string {
+  return `_INBOX.${peerId}`
+}
+
+/** Whether `reply` is a reply subject inside `peerId`'s own inbox. */
+export function isOwnInbox(reply: string | undefined, peerId: string): boolean {
+  const prefix = `${inboxPrefixFor(peerId)}.`
+  return (
+    reply !== undefined && reply.length > prefix.length && reply.startsWith(prefix) && !/[\s*>]/.test(reply)
+  )
+}
+
 export function subjectsFor(prefix = 'cohort'): Subjects {
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix))
     throw new ProtocolError(`invalid subject prefix "${prefix}"`)

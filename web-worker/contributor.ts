@@ -6,6 +6,7 @@ import {
   Emitter,
   errorFields,
   fromBase64Url,
+  inboxPrefixFor,
   keyIdOf,
   subjectsFor,
   type AnyJobType,
@@ -50,7 +51,8 @@ export interface ContributorInit {
   jobTypes: Iterable<AnyJobType>
   log: Logger
   /** Opens the NATS connection (`wsconnect` in the page). */
-  connect: (wsUrl: string, name: string) => Promise<NatsConnection>
+  /** Connects to NATS over WebSocket; `inboxPrefix` is the volunteer's own (inboxPrefixFor). */
+  connect: (wsUrl: string, name: string, inboxPrefix: string) => Promise<NatsConnection>
   /** Web Locks of the page (`navigator.locks`): one contributing tab per browser profile. */
   locks?: LockManager
 }
@@ -142,7 +144,11 @@ export function createContributor(init: ContributorInit): Contributor {
           }),
         ),
       )
-      const nc = await init.connect(config.natsWsUrl, `cohort-browser-${identity.id.slice(0, 8)}`)
+      const nc = await init.connect(
+        config.natsWsUrl,
+        `cohort-browser-${identity.id.slice(0, 8)}`,
+        inboxPrefixFor(identity.id),
+      )
       if (left()) {
         await nc.close()
         return

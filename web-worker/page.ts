@@ -66,8 +66,8 @@ async function main(): Promise<void> {
     runner,
     jobTypes: builtinJobTypes.values(),
     log,
-    connect: (url, name) =>
-      wsconnect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 1000 }),
+    connect: (url, name, inboxPrefix) =>
+      wsconnect({ servers: url, name, inboxPrefix, maxReconnectAttempts: -1, reconnectTimeWait: 1000 }),
     locks: navigator.locks,
   })
   contributor = c

@@ -13,6 +13,7 @@ import {
   createLogger,
   exportIdentity,
   generateIdentity,
+  inboxPrefixFor,
   type Identity,
   type LogRecord,
 } from '../../shared/index.js'
@@ -125,6 +126,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     const wid = opts.identity ?? (await generateIdentity(true))
     const nats = await connect({
       servers: services.natsUrl,
+      inboxPrefix: inboxPrefixFor(wid.id),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 200,
     })
