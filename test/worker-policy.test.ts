@@ -226,12 +226,11 @@ for (const size of DUTY_UNITS) {
         `units of ${size.toExponential()}, % of a core got/asked: uncapped ${f(u1)}, ${f(u2)}; at 50 % duty ${f(c1)}, ${f(c2)}; ratio got ${ratio('cpu').toFixed(2)}, asked ${ratio('demand').toFixed(2)}`,
       )
       // What the thread asks for (CPU time plus time waiting for a core) is what it would use alone on
-      // the machine; what it gets also depends on other programs, so it is checked only loosely.
+      // the machine; what it gets also depends on other programs, so it is only logged.
       t.true(
         Math.abs(ratio('demand') - 0.5) <= 0.1,
         `ratio ${ratio('demand').toFixed(2)} not within 0.5 ± 0.1`,
       )
-      t.true(ratio('cpu') > 0.2 && ratio('cpu') < 0.8, `CPU ratio ${ratio('cpu').toFixed(2)}`)
       t.true(u1.demand > 80 && u2.demand > 80, 'uncapped, the thread always wants a core')
     },
   )
