@@ -30,7 +30,7 @@ test('faults - kill -9 of a worker mid-unit: its leases expire, are reissued, an
   for (let from = 0; victimUnit === ''; from = victim.lines.length) {
     await victim.waitForLine(/unit started/, 30_000, from)
     victim.child.kill('SIGSTOP')
-    const { replicaId } = JSON.parse(startedLines().at(-1)!) as { replicaId: string }
+    const { replicaId } = JSON.parse(startedLines().at(-1) ?? '{}') as { replicaId: string }
     let state = ''
     await waitUntil('the unit settled', async () => {
       state = String((await store.replicaState(replicaId))['state'])

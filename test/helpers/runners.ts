@@ -21,11 +21,11 @@ export function hanging(base: Runner): Runner {
 
 export interface Gate {
   /** Wraps one worker's runner: its first `passes` units run at once, later ones wait at the gate. */
-  wrap(base: Runner): Runner
+  wrap: (base: Runner) => Runner
   /** Units waiting at the gate now. */
   readonly waiting: number
   /** Let every waiting and later unit run. */
-  open(): void
+  open: () => void
 }
 
 /**
