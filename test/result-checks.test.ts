@@ -37,6 +37,8 @@ const services = useServices(test)
 
 interface FakeWorker {
   identity: Identity
+  /** Its own volunteer connection: replies come only to its inbox. */
+  nats: NatsConnection
   client: CoordinatorClient
 }
 
@@ -69,7 +71,11 @@ async function setup(t: ExecutionContext): Promise<Setup> {
       const identity = await generateIdentity(true)
       const nats = await connectVolunteer(services().natsUrl, identity)
       t.teardown(() => nats.close())
-      return { identity, client: createCoordinatorClient({ nats, identity, subjects, timeoutMs: 5_000 }) }
+      return {
+        identity,
+        nats,
+        client: createCoordinatorClient({ nats, identity, subjects, timeoutMs: 5_000 }),
+      }
     },
     async lease(w) {
       const grant = await w.client.requestWork(1, [PRIMES])
@@ -184,7 +190,7 @@ test('result checks - a duplicate result is acknowledged as duplicate and counte
   // Replaying one signed message, twice, gives a duplicate each time.
   const bytes = encode(await seal('result', resultPayload(me.identity, fields), me.identity))
   for (let i = 0; i < 2; i++) {
-    t.like(await rawRequest(s.nc, s.subjects.resultSubmit, bytes), {
+    t.like(await rawRequest(me.nats, s.subjects.resultSubmit, bytes), {
       type: 'result.ack',
       status: 'duplicate',
     })
