@@ -14,7 +14,7 @@ import {
   type LeaseClaimed,
   type LeaseTransfer,
 } from '../shared/index.js'
-import { requestService, type RequestService } from './nats-service.js'
+import { requestService, type RequestContext, type RequestService } from './nats-service.js'
 import type { SchedulerInit } from './scheduler.js'
 
 /** The scheduler's components (claims move leases, and units are signed anew), and a hook. */
@@ -44,9 +44,9 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
       throw new ProtocolError('transfer replayed: it was claimed before')
   }
 
-  const onClaim = async (value: unknown): Promise<LeaseClaimed> => {
+  const onClaim = async (value: unknown, ctx: RequestContext): Promise<LeaseClaimed> => {
     const env = parseEnvelope(value, 'lease.claim', 32 * 1024)
-    const claim = parseLeaseClaim(await open(env))
+    const claim = parseLeaseClaim(await ctx.open(env))
     const now = Date.now()
     checkWorkerSigned(claim, env.signer, now)
     if (!(await store.useNonce(claim.worker, claim.nonce, NONCE_TTL_MS)))

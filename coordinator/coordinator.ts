@@ -19,7 +19,9 @@ import {
 import { createClaimService } from './claim-service.js'
 import { createChunkService } from './content/chunk-service.js'
 import { createDatasetStore, type DatasetStore } from './content/dataset-store.js'
+import { createLeaseNeeds } from './content/lease-needs.js'
 import { createCounters, type Counters } from './counters.js'
+import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
 import { contributeMiddleware } from './http/contribute.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
@@ -184,15 +186,26 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
       })
+      // Data requests: tied to a lease that needs the data, and within a per-identity budget.
+      const needs = createLeaseNeeds({ store, jobTypes, modules, datasets, counters })
+      const egress = createEgressBudget({
+        redis,
+        prefix: tuning.redisPrefix,
+        bytesPerMinute: tuning.egressBytesPerMinute,
+      })
       const moduleService = createModuleService({
         ...common,
         modules,
         datasets,
+        needs,
+        egress,
         log: log.child('modules'),
       })
       const chunkService = createChunkService({
         ...common,
         datasets,
+        needs,
+        egress,
         log: log.child('chunks'),
       })
       const claimService = createClaimService({

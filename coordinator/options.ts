@@ -38,6 +38,13 @@ export interface CoordinatorTuning {
   maxDatasetBytes: number
   /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
   maxModulePages: number
+  /**
+   * Bytes of modules, chunks and manifests one identity may be served over NATS per minute, shared by
+   * all coordinators (a token bucket in Redis holding one minute's worth). Past it a data request is
+   * answered `over-budget` with the time to wait. Default 1 GiB: about four times what the largest unit
+   * can need (a 256 MiB dataset and a 4 MiB module) with no peer to share it. At least 64 KiB.
+   */
+  egressBytesPerMinute: number
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -59,6 +66,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   maxDatasetBytes: 256 * 1024 * 1024,
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
+  egressBytesPerMinute: 1024 * 1024 * 1024,
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -93,6 +101,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxModulePages', t.maxModulePages, 1, 256)
   intIn('unitRetentionMs', t.unitRetentionMs, 1000, 365 * 24 * 3600_000)
   intIn('jobRetentionMs', t.jobRetentionMs, 1000, 10 * 365 * 24 * 3600_000)
+  intIn('egressBytesPerMinute', t.egressBytesPerMinute, 64 * 1024, 2 ** 40)
   if (!Array.isArray(t.apiKeys) || t.apiKeys.some((k) => typeof k !== 'string' || k.length < 16)) {
     throw new ConfigError('apiKeys must be a list of strings of at least 16 characters')
   }

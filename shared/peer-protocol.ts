@@ -166,18 +166,33 @@ export function parseLeaseClaimed(value: unknown): LeaseClaimed {
 
 // ---- content --------------------------------------------------------------------------------
 
-/** Ask for a chunk or a manifest by SHA-256 (kind `chunk.get` to coordinators, `peer` to peers). */
+/**
+ * Ask a coordinator for a chunk or a manifest by SHA-256 (signed, kind `chunk.get`). It is served
+ * only for a lease the worker holds whose unit reads the content `root` (a dataset, or a module's
+ * chunked form), and only when `hash` is `root` itself (the manifest) or a chunk that manifest lists.
+ */
 export interface ChunkGet extends WorkerSigned {
   type: 'chunk.get'
   v: 1
   hash: string
+  /** The content the chunk belongs to: the root of its manifest (equal to `hash` for the manifest). */
+  root: string
+  /** A replica the worker holds a lease on whose unit needs that content. */
+  replicaId: string
 }
 
 export function parseChunkGet(value: unknown): ChunkGet {
   const r = expectRecord(value, 'chunk.get')
   literal(r, 'type', 'chunk.get')
   literal(r, 'v', 1)
-  return { type: 'chunk.get', v: 1, ...workerSigned(r), hash: stringField(r, 'hash', 64, DIGEST_HEX) }
+  return {
+    type: 'chunk.get',
+    v: 1,
+    ...workerSigned(r),
+    hash: stringField(r, 'hash', 64, DIGEST_HEX),
+    root: stringField(r, 'root', 64, DIGEST_HEX),
+    replicaId: stringField(r, 'replicaId', 96, ID_PATTERN),
+  }
 }
 
 /** The bytes named by `hash`; the requester hashes them before anything else. */

@@ -27,6 +27,7 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['a blob limit above 4 MiB', { maxBlobBytes: 4 * 1024 * 1024 + 1 }, /maxBlobBytes/],
   ['a dataset limit above 512 MiB', { maxDatasetBytes: 512 * 1024 * 1024 + 1 }, /maxDatasetBytes/],
   ['a module memory cap above 256 pages', { maxModulePages: 257 }, /maxModulePages/],
+  ['an egress budget below one chunk', { egressBytesPerMinute: 1024 }, /egressBytesPerMinute/],
 ]
 for (const [what, given, message] of bad) {
   test(`options - ${what} is refused naming the field`, (t) => {

@@ -268,6 +268,32 @@ export function createStore(init: StoreInit) {
       return redis.cohortReclaim(p, worker, now, maxLost, ...held)
     },
 
+    /**
+     * The unit of a replica `worker` holds a live lease on now (leased to it, before its deadline,
+     * its job running and the unit pending): its kind and input. Undefined otherwise. Read only.
+     */
+    async heldUnit(
+      worker: string,
+      replicaId: string,
+      now: number,
+    ): Promise<{ jobId: string; unitId: string; kind: string; input: unknown } | undefined> {
+      const [state, holder, unitId, jobId, deadline] = await redis.hmget(
+        `${p}replica:${replicaId}`,
+        'state',
+        'worker',
+        'unitId',
+        'jobId',
+        'deadline',
+      )
+      if (state !== 'leased' || holder !== worker || unitId == null || jobId == null) return undefined
+      if (!(Number(deadline) > now)) return undefined
+      const [jobState, kind] = await redis.hmget(jobKey(jobId), 'state', 'kind')
+      const [unitState, input] = await redis.hmget(`${p}unit:${unitId}`, 'state', 'input')
+      if ((jobState !== 'queued' && jobState !== 'running') || unitState !== 'pending') return undefined
+      if (kind == null || input == null) return undefined
+      return { jobId, unitId, kind, input: JSON.parse(input) as unknown }
+    },
+
     /** Record a signed request's nonce; false when it was seen before (a replay). */
     async useNonce(worker: string, nonce: string, ttlMs: number): Promise<boolean> {
       return (await redis.set(`${p}nonce:${worker}:${nonce}`, '1', 'PX', ttlMs, 'NX')) === 'OK'

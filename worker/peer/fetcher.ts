@@ -28,8 +28,11 @@ export class ContentIntegrityError extends CohortError {
 export interface FetcherInit {
   store: ContentStore
   overlay: PeerOverlay
-  /** Ask a coordinator for a chunk or manifest by hash (unchecked; checked here). */
-  fromCoordinator(hash: string): Promise<Uint8Array>
+  /**
+   * Ask a coordinator for a chunk or manifest by hash (unchecked; checked here); `root` is the
+   * content it belongs to (equal to `hash` for the manifest), which the request names.
+   */
+  fromCoordinator(hash: string, root: string): Promise<Uint8Array>
   log: Logger
   /** Chunk requests in flight at once. Default 8. */
   parallel?: number
@@ -81,13 +84,13 @@ export function createFetcher(init: FetcherInit): Fetcher {
   const inflight = new Map<string, Promise<HeldContent>>()
   const busy = new Map<string, number>()
 
-  /** Bytes named `hash` from `peer` (or the coordinator), checked; undefined when they failed. */
-  const fetchFrom = async (peer: string, hash: string): Promise<Uint8Array | undefined> => {
+  /** Bytes named `hash` (of content `root`) from `peer` (or the coordinator), checked; undefined when they failed. */
+  const fetchFrom = async (peer: string, hash: string, root: string): Promise<Uint8Array | undefined> => {
     busy.set(peer, (busy.get(peer) ?? 0) + 1)
     try {
       let bytes: Uint8Array
       if (peer === COORDINATOR) {
-        bytes = await init.fromCoordinator(hash)
+        bytes = await init.fromCoordinator(hash, root)
       } else {
         const reply = await overlay.request(peer, { type: 'chunk.get', hash }, timeoutMs)
         if (reply.type !== 'chunk' || reply.hash !== hash) {
@@ -139,10 +142,10 @@ export function createFetcher(init: FetcherInit): Fetcher {
       const peer = holders(ref.root).find((p) => !tried.has(p))
       if (peer === undefined) break
       tried.add(peer)
-      const bytes = await fetchFrom(peer, ref.root)
+      const bytes = await fetchFrom(peer, ref.root, ref.root)
       if (bytes !== undefined) return { manifest: await parseManifest(bytes, ref.root), bytes }
     }
-    const bytes = await fetchFrom(COORDINATOR, ref.root)
+    const bytes = await fetchFrom(COORDINATOR, ref.root, ref.root)
     if (bytes === undefined) throw new ContentIntegrityError(`no manifest for ${ref.root}`)
     return { manifest: await parseManifest(bytes, ref.root), bytes }
   }
@@ -175,7 +178,7 @@ export function createFetcher(init: FetcherInit): Fetcher {
     let coordinatorFailures = 0
     let fatal: unknown
     const start = (i: number, peer: string): void => {
-      const p = fetchFrom(peer, chunkHash(content.manifest, i))
+      const p = fetchFrom(peer, chunkHash(content.manifest, i), ref.root)
         .then((bytes) => {
           if (bytes === undefined) {
             let set = failed.get(i)

@@ -78,7 +78,7 @@ export function createPeering(init: PeeringInit): Peering {
   const fetcher = createFetcher({
     store: content,
     overlay,
-    fromCoordinator: (hash) => init.client.getChunk(hash),
+    fromCoordinator: (hash, root) => init.client.getChunk(hash, root),
     log: log.child('content'),
     ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
     ...(options.patienceMs === undefined ? {} : { patienceMs: options.patienceMs }),
