@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { SUBMITTER_QUOTA } from '../coordinator/index.js'
 import type { Logger } from '../shared/index.js'
 import { createApiClient } from './api-client.js'
 import { watchJob } from './progress.js'
@@ -78,6 +79,8 @@ export async function up(o: UpOptions): Promise<Cluster> {
     host: '127.0.0.1',
     keyFile: defaultCoordinatorKeyFile(dataDir),
     log: o.log.child('coordinator'),
+    // A cluster for this machine's user, on 127.0.0.1: `cohort submit` and the demo need no key.
+    tuning: { anonymous: true, anonymousQuota: { ...SUBMITTER_QUOTA, maxPriority: 100 } },
   })
   const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / o.workers))
   const policyFile = join(dataDir, 'workers', 'policy.json')

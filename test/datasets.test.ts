@@ -26,7 +26,7 @@ import {
   generateIdentity,
   type AnyJobType,
 } from '../shared/index.js'
-import type { Counters } from '../coordinator/index.js'
+import { apiKeyDigest as keyDigest, type Counters } from '../coordinator/index.js'
 import { spawnCohort, startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { flipBit, sealWorkerRequest, takeLease } from './helpers/protocol-fixtures.js'
 import { connectVolunteer } from './helpers/volunteer.js'
@@ -124,8 +124,12 @@ test('datasets - an upload is stored as chunks whose root is what manifestOf com
 })
 
 test('datasets - refusals are problem+json: 413 declared or streamed (no chunk kept), 415, 401, 404', async (t) => {
-  const key = 'k'.repeat(24)
-  const c = await cluster(t, { maxDatasetBytes: 128 * 1024, apiKeys: [key] })
+  const key = 'k'.repeat(32)
+  const c = await cluster(t, {
+    maxDatasetBytes: 128 * 1024,
+    apiKeys: [{ name: 'k', role: 'submitter', sha256: keyDigest(key) }],
+    anonymous: false,
+  })
   const url = c.coordinators[0]!.url
   const auth = { authorization: `Bearer ${key}` }
   const problem = (a: Answer, status: number, type: string) => {
@@ -156,12 +160,16 @@ test('datasets - refusals are problem+json: 413 declared or streamed (no chunk k
   t.is(empty.status, 201)
   t.like(empty.body, { root: (await manifestOf(new Uint8Array(0))).root, size: 0, chunks: 1 })
   t.is(
-    (await (await fetch(`${url}/v1/datasets/${String(empty.body['root'])}/data`)).arrayBuffer()).byteLength,
+    (
+      await (
+        await fetch(`${url}/v1/datasets/${String(empty.body['root'])}/data`, { headers: auth })
+      ).arrayBuffer()
+    ).byteLength,
     0,
   )
 
   const get = async (path: string) => {
-    const r = await fetch(`${url}/v1/datasets/${path}`)
+    const r = await fetch(`${url}/v1/datasets/${path}`, { headers: auth })
     return {
       status: r.status,
       type: r.headers.get('content-type') ?? '',

@@ -2,6 +2,7 @@
 // through the atomic scripts in scripts.ts.
 import type { Redis } from 'ioredis'
 import * as scripts from './scripts.js'
+import * as ownerScripts from './owner-scripts.js'
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
 
@@ -76,7 +77,18 @@ interface ScriptedRedis extends Redis {
   cohortDecide(...args: (string | number)[]): Promise<Reply[]>
   cohortCancel(...args: (string | number)[]): Promise<string | null>
   cohortComplete(...args: (string | number)[]): Promise<number>
+  cohortCreateJob(...args: (string | number)[]): Promise<number>
+  cohortReleaseUnits(...args: (string | number)[]): Promise<number>
+  cohortTakeToken(...args: (string | number)[]): Promise<number>
 }
+
+/** How a job is admitted: `units` counted in flight for its owner, refused past `limit` (null: none). */
+export interface Admission {
+  units: number
+  limit: number | null
+}
+
+export type CreateOutcome = { created: true } | { created: false; inFlight: number }
 
 export interface StoreInit {
   redis: Redis
@@ -129,6 +141,9 @@ export function createStore(init: StoreInit) {
   define('cohortDecide', scripts.DECIDE)
   define('cohortCancel', scripts.CANCEL)
   define('cohortComplete', scripts.COMPLETE)
+  define('cohortCreateJob', ownerScripts.CREATE_JOB)
+  define('cohortReleaseUnits', ownerScripts.RELEASE_UNITS)
+  define('cohortTakeToken', ownerScripts.TAKE_TOKEN)
 
   const jobKey = (id: string): string => `${p}job:${id}`
 
@@ -139,31 +154,50 @@ export function createStore(init: StoreInit) {
       return (await redis.ping()) === 'PONG'
     },
 
-    async createJob(job: NewJob, now: number): Promise<void> {
-      await redis
-        .multi()
-        .hset(jobKey(job.id), {
-          id: job.id,
-          type: job.type,
-          version: job.version,
-          kind: `${job.type}@${job.version}`,
-          params: JSON.stringify(job.params),
-          quorum: job.quorum,
-          maxReplicas: job.maxReplicas,
-          priority: job.priority,
-          owner: job.owner,
-          state: 'queued',
-          createdAt: now,
-          updatedAt: now,
-          unitsTotal: 0,
-          unitsValidated: 0,
-          unitsFailed: 0,
-          replicasExtra: 0,
-          planned: 0,
-        })
-        .zadd(`${p}jobs`, now, job.id)
-        .sadd(`${p}active`, job.id)
-        .exec()
+    /**
+     * Create a job, counting `admission.units` in flight for its owner until the finished job is
+     * swept; refused (nothing written) when that would pass `admission.limit`.
+     */
+    async createJob(job: NewJob, now: number, admission: Admission): Promise<CreateOutcome> {
+      const fields: Record<string, string | number> = {
+        id: job.id,
+        type: job.type,
+        version: job.version,
+        kind: `${job.type}@${job.version}`,
+        params: JSON.stringify(job.params),
+        quorum: job.quorum,
+        maxReplicas: job.maxReplicas,
+        priority: job.priority,
+        owner: job.owner,
+        state: 'queued',
+        createdAt: now,
+        updatedAt: now,
+        unitsTotal: 0,
+        unitsValidated: 0,
+        unitsFailed: 0,
+        replicasExtra: 0,
+        planned: 0,
+      }
+      const inFlight = await redis.cohortCreateJob(
+        p,
+        job.id,
+        job.owner,
+        admission.units,
+        admission.limit ?? -1,
+        now,
+        ...Object.entries(fields).flat(),
+      )
+      return inFlight < 0 ? { created: true } : { created: false, inFlight }
+    },
+
+    /** Units of `owner`'s unfinished jobs (finished ones count until they are swept). */
+    async unitsInFlight(owner: string): Promise<number> {
+      return Number((await redis.hget(`${p}owner:${owner}`, 'units')) ?? 0)
+    },
+
+    /** Take one of `owner`'s request tokens: 0 when granted, else the ms until one is free. */
+    async takeToken(owner: string, perMinute: number): Promise<number> {
+      return redis.cohortTakeToken(`${p}rate:${owner}`, perMinute)
     },
 
     async getJob(id: string): Promise<JobRecord | undefined> {
@@ -197,8 +231,10 @@ export function createStore(init: StoreInit) {
       return redis.hget(jobKey(id), 'kind')
     },
 
-    async listJobIds(limit: number): Promise<string[]> {
-      return redis.zrevrange(`${p}jobs`, 0, limit - 1)
+    /** The most recent job ids, all of them or only `owner`'s. */
+    async listJobIds(limit: number, owner?: string): Promise<string[]> {
+      const key = owner === undefined ? `${p}jobs` : `${p}owner:${owner}:jobs`
+      return redis.zrevrange(key, 0, limit - 1)
     },
 
     async activeJobIds(): Promise<string[]> {
@@ -397,6 +433,9 @@ export function createStore(init: StoreInit) {
      * (state and result) one of `jobTtlMs`. Old entries of the job list are dropped too.
      */
     async expireJobData(jobId: string, unitTtlMs: number, jobTtlMs: number, now: number): Promise<void> {
+      // The finished job no longer counts against its owner's units in flight.
+      await redis.cohortReleaseUnits(p, jobId)
+      const owner = await redis.hget(jobKey(jobId), 'owner')
       const total = Number((await redis.hget(jobKey(jobId), 'unitsTotal')) ?? 0)
       const batch = 500
       for (let i = 0; i < total; i += batch) {
@@ -415,6 +454,7 @@ export function createStore(init: StoreInit) {
         .pexpire(jobKey(jobId), jobTtlMs)
         .zrem(`${p}ended`, jobId)
         .zremrangebyscore(`${p}jobs`, '-inf', now - jobTtlMs)
+        .zremrangebyscore(`${p}owner:${owner ?? ''}:jobs`, '-inf', now - jobTtlMs)
         .exec()
     },
 

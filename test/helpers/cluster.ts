@@ -101,6 +101,10 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     subjectPrefix,
     reapIntervalMs: 200,
     sweepIntervalMs: 500,
+    // Tests of other features call the API without a key: anonymous callers, without limits.
+    // test/api-owners.test.ts sets its own keys, quotas and anonymous setting.
+    anonymous: true,
+    anonymousQuota: { unitsInFlight: null, storedBytes: null, requestsPerMinute: null, maxPriority: 100 },
     ...init.tuning,
   }
 
