@@ -6,6 +6,10 @@
 import test, { type ExecutionContext } from 'ava'
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   ANONYMOUS_QUOTA,
   apiKeyDigest,
@@ -13,7 +17,7 @@ import {
   type CoordinatorTuning,
 } from '../coordinator/index.js'
 import { CHUNK_BYTES, manifestOf } from '../shared/index.js'
-import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
+import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 import { fnvModule, fnv1aBase64, withCustomSection } from './helpers/wasm.js'
 import { createApiClient } from '../scripts/api-client.js'
@@ -447,4 +451,62 @@ test('retention - the coordinator deletes expired uploads by itself: blobs, modu
   ])
     t.is((await call(url, 'GET', path, { key: KEY_ADMIN })).status, 404, path)
   t.is(await c.coordinators[0]!.uploads.bytes('alice'), 0)
+})
+
+/** Run `cohort <args>` to its end; its exit code and output lines. */
+async function runCohort(args: string[], env: Record<string, string> = {}) {
+  const run = spawnCohort(args, env)
+  const [code] = (await once(run.child, 'exit')) as [number | null]
+  return { code, out: run.lines.join('\n') }
+}
+
+test('cli - cohort coordinator takes its keys from --api-keys-file or COHORT_API_KEYS_FILE; the CLI sends --api-key or COHORT_API_KEY', async (t) => {
+  const c = await startCluster({ services: services(), coordinators: 0 })
+  t.teardown(() => c.stop())
+  const dir = await mkdtemp(join(tmpdir(), 'cohort-keys-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const keysFile = join(dir, 'keys.json')
+  await writeFile(keysFile, JSON.stringify({ keys: keys() }))
+  const base = [
+    'coordinator',
+    '--redis-url',
+    c.cliArgs.redisUrl,
+    '--nats-url',
+    c.cliArgs.natsUrl,
+    '--key-file',
+    await c.writeCoordinatorKey(dir),
+    '--port',
+    '0',
+    '--redis-prefix',
+    c.redisPrefix,
+    '--subject-prefix',
+    c.subjectPrefix,
+  ]
+  for (const how of ['flag', 'env'] as const) {
+    const coordinator =
+      how === 'flag'
+        ? spawnCohort([...base, '--api-keys-file', keysFile], c.coordinatorEnv)
+        : spawnCohort(base, { ...c.coordinatorEnv, COHORT_API_KEYS_FILE: keysFile })
+    t.teardown(() => coordinator.kill('SIGTERM'))
+    const line = await coordinator.waitForLine(/coordinator listening on/)
+    const url = /listening on (http:\/\/\S+);/.exec(line)![1]!
+    const submit = ['submit', 'primes', '--param', 'to=100000', '--url', url]
+    const anonymous = await runCohort(submit)
+    t.not(anonymous.code, 0)
+    t.regex(anonymous.out, /401 Unauthorized: this coordinator needs an API key/)
+    const byFlag = await runCohort([...submit, '--api-key', KEY_A])
+    t.is(byFlag.code, 0, byFlag.out)
+    const id = /^[A-Za-z0-9_-]{22}$/m.exec(byFlag.out)![0]
+    const status = ['status', id, '--url', url]
+    t.is((await runCohort(status, { COHORT_API_KEY: KEY_A })).code, 0)
+    const other = await runCohort(status, { COHORT_API_KEY: KEY_B })
+    t.not(other.code, 0)
+    t.regex(other.out, /404 Not Found: no job with id/)
+    await coordinator.kill('SIGTERM')
+  }
+  // A bad keys file stops the coordinator with a message naming the file and the field.
+  await writeFile(keysFile, JSON.stringify({ keys: [{ name: 'x', role: 'root', key: KEY_A }] }))
+  const bad = await runCohort([...base, '--api-keys-file', keysFile], c.coordinatorEnv)
+  t.is(bad.code, 2)
+  t.regex(bad.out, /keys\.json: keys\[0\]\.role must be "submitter" or "admin"/)
 })
