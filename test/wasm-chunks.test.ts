@@ -179,6 +179,8 @@ test('chunks - without peer exchange a worker gets the module whole; small modul
   const old = await largeModule(3)
   const oldHash = await sha256Hex(old)
   await coordinator.modules.put(oldHash, old, { size: String(old.length), owner: 'anonymous' })
+  // Held by the jobs' owner (jobs may name only content their owner holds).
+  await coordinator.uploads.hold('module', oldHash, 'anonymous', old.length, null, Date.now() + 3600_000)
   t.is((await coordinator.modules.meta(oldHash))?.['root'], undefined)
   await lease(oldHash)
   const oldRoot = (await manifestOf(old)).root
