@@ -237,7 +237,6 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       accepting: () => !stopping && !paused && init.guest?.mayStart() !== false,
       room: () => capacity() - held.size + count('submitting'),
       accepts: () => accepts,
-      unitIds: () => [...new Set([...held.values()].map((h) => h.unit.unitId))],
       take(want, kinds, avoid) {
         const out: Giveable[] = []
         for (const h of [...held.values()].reverse()) {

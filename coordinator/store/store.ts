@@ -476,5 +476,39 @@ export function createStore(init: StoreInit) {
     async replicaState(replicaId: string): Promise<Record<string, string>> {
       return redis.hgetall(`${p}replica:${replicaId}`)
     },
+
+    /**
+     * For each replica, the workers that hold, held or computed a replica of its unit: the unit's
+     * worker set, and every replica's lease holder and the worker it was last transferred from.
+     */
+    async unitWorkers(replicaIds: string[]): Promise<Map<string, Set<string>>> {
+      const out = new Map<string, Set<string>>()
+      const byUnit = new Map<string, Set<string>>()
+      for (const rid of replicaIds) {
+        const uid = await redis.hget(`${p}replica:${rid}`, 'unitId')
+        if (uid === null) {
+          out.set(rid, new Set())
+          continue
+        }
+        let workers = byUnit.get(uid)
+        if (workers === undefined) {
+          const [members, seq] = await Promise.all([
+            redis.smembers(`${p}unit:${uid}:workers`),
+            redis.hget(`${p}unit:${uid}`, 'replicaSeq'),
+          ])
+          workers = new Set(members)
+          const n = Math.min(Number(seq ?? 0), 1_000)
+          const rows = await Promise.all(
+            Array.from({ length: n }, (_, i) =>
+              redis.hmget(`${p}replica:${uid}:r${i + 1}`, 'worker', 'transferredFrom'),
+            ),
+          )
+          for (const row of rows) for (const w of row) if (w !== null) workers.add(w)
+          byUnit.set(uid, workers)
+        }
+        out.set(rid, workers)
+      }
+      return out
+    },
   }
 }
