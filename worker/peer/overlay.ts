@@ -82,6 +82,8 @@ export interface OverlayStats {
   /** Of those, messages seen before (or older than what the replay cache remembers). */
   replayed: number
   served: number
+  /** Requests answered with `peer.error`: not served here, busy, or the handler refused them. */
+  declined: number
   penalties: number
   /** Times a peer was set aside for not answering or not having what it announced. */
   demoted: number
@@ -177,6 +179,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     refused: 0,
     replayed: 0,
     served: 0,
+    declined: 0,
     penalties: 0,
     demoted: 0,
     evicted: 0,
@@ -323,10 +326,12 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     }
     const handler = handlers.get(msg.type)
     if (handler === undefined) {
+      stats.declined++
       await reply({ type: 'peer.error', code: 'refused', message: `${msg.type} is not served here` })
       return
     }
     if (serving >= maxServing) {
+      stats.declined++
       await reply({ type: 'peer.error', code: 'busy', message: 'busy' })
       return
     }
@@ -336,6 +341,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       stats.served++
       if (body !== undefined) await reply(body)
     } catch (err) {
+      stats.declined++
       log.debug('peer request failed', { type: msg.type, ...errorFields(err) })
       await reply({
         type: 'peer.error',
