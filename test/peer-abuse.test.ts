@@ -23,10 +23,12 @@ import {
   parsePeerMessage,
   parseUnitPayload,
   PEER_LIMITS,
+  PEER_MESSAGE_VERSION,
   peerSubject,
   randomBytes,
   randomId,
   seal,
+  sha256Hex,
   subjectsFor,
   toHex,
   type PeerMessage,
@@ -208,6 +210,54 @@ test('replay - a handoff replayed at once and after its transfer expired gets no
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 726_517 })
   t.is(cluster.coordinators[0]!.counters.leasesExpired, 0)
+})
+
+test('replies - a reply that does not name its request is refused, and the wait goes on', async (t) => {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const honest = await cluster.addWorker({ threads: 1, peers: { announceMs: 250, steal: false } })
+  const mallory = await attacker(t, cluster)
+  const { identity } = mallory
+  const sealed = async (to: string, body: Record<string, unknown>): Promise<Uint8Array> =>
+    encode(
+      await seal(
+        'peer',
+        { v: PEER_MESSAGE_VERSION, worker: identity.id, at: Date.now(), nonce: randomId(), to, ...body },
+        identity,
+      ),
+    )
+  const bytes = randomBytes(100)
+  const hash = await sha256Hex(bytes)
+  // Asked for a chunk, the attacker answers; but first, someone with access to the requester's inbox
+  // (here a privileged connection) slips in a reply of the attacker's to another request.
+  const tap = await connect(asCoordinator(services()))
+  t.teardown(() => tap.close())
+  mallory.nats.subscribe(peerSubject(mallory.subjects, identity.id), {
+    callback: (_err, m) => {
+      void (async () => {
+        const req = parsePeerMessage(await open(parseEnvelope(decode(m.data), 'peer', 64 * 1024)))
+        const other = { type: 'peer.error', code: 'missing', message: 'gone', re: randomId() }
+        tap.publish(m.reply!, await sealed(req.worker, other))
+        await tap.flush()
+        m.respond(await sealed(req.worker, { type: 'chunk', hash, bytes, re: req.nonce }))
+      })()
+    },
+  })
+  await mallory.nats.flush()
+  const overlay = honest.daemon.peering.overlay
+  const refused = overlay.stats.refused
+  const reply = await overlay.request(identity.id, { type: 'chunk.get', hash })
+  t.like(reply, { type: 'chunk', hash })
+  t.is(overlay.stats.refused, refused + 1, 'the reply to another request was refused')
+
+  // A reply sent to a peer as a request is not acted upon.
+  const declined = overlay.stats.declined
+  const asRequest = await sealed(honest.identity.id, { type: 'chunk.get', hash, re: randomId() })
+  mallory.nats.publish(peerSubject(mallory.subjects, honest.identity.id), asRequest)
+  await waitUntil('the honest peer refused it', () => overlay.stats.refused === refused + 2)
+  t.is(overlay.stats.declined, declined)
+  t.is(overlay.stats.served, 0)
+  t.false(overlay.isBanned(identity.id))
 })
 
 test('replay - a handoff whose transfer expired on the way is refused, and its sender not blamed', async (t) => {
