@@ -1,7 +1,7 @@
 // One coordinator process: wires the store, pipeline, scheduler, validator and HTTP API together.
 // It keeps no state outside Redis, so any number may run against one Redis and one NATS.
 import { connect } from '@nats-io/transport-node'
-import type { NatsConnection } from '@nats-io/nats-core'
+import { jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { Redis } from 'ioredis'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -17,11 +17,15 @@ import {
   type Logger,
 } from '../shared/index.js'
 import { createClaimService } from './claim-service.js'
+import { createSignupService } from './credentials/signup-service.js'
+import { createVolunteerIssuer } from './credentials/volunteer-issuer.js'
 import { createChunkService } from './content/chunk-service.js'
 import { createDatasetStore, type DatasetStore } from './content/dataset-store.js'
 import { createCounters, type Counters } from './counters.js'
 import { createApp } from './http/app.js'
+import { HttpError } from './http/http-error.js'
 import { contributeMiddleware } from './http/contribute.js'
+import { volunteersRouter } from './http/volunteers-routes.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
 import { createScheduler } from './scheduler.js'
@@ -37,6 +41,13 @@ export interface CoordinatorInit {
   /** NATS user and password, when the server requires them. */
   natsUser?: string
   natsPass?: string
+  /** A NATS user JWT and its nkey seed (a `.creds` file's two parts): the login on a server in operator mode. */
+  natsCredentials?: { jwt: string; seed: string }
+  /**
+   * Seed of the deployment's NATS account (`SA…`): with it the coordinator issues volunteers their
+   * credentials at POST /v1/volunteers. Without it, sign-up answers 503.
+   */
+  natsAccountSeed?: string
   /** The coordinator's signing key; workers trust its public half. */
   identity: Identity
   jobTypes: Iterable<AnyJobType>
@@ -98,7 +109,7 @@ async function checkCoordinatorRole(nc: NatsConnection, subject: string): Promis
   if (refused !== undefined) {
     throw new ConfigError(
       `NATS does not let this coordinator listen on ${subject} (${refused.message}); ` +
-        "log in with the coordinators' credentials (NATS_USER / NATS_PASS)",
+        "log in with the coordinators' credentials (NATS_CREDS, or NATS_USER / NATS_PASS)",
     )
   }
 }
@@ -133,6 +144,29 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
   const signer = createUnitSigner(init.identity)
+  const signup =
+    init.natsAccountSeed === undefined
+      ? undefined
+      : createSignupService({
+          redis,
+          prefix: tuning.redisPrefix,
+          issuer: createVolunteerIssuer({
+            accountSeed: init.natsAccountSeed,
+            subjectPrefix: tuning.subjectPrefix,
+            ttlMs: tuning.volunteerCredentialTtlMs,
+          }),
+          tuning,
+          counters,
+          log: log.child('signup'),
+        })
+  const volunteers = volunteersRouter({ signup })
+  extraHttp.unshift(
+    volunteers.routes() as Koa.Middleware,
+    volunteers.allowedMethods({
+      throw: true,
+      methodNotAllowed: () => new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
+    }) as Koa.Middleware,
+  )
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
@@ -155,6 +189,14 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         ...(init.natsUser === undefined ? {} : { user: init.natsUser, pass: init.natsPass ?? '' }),
+        ...(init.natsCredentials === undefined
+          ? {}
+          : {
+              authenticator: jwtAuthenticator(
+                init.natsCredentials.jwt,
+                new TextEncoder().encode(init.natsCredentials.seed),
+              ),
+            }),
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)

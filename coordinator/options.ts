@@ -1,5 +1,5 @@
 // Coordinator options: defaults in one place, every field documented, validated once.
-import { ConfigError, MAX_CONTENT_BYTES } from '../shared/index.js'
+import { ConfigError, MAX_CONTENT_BYTES, MAX_POW_BITS } from '../shared/index.js'
 
 export interface CoordinatorTuning {
   /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
@@ -38,6 +38,16 @@ export interface CoordinatorTuning {
   maxDatasetBytes: number
   /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
   maxModulePages: number
+  /** Proof of work asked of a volunteer at sign-up, in leading zero bits of SHA-256. Default 22 (about 1.5 s of one core). */
+  signupPowBits: number
+  /** How long a sign-up challenge may be answered. Default 120000 ms. */
+  signupChallengeTtlMs: number
+  /** Sign-ups allowed per source address (IPv4 address, IPv6 /64) per window, shared by all coordinators. Default 30. */
+  signupPerAddress: number
+  /** The sign-up rate limit's window. Default 3600000 ms (one hour). */
+  signupWindowMs: number
+  /** How long a volunteer's NATS credentials are valid; it signs up again before they expire. Default 24 h. */
+  volunteerCredentialTtlMs: number
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -59,6 +69,11 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   maxDatasetBytes: 256 * 1024 * 1024,
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
+  signupPowBits: 22,
+  signupChallengeTtlMs: 120_000,
+  signupPerAddress: 30,
+  signupWindowMs: 3600_000,
+  volunteerCredentialTtlMs: 24 * 3600_000,
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -93,6 +108,11 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxModulePages', t.maxModulePages, 1, 256)
   intIn('unitRetentionMs', t.unitRetentionMs, 1000, 365 * 24 * 3600_000)
   intIn('jobRetentionMs', t.jobRetentionMs, 1000, 10 * 365 * 24 * 3600_000)
+  intIn('signupPowBits', t.signupPowBits, 0, MAX_POW_BITS)
+  intIn('signupChallengeTtlMs', t.signupChallengeTtlMs, 1000, 3600_000)
+  intIn('signupPerAddress', t.signupPerAddress, 1, 1_000_000)
+  intIn('signupWindowMs', t.signupWindowMs, 1000, 7 * 24 * 3600_000)
+  intIn('volunteerCredentialTtlMs', t.volunteerCredentialTtlMs, 10_000, 365 * 24 * 3600_000)
   if (!Array.isArray(t.apiKeys) || t.apiKeys.some((k) => typeof k !== 'string' || k.length < 16)) {
     throw new ConfigError('apiKeys must be a list of strings of at least 16 characters')
   }

@@ -1,7 +1,14 @@
 // `cohort coordinator`: one coordinator process against Redis and NATS.
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
-import { createCoordinator, type Coordinator, type CoordinatorTuning } from '../coordinator/index.js'
+import {
+  createCoordinator,
+  keyPairFromSeed,
+  parseCredsFile,
+  type Coordinator,
+  type CoordinatorTuning,
+} from '../coordinator/index.js'
 import { ConfigError, type Logger } from '../shared/index.js'
 import { loadOrCreateKey } from './coordinator-key.js'
 
@@ -10,6 +17,10 @@ export interface RunCoordinatorOptions {
   natsUrl: string | undefined
   natsUser?: string | undefined
   natsPass?: string | undefined
+  /** A `.creds` file (user JWT and nkey seed) to log in to NATS with. */
+  natsCredsFile?: string | undefined
+  /** The NATS account seed file: the coordinator then issues volunteers their credentials (sign-up). */
+  natsAccountSeedFile?: string | undefined
   /** The NATS WebSocket listener browsers connect to; when set, the coordinator serves /contribute. */
   natsWsUrl?: string | undefined
   port: number
@@ -21,16 +32,31 @@ export interface RunCoordinatorOptions {
 
 export async function startCoordinator(
   o: RunCoordinatorOptions,
-): Promise<{ coordinator: Coordinator; key: string }> {
+): Promise<{ coordinator: Coordinator; key: string; signup: boolean }> {
   if (o.redisUrl === undefined)
     throw new ConfigError('no Redis: pass --redis-url or set REDIS_URL (or use `cohort up`)')
   if (o.natsUrl === undefined)
     throw new ConfigError('no NATS: pass --nats-url or set NATS_URL (or use `cohort up`)')
   const { identity } = await loadOrCreateKey(o.keyFile)
+  const read = async (file: string, what: string): Promise<string> =>
+    readFile(file, 'utf8').catch((err: unknown) => {
+      throw new ConfigError(`cannot read ${what} ${file}: ${(err as Error).message}`, { cause: err })
+    })
+  const natsCredentials =
+    o.natsCredsFile === undefined
+      ? undefined
+      : parseCredsFile(await read(o.natsCredsFile, 'the NATS creds file'), o.natsCredsFile)
+  let natsAccountSeed: string | undefined
+  if (o.natsAccountSeedFile !== undefined) {
+    natsAccountSeed = (await read(o.natsAccountSeedFile, 'the NATS account seed file')).trim()
+    keyPairFromSeed(natsAccountSeed, `the NATS account seed in ${o.natsAccountSeedFile}`, 'A')
+  }
   const coordinator = createCoordinator({
     redisUrl: o.redisUrl,
     natsUrl: o.natsUrl,
     ...(o.natsUser === undefined ? {} : { natsUser: o.natsUser, natsPass: o.natsPass ?? '' }),
+    ...(natsCredentials === undefined ? {} : { natsCredentials }),
+    ...(natsAccountSeed === undefined ? {} : { natsAccountSeed }),
     identity,
     jobTypes: builtinJobTypes.values(),
     log: o.log,
@@ -40,7 +66,7 @@ export async function startCoordinator(
     ...(o.natsWsUrl === undefined ? {} : { contribute: { natsWsUrl: o.natsWsUrl } }),
   })
   await coordinator.start()
-  return { coordinator, key: identity.id }
+  return { coordinator, key: identity.id, signup: natsAccountSeed !== undefined }
 }
 
 export function defaultCoordinatorKeyFile(dataDir: string): string {

@@ -4,7 +4,6 @@
 // pending-chunk expiry is refused; workers fetch chunks and manifests over NATS (`chunk.get`), counted
 // to the byte; planning finds a dataset by its root; `cohort upload` streams a file.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import { Redis } from 'ioredis'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
@@ -31,6 +30,7 @@ import type { Counters } from '../coordinator/index.js'
 import { spawnCohort, startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { flipBit, sealWorkerRequest } from './helpers/protocol-fixtures.js'
 import { uniquePrefix, useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 const OCTETS = 'application/octet-stream'
@@ -183,11 +183,11 @@ test('datasets - chunk.get serves chunks and manifests to a signed volunteer and
   const bytes = new Uint8Array(randomBytes(200_000))
   const { root, manifest, encoded } = await manifestOf(bytes)
   t.is((await upload(url, bytes)).status, 201)
-  // A volunteer: no credentials, so the NATS role applies.
-  const nats = await connect({ servers: services().natsUrl })
+  // A volunteer, with the credentials it signed up for.
+  const identity = await generateIdentity(true)
+  const nats = await connectVolunteer(c.volunteerAccess, identity)
   t.teardown(() => nats.close())
   const subject = subjectsFor(c.subjectPrefix).chunkGet
-  const identity = await generateIdentity(true)
   const ask = async (envelope: unknown) =>
     decode((await nats.request(subject, encode(envelope), { timeout: 5_000 })).data) as Record<
       string,

@@ -3,7 +3,6 @@
 // the giver loses the lease; replayed, expired, forged or misaddressed transfers are refused; a
 // claimant that holds another replica of the unit is refused and the replica is leasable at once.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
 import {
   decode,
@@ -25,6 +24,7 @@ import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, flipBit, rawRequest, sealWorkerRequest } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
@@ -48,8 +48,7 @@ interface RawWorker {
 
 async function worker(t: Teardown, c: Cluster): Promise<RawWorker> {
   const identity = await generateIdentity(true)
-  // No credentials: the volunteer role applies.
-  const nats = await connect({ servers: services().natsUrl })
+  const nats = await connectVolunteer(c.volunteerAccess, identity)
   t.teardown(() => nats.close())
   const subjects = subjectsFor(c.subjectPrefix)
   return {

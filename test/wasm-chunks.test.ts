@@ -5,7 +5,6 @@
 // modules still come as bytes, modules stored before chunking are chunked when first asked for, and a
 // peer serving corrupted module chunks is caught while the job completes.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import {
   CHUNK_BYTES,
   chunkCount,
@@ -28,6 +27,7 @@ import {
   type TestWorker,
 } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 import { fnv1aBase64, fnvModule, uploadOk, withCustomSection } from './helpers/wasm.js'
 
 const services = useServices(test, { websocket: false })
@@ -170,9 +170,9 @@ test('chunks - a peer serving corrupted module chunks is caught; the module is i
   const { root, encoded } = await manifestOf(bytes)
 
   // The liar claims every chunk of the module and serves the genuine manifest but flipped chunk bytes.
-  const nats = await connect({ servers: services().natsUrl })
-  t.teardown(() => nats.drain())
   const liar = await generateIdentity(false)
+  const nats = await connectVolunteer(cluster.volunteerAccess, liar)
+  t.teardown(() => nats.drain())
   const overlay = createPeerOverlay({
     nats,
     identity: liar,

@@ -14,3 +14,12 @@ export type { Runner } from './runner.js'
 export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
 export { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
 export * from './peer/index.js'
+export { signUp, SignupError, type SignUpOptions } from './signup-client.js'
+export {
+  connectWithCredentials,
+  createVolunteerCredentials,
+  type CredentialStore,
+  type StoredCredentials,
+  type VolunteerCredentials,
+  type VolunteerCredentialsInit,
+} from './volunteer-credentials.js'
