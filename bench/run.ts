@@ -146,6 +146,7 @@ async function main(): Promise<void> {
       natsUrl: services.natsUrl,
       // The private nats-server's coordinator login; for an external NATS, NATS_USER / NATS_PASS.
       natsCoordinator: services.natsCoordinator ?? natsLoginFromEnv(),
+      natsAccountSeed: services.natsAccountSeed,
     }
     const repeats = plan.quick ? 1 : 3
     const servicePids = (): number[] => {

@@ -17,6 +17,7 @@ export * from './peer/index.js'
 export { signUp, SignupError, type SignUpOptions } from './signup-client.js'
 export {
   connectWithCredentials,
+  createMemoryCredentialStore,
   createVolunteerCredentials,
   type CredentialStore,
   type StoredCredentials,

@@ -45,7 +45,7 @@ export interface VolunteerCredentialsInit {
   identity: Identity
   store: CredentialStore
   log: Logger
-  /** Renew when less than this much of a credential's life is left. Default: a fifth of it, at least 30 s. */
+  /** Renew when less than this much of a credential's life is left. Default: a fifth of it, at least 30 s, at most half. */
   renewBeforeMs?: number
   /** Wait before trying again after a failed sign-up (doubling up to 5 minutes). Default 2000 ms. */
   retryMs?: number
@@ -114,7 +114,9 @@ export function createVolunteerCredentials(init: VolunteerCredentialsInit): Volu
 
   const renewAt = (): number => {
     const life = Math.max(0, expiresAt - issuedAt)
-    return expiresAt - (init.renewBeforeMs ?? Math.max(30_000, Math.floor(life / 5)))
+    // A fifth of the life, at least 30 s, and never more than half of it (short-lived credentials).
+    const before = init.renewBeforeMs ?? Math.min(Math.floor(life / 2), Math.max(30_000, Math.floor(life / 5)))
+    return expiresAt - before
   }
 
   const schedule = (): void => {
@@ -248,4 +250,16 @@ export async function connectWithCredentials(
   }
   credentials.watch(nc)
   return nc
+}
+
+/** Credentials kept in memory only: a volunteer that signs up again each time it starts. */
+export function createMemoryCredentialStore(): CredentialStore {
+  let saved: StoredCredentials | undefined
+  return {
+    load: () => Promise.resolve(saved),
+    save(credentials) {
+      saved = credentials
+      return Promise.resolve()
+    },
+  }
 }
