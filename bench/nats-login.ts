@@ -22,7 +22,11 @@ export function coordinatorLogin(
   accountSeed: string | undefined,
 ): Pick<CoordinatorInit, 'natsUser' | 'natsPass' | 'natsCredentials' | 'natsAccountSeed'> {
   return {
-    ...(login === undefined ? {} : 'user' in login ? { natsUser: login.user, natsPass: login.pass } : { natsCredentials: login }),
+    ...(login === undefined
+      ? {}
+      : 'user' in login
+        ? { natsUser: login.user, natsPass: login.pass }
+        : { natsCredentials: login }),
     ...(accountSeed === undefined ? {} : { natsAccountSeed: accountSeed }),
   }
 }
@@ -45,7 +49,9 @@ export async function volunteerConnection(
     store: createMemoryCredentialStore(),
     log: silentLogger,
   })
-  const nc = await connectWithCredentials(credentials, (authenticator) => connect({ ...options, authenticator }))
+  const nc = await connectWithCredentials(credentials, (authenticator) =>
+    connect({ ...options, authenticator }),
+  )
   void nc.closed().then(() => credentials.stop())
   return nc
 }
