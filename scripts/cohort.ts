@@ -6,6 +6,7 @@ import { CohortError, ConfigError, type Logger } from '../shared/index.js'
 import { createApiClient, type ApiClient } from './api-client.js'
 import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
 import { createProcessLogger } from './log-sink.js'
+import { writeNatsSetup } from './nats-setup.js'
 import { watchJob } from './progress.js'
 import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
 import { defaultWorkerKeyFile, startWorker } from './run-worker.js'
@@ -301,6 +302,23 @@ program
       o.json === true
         ? `${JSON.stringify(d)}\n`
         : `${d.root}  ${d.size} bytes  ${d.chunks} chunks of ${d.chunkSize} bytes\n`,
+    )
+  })
+
+program
+  .command('nats-setup')
+  .description(
+    "write a NATS trust chain for an external nats-server: its config include, the coordinators' creds and the account seed",
+  )
+  .requiredOption('--out <dir>', 'directory for the files (created; existing files are never overwritten)')
+  .action(async (o: { out: string }) => {
+    const f = await writeNatsSetup(o.out)
+    process.stdout.write(
+      [
+        `nats-server:  include ${f.serverConfig} in its configuration (no other authorization block)`,
+        `coordinators: NATS_CREDS=${f.coordinatorCreds} COHORT_NATS_ACCOUNT_SEED_FILE=${f.accountSeed}`,
+        `keep offline: ${f.operatorSeed}`,
+      ].join('\n') + '\n',
     )
   })
 
