@@ -38,7 +38,7 @@ export interface CoordinatorTuning {
   maxDatasetBytes: number
   /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
   maxModulePages: number
-  /** Proof of work asked of a volunteer at sign-up, in leading zero bits of SHA-256. Default 22 (about 1.5 s of one core). */
+  /** Proof of work asked of a volunteer at sign-up, in leading zero bits of SHA-256. Default 21 (about a second of one core). */
   signupPowBits: number
   /** How long a sign-up challenge may be answered. Default 120000 ms. */
   signupChallengeTtlMs: number
@@ -69,7 +69,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   maxDatasetBytes: 256 * 1024 * 1024,
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
-  signupPowBits: 22,
+  signupPowBits: 21,
   signupChallengeTtlMs: 120_000,
   signupPerAddress: 30,
   signupWindowMs: 3600_000,

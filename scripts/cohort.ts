@@ -63,7 +63,7 @@ program
     '--nats-account-seed-file <file>',
     "NATS account seed: issue volunteers' credentials at POST /v1/volunteers (env COHORT_NATS_ACCOUNT_SEED_FILE)",
   )
-  .option('--signup-pow-bits <n>', 'proof of work asked at volunteer sign-up, in bits (default 22)')
+  .option('--signup-pow-bits <n>', 'proof of work asked at volunteer sign-up, in bits (default 21)')
   .option('--signup-per-address <n>', 'volunteer sign-ups per source address per hour (default 30)')
   .option('--key-file <path>', 'signing key file (created when missing)')
   .option('--lease-ms <n>', 'lease length handed to workers', '30000')

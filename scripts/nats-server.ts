@@ -3,7 +3,13 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
-import { createNatsTrust, credsFile, issueCoordinatorUser, trustConfigLines, type NatsTrust } from '../coordinator/index.js'
+import {
+  createNatsTrust,
+  credsFile,
+  issueCoordinatorUser,
+  trustConfigLines,
+  type NatsTrust,
+} from '../coordinator/index.js'
 import { freePorts } from './free-port.js'
 import { spawnServer, waitReady, type ServerProcess } from './server-process.js'
 

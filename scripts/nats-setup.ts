@@ -28,7 +28,10 @@ export async function writeNatsSetup(dir: string): Promise<NatsSetupFiles> {
     operatorSeed: join(dir, 'operator.nk'),
   }
   const contents: [string, string][] = [
-    [files.serverConfig, `# Cohort's NATS trust chain (cohort nats-setup)\n${trustConfigLines(trust).join('\n')}\n`],
+    [
+      files.serverConfig,
+      `# Cohort's NATS trust chain (cohort nats-setup)\n${trustConfigLines(trust).join('\n')}\n`,
+    ],
     [files.coordinatorCreds, credsFile(coordinator.jwt, coordinator.seed)],
     [files.accountSeed, `${trust.account.seed}\n`],
     [files.operatorSeed, `${trust.operatorSeed}\n`],
@@ -36,7 +39,9 @@ export async function writeNatsSetup(dir: string): Promise<NatsSetupFiles> {
   for (const [file, text] of contents) {
     await writeFile(file, text, { mode: 0o600, flag: 'wx' }).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-        throw new CohortError(`${file} exists; nats-setup never overwrites a trust chain (choose another --out)`)
+        throw new CohortError(
+          `${file} exists; nats-setup never overwrites a trust chain (choose another --out)`,
+        )
       throw err
     })
   }

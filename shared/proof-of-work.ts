@@ -13,28 +13,36 @@ import { TimeoutError } from './errors.js'
 export const MAX_POW_BITS = 32
 
 const K = new Uint32Array([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+  0xc67178f2,
 ])
-const H0 = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-
-/** SHA-256 of one padded 64-byte block given as 16 big-endian words; writes the 8 hash words to `out`. */
+/**
+ * SHA-256 of one padded 64-byte block given as 16 big-endian words; writes the 8 hash words to `out`.
+ * Plain locals and no allocation: this loop is the whole cost of the proof of work.
+ */
 function compress(block: Uint32Array, w: Uint32Array, out: Uint32Array): void {
   for (let i = 0; i < 16; i++) w[i] = block[i]!
   for (let i = 16; i < 64; i++) {
-    const a = w[i - 15]!
-    const b = w[i - 2]!
-    const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3)
-    const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10)
+    const x = w[i - 15]!
+    const y = w[i - 2]!
+    const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3)
+    const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10)
     w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) | 0
   }
-  let [a, b, c, d, e, f, g, h] = H0 as [number, number, number, number, number, number, number, number]
+  let a = 0x6a09e667
+  let b = 0xbb67ae85
+  let c = 0x3c6ef372
+  let d = 0xa54ff53a
+  let e = 0x510e527f
+  let f = 0x9b05688c
+  let g = 0x1f83d9ab
+  let h = 0x5be0cd19
   for (let i = 0; i < 64; i++) {
     const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))
     const t1 = (h + s1 + ((e & f) ^ (~e & g)) + K[i]! + w[i]!) | 0
@@ -49,8 +57,14 @@ function compress(block: Uint32Array, w: Uint32Array, out: Uint32Array): void {
     b = a
     a = (t1 + t2) | 0
   }
-  const v = [a, b, c, d, e, f, g, h]
-  for (let i = 0; i < 8; i++) out[i] = (H0[i]! + v[i]!) >>> 0
+  out[0] = (0x6a09e667 + a) >>> 0
+  out[1] = (0xbb67ae85 + b) >>> 0
+  out[2] = (0x3c6ef372 + c) >>> 0
+  out[3] = (0xa54ff53a + d) >>> 0
+  out[4] = (0x510e527f + e) >>> 0
+  out[5] = (0x9b05688c + f) >>> 0
+  out[6] = (0x1f83d9ab + g) >>> 0
+  out[7] = (0x5be0cd19 + h) >>> 0
 }
 
 /** A reusable hasher of prefix ‖ nonce (40 bytes) for one 32-byte prefix. */
@@ -83,8 +97,17 @@ export function powHash(prefix: Uint8Array, nonce: Uint8Array): Uint8Array {
 }
 
 /** The prefix the work is bound to: SHA-256(tag ‖ challenge ‖ identity public key ‖ NATS user key). */
-export async function powPrefix(challenge: string, publicKey: Uint8Array, natsKey: string): Promise<Uint8Array> {
-  const input = concatBytes(utf8('cohort/v1/signup-pow\u0000'), fromBase64Url(challenge), publicKey, utf8(natsKey))
+export async function powPrefix(
+  challenge: string,
+  publicKey: Uint8Array,
+  natsKey: string,
+): Promise<Uint8Array> {
+  const input = concatBytes(
+    utf8('cohort/v1/signup-pow\u0000'),
+    fromBase64Url(challenge),
+    publicKey,
+    utf8(natsKey),
+  )
   return new Uint8Array(await crypto.subtle.digest('SHA-256', input as Uint8Array<ArrayBuffer>))
 }
 
@@ -125,7 +148,7 @@ export async function solvePow(
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs
   let tried = 0
   for (let hi = 0; hi <= 0xffffffff; hi++) {
-    for (let lo = 0; lo <= 0xffffffff; ) {
+    for (let lo = 0; lo <= 0xffffffff;) {
       const end = Math.min(0xffffffff, lo + slice - 1)
       for (; lo <= end; lo++) {
         tried++
