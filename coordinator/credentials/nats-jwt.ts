@@ -135,7 +135,9 @@ export function credsFile(jwt: string, seed: string): string {
 /** The JWT and seed of a `.creds` file's text. */
 export function parseCredsFile(text: string, what = 'the creds file'): { jwt: string; seed: string } {
   const block = (name: RegExp): string | undefined => {
-    const m = new RegExp(`-{3,}BEGIN ${name.source}-{3,}\\s*\\n\\s*(\\S+)\\s*\\n\\s*-{3,}END ${name.source}-{3,}`).exec(text)
+    const m = new RegExp(
+      `-{3,}BEGIN ${name.source}-{3,}\\s*\\n\\s*(\\S+)\\s*\\n\\s*-{3,}END ${name.source}-{3,}`,
+    ).exec(text)
     return m?.[1]
   }
   const jwt = block(/NATS USER JWT/)

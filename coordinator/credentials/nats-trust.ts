@@ -15,7 +15,10 @@ export interface NatsTrust {
   account: { publicKey: string; jwt: string; seed: string }
 }
 
-/** Account limits: no JetStream (no storage limits set), no leaf nodes, no imports or exports. */
+/**
+ * Account limits: no JetStream (no storage limits set), no imports or exports. Leaf nodes are allowed
+ * (an operator's leaf servers at volunteer sites); volunteers' own JWTs cannot connect as one.
+ */
 const COHORT_ACCOUNT_LIMITS: AccountLimits = {
   subs: -1,
   data: -1,
@@ -24,7 +27,7 @@ const COHORT_ACCOUNT_LIMITS: AccountLimits = {
   exports: 0,
   wildcards: true,
   conn: -1,
-  leaf: 0,
+  leaf: -1,
 }
 
 const SYSTEM_ACCOUNT_LIMITS: AccountLimits = { ...COHORT_ACCOUNT_LIMITS, imports: -1, exports: -1 }
@@ -75,7 +78,10 @@ export function trustConfigLines(trust: NatsTrust): string[] {
 }
 
 /** A user of the account of `accountSeed` with every permission: a coordinator's login. */
-export function issueCoordinatorUser(accountSeed: string, name = 'coordinator'): { jwt: string; seed: string } {
+export function issueCoordinatorUser(
+  accountSeed: string,
+  name = 'coordinator',
+): { jwt: string; seed: string } {
   const account = keyPairFromSeed(accountSeed, 'the NATS account seed', 'A')
   const user = createUser()
   const jwt = encodeJwt(

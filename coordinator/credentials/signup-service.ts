@@ -5,7 +5,6 @@
 import type { Redis } from 'ioredis'
 import {
   checkPow,
-
   open,
   parseSignupPayload,
   parseSignupRequest,
@@ -103,7 +102,12 @@ export function createSignupService(init: SignupServiceInit): SignupService {
       const challenge = toBase64Url(randomBytes(32))
       const expiresAt = now() + tuning.signupChallengeTtlMs
       // The difficulty is stored with the challenge: a change of setting never strands a client.
-      await redis.set(challengeKey(challenge), String(tuning.signupPowBits), 'PX', tuning.signupChallengeTtlMs)
+      await redis.set(
+        challengeKey(challenge),
+        String(tuning.signupPowBits),
+        'PX',
+        tuning.signupChallengeTtlMs,
+      )
       return { v: 1, challenge, bits: tuning.signupPowBits, expiresAt }
     },
 
@@ -130,10 +134,14 @@ export function createSignupService(init: SignupServiceInit): SignupService {
       // Single use: the challenge is gone once read, whatever follows.
       const bits = await redis.getdel(challengeKey(payload.challenge))
       if (bits === null)
-        return refuse(new ValidationError('challenge', 'is unknown, expired or already used; fetch a new one'))
+        return refuse(
+          new ValidationError('challenge', 'is unknown, expired or already used; fetch a new one'),
+        )
       const prefix = await powPrefix(payload.challenge, request.envelope.signer, payload.natsKey)
       if (!checkPow(prefix, request.pow, Number(bits)))
-        return refuse(new ValidationError('pow', `does not give ${bits} leading zero bits for this challenge`))
+        return refuse(
+          new ValidationError('pow', `does not give ${bits} leading zero bits for this challenge`),
+        )
       const credentials = init.issuer.issue(payload.peerId, payload.natsKey)
       counters.volunteersSignedUp++
       log.info('volunteer signed up', { peerId: payload.peerId, expiresAt: credentials.expiresAt })
@@ -141,4 +149,3 @@ export function createSignupService(init: SignupServiceInit): SignupService {
     },
   }
 }
-
