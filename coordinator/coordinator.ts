@@ -1,7 +1,7 @@
 // One coordinator process: wires the store, pipeline, scheduler, validator and HTTP API together.
 // It keeps no state outside Redis, so any number may run against one Redis and one NATS.
 import { connect } from '@nats-io/transport-node'
-import { jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
+import { AuthorizationError, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { Redis } from 'ioredis'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -164,7 +164,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     volunteers.routes() as Koa.Middleware,
     volunteers.allowedMethods({
       throw: true,
-      methodNotAllowed: () => new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
+      methodNotAllowed: () =>
+        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
     }) as Koa.Middleware,
   )
   let nats: NatsConnection | undefined
@@ -197,6 +198,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
                 new TextEncoder().encode(init.natsCredentials.seed),
               ),
             }),
+      }).catch((err: unknown) => {
+        if (!(err instanceof AuthorizationError)) throw err
+        throw new ConfigError(
+          `NATS refused this coordinator's login (${err.message}); give it the coordinators' ` +
+            'credentials: NATS_CREDS (a .creds file), or NATS_USER / NATS_PASS',
+          { cause: err },
+        )
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)

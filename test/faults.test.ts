@@ -67,8 +67,9 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
   const api = createApiClient(url)
-  await cluster.addWorker()
-  await cluster.addWorker()
+  // They sign up with the coordinator that runs now, and keep their credentials when it dies.
+  await cluster.addWorker({ coordinatorUrl: url })
+  await cluster.addWorker({ coordinatorUrl: url })
   const job = await api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
   await waitUntil('a few units validated', async () => (await api.job(job.id)).units.validated >= 5)
   await first.kill('SIGKILL')
@@ -124,5 +125,5 @@ test("faults - a coordinator without the coordinators' NATS login refuses to sta
   ])
   const code = await new Promise<number | null>((resolve) => deaf.child.once('exit', (c) => resolve(c)))
   t.is(code, 2)
-  t.true(deaf.lines.some((l) => /NATS_USER/.test(l)))
+  t.true(deaf.lines.some((l) => /NATS refused this coordinator's login.*NATS_CREDS/.test(l)))
 })

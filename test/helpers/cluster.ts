@@ -8,7 +8,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCoordinator, type Coordinator, type CoordinatorTuning } from '../../coordinator/index.js'
 import { builtinJobTypes } from '../../jobs/index.js'
-import { createLogger, exportIdentity, generateIdentity, type Identity, type LogRecord } from '../../shared/index.js'
+import {
+  createLogger,
+  exportIdentity,
+  generateIdentity,
+  type Identity,
+  type LogRecord,
+} from '../../shared/index.js'
 import { createApiClient, type ApiClient, type JobView } from '../../scripts/api-client.js'
 import {
   createPoolRunner,
@@ -68,6 +74,8 @@ export interface Cluster {
     bufferUnits?: number
     /** Peer exchange options (default: on, announcing every 250 ms so tests need not wait). */
     peers?: PeerOptions | false
+    /** The coordinator to sign up with (default: the first of this cluster). */
+    coordinatorUrl?: string
   }): Promise<TestWorker>
   /** Where a volunteer of this cluster signs up (the first coordinator) and connects. */
   readonly volunteerAccess: SignupAccess
@@ -122,7 +130,11 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
   const addWorker: Cluster['addWorker'] = async (opts = {}) => {
     const wid = opts.identity ?? (await generateIdentity(true))
     // Signs up with the first coordinator, as `cohort worker --coordinator` does.
-    const nats = await connectVolunteer(access(), wid, { reconnect: true })
+    const signup =
+      opts.coordinatorUrl === undefined
+        ? access()
+        : { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+    const nats = await connectVolunteer(signup, wid, { reconnect: true })
     const base = createPoolRunner({ threads: opts.threads ?? 1 })
     const daemon = createWorkerDaemon({
       nats,
@@ -193,7 +205,10 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     coordinatorEnv:
       services.natsFiles === undefined
         ? {}
-        : { NATS_CREDS: services.natsFiles.creds, COHORT_NATS_ACCOUNT_SEED_FILE: services.natsFiles.accountSeed },
+        : {
+            NATS_CREDS: services.natsFiles.creds,
+            COHORT_NATS_ACCOUNT_SEED_FILE: services.natsFiles.accountSeed,
+          },
     async writeCoordinatorKey(dir) {
       const path = join(dir, `${uniquePrefix('key')}.json`)
       await writeFile(path, JSON.stringify(await exportIdentity(identity)), { mode: 0o600 })
