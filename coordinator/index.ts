@@ -5,7 +5,13 @@ export type { Counters } from './counters.js'
 export { jobView } from './http/jobs-routes.js'
 export { contentSecurityPolicy, contributeMiddleware, type ContributeInit } from './http/contribute.js'
 export type { JobRecord, JobState, Store, WorkerStats } from './store/store.js'
-export { credsFile, decodeJwtClaims, encodeJwt, keyPairFromSeed, parseCredsFile } from './credentials/nats-jwt.js'
+export {
+  credsFile,
+  decodeJwtClaims,
+  encodeJwt,
+  keyPairFromSeed,
+  parseCredsFile,
+} from './credentials/nats-jwt.js'
 export {
   createNatsTrust,
   issueCoordinatorUser,

@@ -104,7 +104,10 @@ function b64(r: Record<string, unknown>, field: string, bytes: number, max = byt
     }
   }
   if (out === undefined || out.length < bytes || out.length > max)
-    throw new ValidationError(field, bytes === max ? `must be ${bytes} bytes in base64url` : `must be base64url`)
+    throw new ValidationError(
+      field,
+      bytes === max ? `must be ${bytes} bytes in base64url` : `must be base64url`,
+    )
   return out
 }
 
@@ -156,7 +159,12 @@ export function parseSignupChallenge(value: unknown): SignupChallenge {
     throw new ValidationError('bits', 'must be an integer in 0..32')
   if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt))
     throw new ValidationError('expiresAt', 'must be a time in milliseconds')
-  return { v: 1, challenge: str(r, 'challenge', CHALLENGE_PATTERN, '43 base64url characters'), bits, expiresAt }
+  return {
+    v: 1,
+    challenge: str(r, 'challenge', CHALLENGE_PATTERN, '43 base64url characters'),
+    bits,
+    expiresAt,
+  }
 }
 
 export function parseSignupReply(value: unknown): SignupReply {

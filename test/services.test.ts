@@ -241,7 +241,7 @@ test('nats permissions - a volunteer may ask coordinators for work but not read 
   )
 })
 
-test('nats permissions - volunteers request and reply on peer subjects but cannot serve chunks, claims or others\' subjects', async (t) => {
+test("nats permissions - volunteers request and reply on peer subjects but cannot serve chunks, claims or others' subjects", async (t) => {
   const own = await startTestServices({ websocket: false })
   const coordinator = await connect(asCoordinator(own))
   const [ida, idb] = [await generateIdentity(true), await generateIdentity(true)]

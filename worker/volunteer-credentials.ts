@@ -115,7 +115,8 @@ export function createVolunteerCredentials(init: VolunteerCredentialsInit): Volu
   const renewAt = (): number => {
     const life = Math.max(0, expiresAt - issuedAt)
     // A fifth of the life, at least 30 s, and never more than half of it (short-lived credentials).
-    const before = init.renewBeforeMs ?? Math.min(Math.floor(life / 2), Math.max(30_000, Math.floor(life / 5)))
+    const before =
+      init.renewBeforeMs ?? Math.min(Math.floor(life / 2), Math.max(30_000, Math.floor(life / 5)))
     return expiresAt - before
   }
 
@@ -133,7 +134,8 @@ export function createVolunteerCredentials(init: VolunteerCredentialsInit): Volu
   const once = async (signal?: AbortSignal): Promise<void> => {
     if (seed === '') seed = new TextDecoder().decode(createUser().getSeed())
     const natsKey = fromSeed(encoder.encode(seed)).getPublicKey()
-    if (!NATS_USER_KEY_PATTERN.test(natsKey)) throw new SignupError('the generated nkey is not a user key', undefined)
+    if (!NATS_USER_KEY_PATTERN.test(natsKey))
+      throw new SignupError('the generated nkey is not a user key', undefined)
     const reply = await signUp({
       ...init.signup,
       coordinatorUrl: init.coordinatorUrl,
