@@ -21,7 +21,11 @@ import { createSignupService } from './credentials/signup-service.js'
 import { createVolunteerIssuer } from './credentials/volunteer-issuer.js'
 import { createChunkService } from './content/chunk-service.js'
 import { createDatasetStore, type DatasetStore } from './content/dataset-store.js'
+import { createLeaseNeeds } from './content/lease-needs.js'
+import { createUploadReaper } from './content/upload-reaper.js'
+import { createUploads, type Uploads } from './content/uploads.js'
 import { createCounters, type Counters } from './counters.js'
+import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
 import { HttpError } from './http/http-error.js'
 import { contributeMiddleware } from './http/contribute.js'
@@ -78,6 +82,8 @@ export interface Coordinator {
   readonly modules: ContentStore
   /** Datasets: chunks and manifests, by SHA-256 hex. */
   readonly datasets: DatasetStore
+  /** Who holds which upload (module, blob, dataset), until when. */
+  readonly uploads: Uploads
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
@@ -143,6 +149,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
+  const uploads = createUploads({ redis, prefix: tuning.redisPrefix })
   const signer = createUnitSigner(init.identity)
   const signup =
     init.natsAccountSeed === undefined
@@ -178,6 +185,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     store,
     modules,
     datasets,
+    uploads,
     get url() {
       return url
     },
@@ -234,15 +242,26 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
       })
+      // Data requests: tied to a lease that needs the data, and within a per-identity budget.
+      const needs = createLeaseNeeds({ store, jobTypes, modules, datasets, counters })
+      const egress = createEgressBudget({
+        redis,
+        prefix: tuning.redisPrefix,
+        bytesPerMinute: tuning.egressBytesPerMinute,
+      })
       const moduleService = createModuleService({
         ...common,
         modules,
         datasets,
+        needs,
+        egress,
         log: log.child('modules'),
       })
       const chunkService = createChunkService({
         ...common,
         datasets,
+        needs,
+        egress,
         log: log.child('chunks'),
       })
       const claimService = createClaimService({
@@ -252,18 +271,25 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('claims'),
         onGivenBack: () => scheduler.announceWork(),
       })
+      const uploadReaper = createUploadReaper({
+        uploads,
+        intervalMs: tuning.sweepIntervalMs,
+        log: log.child('uploads'),
+      })
       pipeline.start()
       scheduler.start()
       validator.start()
       moduleService.start()
       chunkService.start()
       claimService.start()
-      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline]
+      uploadReaper.start()
+      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline, uploadReaper]
       const app = createApp({
         store,
         modules,
         blobs,
         datasets,
+        uploads,
         pipeline,
         tuning,
         counters,

@@ -36,6 +36,18 @@ export interface Counters {
   volunteersSignedUp: number
   /** Sign-ups refused: malformed, a bad signature or proof of work, an unknown challenge, or over the rate limit. */
   signupsRefused: number
+  /**
+   * Verified requests whose reply subject was not the signer's own inbox (and unverified ones whose
+   * reply subject was not an inbox): nothing was sent to them.
+   */
+  repliesRefused: number
+  /**
+   * `module.get` and `chunk.get` refused: replayed, or for data no lease the requester holds needs.
+   * Also counted in `malformed`.
+   */
+  dataRequestsRefused: number
+  /** Data requests refused because the requester's egress budget was spent (told when to retry). */
+  egressRefused: number
 }
 
 export function createCounters(): Counters {
@@ -63,5 +75,8 @@ export function createCounters(): Counters {
     transfersRefused: 0,
     volunteersSignedUp: 0,
     signupsRefused: 0,
+    repliesRefused: 0,
+    dataRequestsRefused: 0,
+    egressRefused: 0,
   }
 }

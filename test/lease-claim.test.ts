@@ -1,7 +1,8 @@
 // Lease claims: a worker takes over leases a peer signed over to it. A real coordinator and raw
 // worker identities talking NATS: the claimant gets the unit signed for it and its result counts,
 // the giver loses the lease; replayed, expired, forged or misaddressed transfers are refused; a
-// claimant that holds another replica of the unit is refused and the replica is leasable at once.
+// claimant that holds another replica of the unit is refused, the lease stays with the giver, and
+// is leasable at once when the giver hands it back.
 import test from 'ava'
 import type { NatsConnection } from '@nats-io/nats-core'
 import {
@@ -198,7 +199,7 @@ test('lease claim - replayed, expired, forged, misaddressed and non-holder trans
   t.is(c.coordinators[0]!.counters.malformed, 8)
 })
 
-test('lease claim - a claimant holding another replica of the unit is refused and the replica is leasable at once', async (t) => {
+test('lease claim - a claimant holding another replica of the unit is refused, the giver keeps the lease and may hand it back', async (t) => {
   // Leases far longer than the test: only the hand-back can free the replica.
   const c = await cluster(t, 600_000)
   const [a, b, x] = [await worker(t, c), await worker(t, c), await worker(t, c)]
@@ -211,8 +212,11 @@ test('lease claim - a claimant holding another replica of the unit is refused an
   )
   t.deepEqual(parseLeaseClaimed(reply), { type: 'lease.claimed', v: 1, units: [], refused: [ua.replicaId] })
   const store = c.coordinators[0]!.store
-  t.is((await store.replicaState(ua.replicaId))['state'], 'released')
-  // A third worker gets a replacement replica of that unit at its first request.
+  // The claimant cannot make the giver lose its lease by asking for a unit it holds.
+  t.like(await store.replicaState(ua.replicaId), { state: 'leased', worker: a.identity.id })
+  t.deepEqual((await a.client.renew([ua.replicaId])).lost, [])
+  // The giver hands it back; a third worker gets a replacement replica at its first request.
+  t.like(await a.client.release([ua.replicaId], 'no peer took it'), { released: 1 })
   const grant = await x.client.requestWork(1, ['primes@1'], [])
   t.is(grant.units.length, 1)
   const ux = parseUnitPayload(await open(grant.units[0]!))
