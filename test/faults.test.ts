@@ -76,6 +76,8 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
       cluster.redisPrefix,
       '--subject-prefix',
       cluster.subjectPrefix,
+      // Jobs are submitted anonymously, as on every test cluster.
+      '--anonymous',
     ],
     cluster.coordinatorEnv,
   )

@@ -240,6 +240,14 @@ test('signup - a valid sign-up gets a JWT for its own subjects; bad signatures, 
   t.true(counters.signupsRefused >= 10)
 })
 
+test('signup - is public on a coordinator that refuses callers without an API key', async (t) => {
+  const cluster = await startCluster({ services: services(), tuning: { anonymous: false } })
+  t.teardown(() => cluster.stop())
+  const base = cluster.coordinators[0]!.url
+  t.is((await call(`${base}/v1/jobs`)).status, 401)
+  t.is((await signUpRaw(base)).status, 201)
+})
+
 test('signup - an expired challenge is refused', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { signupChallengeTtlMs: 1000 } })
   t.teardown(() => cluster.stop())

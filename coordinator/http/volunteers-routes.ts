@@ -2,7 +2,6 @@
 // POST /v1/volunteers. Public: anyone may sign up, at the cost of a proof of work and within a limit
 // per source address; the answer is NATS credentials for the volunteer's own subjects.
 import { Router } from '@koa/router'
-import type { Context } from 'koa'
 import { MAX_SIGNUP_BODY_BYTES, ProtocolError } from '../../shared/index.js'
 import { RateLimitedError, type SignupService } from '../credentials/signup-service.js'
 import { readJsonBody } from './body.js'
@@ -14,14 +13,19 @@ export interface VolunteersRoutesInit {
 }
 
 /** RateLimitedError → 429 with Retry-After; a body that is not a map → 400. */
-async function answer<T>(ctx: Context, work: () => Promise<T>): Promise<T> {
+async function answer<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work()
   } catch (err) {
     if (err instanceof RateLimitedError) {
       const seconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000))
-      ctx.set('Retry-After', String(seconds))
-      throw new HttpError(429, 'rate-limited', err.message, { retryAfter: seconds })
+      throw new HttpError(
+        429,
+        'rate-limited',
+        err.message,
+        { retryAfter: seconds },
+        { 'Retry-After': String(seconds) },
+      )
     }
     if (err instanceof ProtocolError) throw new HttpError(400, 'malformed-request', err.message)
     throw err
@@ -43,7 +47,7 @@ export function volunteersRouter(init: VolunteersRoutesInit): Router {
   router.get('/challenge', async (ctx) => {
     const s = service()
     ctx.set('Cache-Control', 'no-store')
-    ctx.body = await answer(ctx, () => s.challenge(ctx.ip))
+    ctx.body = await answer(() => s.challenge(ctx.ip))
   })
 
   router.post('/', async (ctx) => {
@@ -51,7 +55,7 @@ export function volunteersRouter(init: VolunteersRoutesInit): Router {
     const body = await readJsonBody(ctx, MAX_SIGNUP_BODY_BYTES)
     ctx.set('Cache-Control', 'no-store')
     ctx.status = 201
-    ctx.body = await answer(ctx, () => s.signUp(ctx.ip, body))
+    ctx.body = await answer(() => s.signUp(ctx.ip, body))
   })
 
   return router
