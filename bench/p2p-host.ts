@@ -8,13 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
-import {
-  generateIdentity,
-  open,
-  parseUnitPayload,
-  PEER_LIMITS,
-  subjectsFor,
-} from '../shared/index.js'
+import { generateIdentity, open, parseUnitPayload, PEER_LIMITS, subjectsFor } from '../shared/index.js'
 import {
   createContentStore,
   createCoordinatorClient,
