@@ -7,6 +7,7 @@ import { builtinJobTypes } from '../jobs/index.js'
 import { createApiClient, type ApiClient } from '../scripts/api-client.js'
 import { generateIdentity } from '../shared/index.js'
 import { benchLogger } from './log.js'
+import { BENCH_SIGNUP_TUNING, coordinatorLogin, type NatsLogin } from './nats-login.js'
 import { now, sleep } from './stats.js'
 import { startWorkerHost, type WorkerHost } from './worker-host-client.js'
 import type { WorkerSpec } from './worker-host-protocol.js'
@@ -16,8 +17,10 @@ export type { WorkerSpec } from './worker-host-protocol.js'
 export interface Endpoints {
   redisUrl: string
   natsUrl: string
-  /** The coordinator's NATS login, when the server requires one (workers connect without). */
-  natsCoordinator?: { user: string; pass: string } | undefined
+  /** The coordinator's NATS login, when the server requires one. */
+  natsCoordinator?: NatsLogin | undefined
+  /** The NATS account seed: the coordinator then signs volunteers up, and they connect with their own credentials. */
+  natsAccountSeed?: string | undefined
 }
 
 export interface BenchCluster {
@@ -82,20 +85,19 @@ export async function startBenchCluster(init: {
   const coordinator = createCoordinator({
     redisUrl: endpoints.redisUrl,
     natsUrl: endpoints.natsUrl,
-    ...(endpoints.natsCoordinator === undefined
-      ? {}
-      : { natsUser: endpoints.natsCoordinator.user, natsPass: endpoints.natsCoordinator.pass }),
+    ...coordinatorLogin(endpoints.natsCoordinator, endpoints.natsAccountSeed),
     identity,
     jobTypes: builtinJobTypes.values(),
     log: benchLogger('coordinator'),
     port: 0,
-    tuning: { redisPrefix: `${uniquePrefix(init.label)}:`, subjectPrefix },
+    tuning: { redisPrefix: `${uniquePrefix(init.label)}:`, subjectPrefix, ...BENCH_SIGNUP_TUNING },
   })
   await coordinator.start()
   let workers: WorkerHost
   try {
     workers = await startWorkerHost({
       natsUrl: endpoints.natsUrl,
+      ...(endpoints.natsAccountSeed === undefined ? {} : { coordinatorUrl: coordinator.url }),
       subjectPrefix,
       trusted: { keyId: identity.keyId, publicKey: identity.publicKey },
       workers: init.workers,

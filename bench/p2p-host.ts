@@ -4,19 +4,11 @@
 // and fetcher, the pieces a worker daemon's peering is made of (worker/peer), with the daemon's
 // defaults. A host thread holds one or more peers and lives for one mode of one repetition: ending it
 // frees the peers' copies of the content.
-import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
-import {
-  generateIdentity,
-  inboxPrefixFor,
-  open,
-  parseUnitPayload,
-  PEER_LIMITS,
-  subjectsFor,
-} from '../shared/index.js'
+import { generateIdentity, open, parseUnitPayload, PEER_LIMITS, subjectsFor } from '../shared/index.js'
 import {
   createContentStore,
   createCoordinatorClient,
@@ -27,6 +19,7 @@ import {
   type PeerOverlay,
 } from '../worker/index.js'
 import { benchLogger } from './log.js'
+import { volunteerConnection } from './nats-login.js'
 import type { P2pHostInit, P2pReply, P2pRequest } from './p2p-protocol.js'
 import { now, sleep } from './stats.js'
 
@@ -50,11 +43,12 @@ const KNN = 'knn@1'
 
 async function startPeer(i: number): Promise<Peer> {
   const identity = await generateIdentity(false)
-  const nats = await connect({
-    servers: init.natsUrl,
-    name: `bench-p2p-${init.mode}-${init.first + i}`,
-    inboxPrefix: inboxPrefixFor(identity.id),
-  })
+  const nats = await volunteerConnection(
+    init.natsUrl,
+    init.coordinatorUrl,
+    identity,
+    `bench-p2p-${init.mode}-${init.first + i}`,
+  )
   const log = benchLogger(`p2p-${init.first + i}`)
   const store = createContentStore(init.content.size)
   const overlay = createPeerOverlay({

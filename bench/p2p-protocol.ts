@@ -12,6 +12,8 @@ export type P2pMode = 'client-server' | 'p2p'
 /** `workerData` of the host thread. */
 export interface P2pHostInit {
   natsUrl: string
+  /** The coordinator the peers sign up with for NATS credentials; none: they connect without. */
+  coordinatorUrl?: string
   /** The coordinator's subject prefix: `chunk.get` goes to it, and the overlay lives under it. */
   subjectPrefix: string
   mode: P2pMode

@@ -16,6 +16,7 @@ import { createApiClient } from '../scripts/api-client.js'
 import { generateIdentity, type ContentRef } from '../shared/index.js'
 import type { Endpoints } from './cluster.js'
 import { benchLogger, progress } from './log.js'
+import { BENCH_SIGNUP_TUNING, coordinatorLogin } from './nats-login.js'
 import { processCpuMs, startCpuAccount, type CpuShares } from './machine.js'
 import type { P2pHostInit, P2pMode, P2pReply, P2pRequest } from './p2p-protocol.js'
 import { median, now } from './stats.js'
@@ -205,6 +206,7 @@ async function runMode(ctx: ModeContext, mode: P2pMode): Promise<P2pModeRun> {
       hosts.push(
         await startPeerHost({
           natsUrl: ctx.endpoints.natsUrl,
+          ...(ctx.endpoints.natsAccountSeed === undefined ? {} : { coordinatorUrl: ctx.coordinator.url }),
           subjectPrefix: ctx.subjectPrefix,
           mode,
           peers,
@@ -295,17 +297,16 @@ export async function runP2p(opts: P2pOptions): Promise<P2pResult> {
   const announceMs = opts.announceMs ?? 250
   const threads = opts.threads ?? opts.peers
   const subjectPrefix = `bench-p2p-${process.pid}-${randomBytes(4).toString('hex')}`
-  const login = endpoints.natsCoordinator
   const coordinator = createCoordinator({
     redisUrl: endpoints.redisUrl,
     natsUrl: endpoints.natsUrl,
-    ...(login === undefined ? {} : { natsUser: login.user, natsPass: login.pass }),
+    ...coordinatorLogin(endpoints.natsCoordinator, endpoints.natsAccountSeed),
     identity: await generateIdentity(true),
     jobTypes: builtinJobTypes.values(),
     log: benchLogger('coordinator'),
     port: 0,
     // Leases outlast the slowest resolve: the peers hold theirs while they fetch, and never renew.
-    tuning: { redisPrefix: `${subjectPrefix}:`, subjectPrefix, leaseMs: 3600_000 },
+    tuning: { redisPrefix: `${subjectPrefix}:`, subjectPrefix, leaseMs: 3600_000, ...BENCH_SIGNUP_TUNING },
   })
   await coordinator.start()
   try {

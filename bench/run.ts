@@ -1,7 +1,7 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
 // peer-to-peer content and browser benchmarks; prints markdown tables on stdout and writes
 // bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|p2p|browser] [--quick] [--threads N]
+//   node dist/bench/run.js [--only overhead|throughput|p2p|browser|signup] [--quick] [--threads N]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,10 +23,12 @@ import {
 import { runOverhead, type OverheadResult, type UnitClass } from './overhead.js'
 import { runP2p, type P2pResult } from './p2p.js'
 import { cpuLine, overheadTable, p2pTable, throughputTable } from './report.js'
+import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
-const USAGE = 'usage: node dist/bench/run.js [--only overhead|throughput|p2p|browser] [--quick] [--threads N]'
-const SECTIONS = ['overhead', 'throughput', 'p2p', 'browser'] as const
+const USAGE =
+  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|browser|signup] [--quick] [--threads N]'
+const SECTIONS = ['overhead', 'throughput', 'p2p', 'browser', 'signup'] as const
 
 interface Plan {
   overhead: boolean
@@ -35,6 +37,8 @@ interface Plan {
   p2p: boolean
   /** Browser vs. daemon on the same units (bench/browser.ts). */
   browser: boolean
+  /** What a volunteer identity costs: sign-up with the default proof of work (bench/signup.ts). */
+  signup: boolean
   quick: boolean
   threads: number
 }
@@ -67,6 +71,7 @@ function parsePlan(argv: string[]): Plan {
     throughput: only === undefined || only === 'throughput',
     p2p: only === undefined || only === 'p2p',
     browser: only === undefined || only === 'browser',
+    signup: only === undefined || only === 'signup',
     quick: values.quick,
     threads,
   }
@@ -105,6 +110,7 @@ interface Report {
   throughput?: ThroughputResult
   p2p?: P2pResult
   browser?: BrowserBenchResult
+  signup?: SignupResult
 }
 
 async function main(): Promise<void> {
@@ -146,6 +152,7 @@ async function main(): Promise<void> {
       natsUrl: services.natsUrl,
       // The private nats-server's coordinator login; for an external NATS, NATS_USER / NATS_PASS.
       natsCoordinator: services.natsCoordinator ?? natsLoginFromEnv(),
+      natsAccountSeed: services.natsAccountSeed,
     }
     const repeats = plan.quick ? 1 : 3
     const servicePids = (): number[] => {
@@ -193,6 +200,8 @@ async function main(): Promise<void> {
       })
       report.cpu.p2p = account()
     }
+    if (plan.signup && endpoints.natsAccountSeed !== undefined)
+      report.signup = await runSignup({ endpoints, count: plan.quick ? 5 : 20 })
     // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
     if (plan.browser) report.browser = await runBrowserBench(browserBenchOptions(plan.threads, plan.quick))
   } finally {
@@ -221,6 +230,9 @@ async function main(): Promise<void> {
   }
   if (report.browser !== undefined) {
     out.push('', '## Browser vs. daemon: the same primes units', '', browserTables(report.browser))
+  }
+  if (report.signup !== undefined) {
+    out.push('', '## Volunteer sign-up: what an identity costs', '', signupTable(report.signup))
   }
   console.log(out.join('\n'))
 

@@ -10,6 +10,8 @@ export interface WorkerSpec {
 /** `workerData` of the host thread. */
 export interface HostInit {
   natsUrl: string
+  /** The coordinator the daemons sign up with for NATS credentials; none: they connect without. */
+  coordinatorUrl?: string
   subjectPrefix: string
   /** The coordinator key the daemons trust. */
   trusted: { keyId: string; publicKey: Uint8Array }

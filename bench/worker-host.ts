@@ -1,11 +1,10 @@
 // Thread entry: the benchmark's worker daemons, on an event loop of their own so that the coordinator's
 // figures are not mixed with theirs. Each daemon has its own NATS connection, identity and piscina pool.
-import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { builtinJobTypes } from '../jobs/index.js'
-import { generateIdentity, inboxPrefixFor } from '../shared/index.js'
+import { generateIdentity } from '../shared/index.js'
 import {
   createPoolRunner,
   createWorkerDaemon,
@@ -14,6 +13,7 @@ import {
   type WorkerDaemon,
 } from '../worker/index.js'
 import { benchLogger } from './log.js'
+import { volunteerConnection } from './nats-login.js'
 import { median, now } from './stats.js'
 import type { HostInit, HostReply, HostRequest } from './worker-host-protocol.js'
 
@@ -59,12 +59,7 @@ async function start(): Promise<void> {
   const trusted = trustedKeysFrom([init.trusted])
   for (const [i, spec] of init.workers.entries()) {
     const identity = await generateIdentity(true)
-    // A volunteer's connection: replies come to its own inbox only.
-    const nats = await connect({
-      servers: init.natsUrl,
-      name: `bench-worker-${i}`,
-      inboxPrefix: inboxPrefixFor(identity.id),
-    })
+    const nats = await volunteerConnection(init.natsUrl, init.coordinatorUrl, identity, `bench-worker-${i}`)
     connections.push(nats)
     const daemon = createWorkerDaemon({
       nats,

@@ -1,7 +1,7 @@
 // One coordinator process: wires the store, pipeline, scheduler, validator and HTTP API together.
 // It keeps no state outside Redis, so any number may run against one Redis and one NATS.
 import { connect } from '@nats-io/transport-node'
-import type { NatsConnection } from '@nats-io/nats-core'
+import { AuthorizationError, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { Redis } from 'ioredis'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -17,6 +17,8 @@ import {
   type Logger,
 } from '../shared/index.js'
 import { createClaimService } from './claim-service.js'
+import { createSignupService } from './credentials/signup-service.js'
+import { createVolunteerIssuer } from './credentials/volunteer-issuer.js'
 import { createChunkService } from './content/chunk-service.js'
 import { createDatasetStore, type DatasetStore } from './content/dataset-store.js'
 import { createLeaseNeeds } from './content/lease-needs.js'
@@ -25,7 +27,9 @@ import { createUploads, type Uploads } from './content/uploads.js'
 import { createCounters, type Counters } from './counters.js'
 import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
+import { HttpError } from './http/http-error.js'
 import { contributeMiddleware } from './http/contribute.js'
+import { volunteersRouter } from './http/volunteers-routes.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
 import { createScheduler } from './scheduler.js'
@@ -41,6 +45,13 @@ export interface CoordinatorInit {
   /** NATS user and password, when the server requires them. */
   natsUser?: string
   natsPass?: string
+  /** A NATS user JWT and its nkey seed (a `.creds` file's two parts): the login on a server in operator mode. */
+  natsCredentials?: { jwt: string; seed: string }
+  /**
+   * Seed of the deployment's NATS account (`SA…`): with it the coordinator issues volunteers their
+   * credentials at POST /v1/volunteers. Without it, sign-up answers 503.
+   */
+  natsAccountSeed?: string
   /** The coordinator's signing key; workers trust its public half. */
   identity: Identity
   jobTypes: Iterable<AnyJobType>
@@ -104,7 +115,7 @@ async function checkCoordinatorRole(nc: NatsConnection, subject: string): Promis
   if (refused !== undefined) {
     throw new ConfigError(
       `NATS does not let this coordinator listen on ${subject} (${refused.message}); ` +
-        "log in with the coordinators' credentials (NATS_USER / NATS_PASS)",
+        "log in with the coordinators' credentials (NATS_CREDS, or NATS_USER / NATS_PASS)",
     )
   }
 }
@@ -140,6 +151,30 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
   const uploads = createUploads({ redis, prefix: tuning.redisPrefix })
   const signer = createUnitSigner(init.identity)
+  const signup =
+    init.natsAccountSeed === undefined
+      ? undefined
+      : createSignupService({
+          redis,
+          prefix: tuning.redisPrefix,
+          issuer: createVolunteerIssuer({
+            accountSeed: init.natsAccountSeed,
+            subjectPrefix: tuning.subjectPrefix,
+            ttlMs: tuning.volunteerCredentialTtlMs,
+          }),
+          tuning,
+          counters,
+          log: log.child('signup'),
+        })
+  const volunteers = volunteersRouter({ signup })
+  extraHttp.unshift(
+    volunteers.routes() as Koa.Middleware,
+    volunteers.allowedMethods({
+      throw: true,
+      methodNotAllowed: () =>
+        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
+    }) as Koa.Middleware,
+  )
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
@@ -163,6 +198,21 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         ...(init.natsUser === undefined ? {} : { user: init.natsUser, pass: init.natsPass ?? '' }),
+        ...(init.natsCredentials === undefined
+          ? {}
+          : {
+              authenticator: jwtAuthenticator(
+                init.natsCredentials.jwt,
+                new TextEncoder().encode(init.natsCredentials.seed),
+              ),
+            }),
+      }).catch((err: unknown) => {
+        if (!(err instanceof AuthorizationError)) throw err
+        throw new ConfigError(
+          `NATS refused this coordinator's login (${err.message}); give it the coordinators' ` +
+            'credentials: NATS_CREDS (a .creds file), or NATS_USER / NATS_PASS',
+          { cause: err },
+        )
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)

@@ -32,6 +32,10 @@ export interface Counters {
   leasesTransferred: number
   /** Replicas of a claimed transfer that were not moved (the giver no longer held them, or the claimant holds or computed another replica of the unit). */
   transfersRefused: number
+  /** Volunteers given NATS credentials by POST /v1/volunteers. */
+  volunteersSignedUp: number
+  /** Sign-ups refused: malformed, a bad signature or proof of work, an unknown challenge, or over the rate limit. */
+  signupsRefused: number
   /**
    * Verified requests whose reply subject was not the signer's own inbox (and unverified ones whose
    * reply subject was not an inbox): nothing was sent to them.
@@ -69,6 +73,8 @@ export function createCounters(): Counters {
     moduleBytesServed: 0,
     leasesTransferred: 0,
     transfersRefused: 0,
+    volunteersSignedUp: 0,
+    signupsRefused: 0,
     repliesRefused: 0,
     dataRequestsRefused: 0,
     egressRefused: 0,

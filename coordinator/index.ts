@@ -15,3 +15,22 @@ export {
   type Quota,
 } from './http/api-keys.js'
 export type { Uploads, UploadKind } from './content/uploads.js'
+export {
+  credsFile,
+  decodeJwtClaims,
+  encodeJwt,
+  keyPairFromSeed,
+  parseCredsFile,
+} from './credentials/nats-jwt.js'
+export {
+  createNatsTrust,
+  issueCoordinatorUser,
+  trustConfigLines,
+  type NatsTrust,
+} from './credentials/nats-trust.js'
+export {
+  createVolunteerIssuer,
+  volunteerPermissions,
+  type VolunteerCredentials,
+  type VolunteerIssuer,
+} from './credentials/volunteer-issuer.js'

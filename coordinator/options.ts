@@ -1,5 +1,5 @@
 // Coordinator options: defaults in one place, every field documented, validated once.
-import { ConfigError, MAX_CONTENT_BYTES } from '../shared/index.js'
+import { ConfigError, MAX_CONTENT_BYTES, MAX_POW_BITS } from '../shared/index.js'
 import {
   ANONYMOUS_QUOTA,
   parseApiKeyList,
@@ -64,6 +64,16 @@ export interface CoordinatorTuning {
    * can need (a 256 MiB dataset and a 4 MiB module) with no peer to share it. At least 64 KiB.
    */
   egressBytesPerMinute: number
+  /** Proof of work asked of a volunteer at sign-up, in leading zero bits of SHA-256. Default 21 (about a second of one core). */
+  signupPowBits: number
+  /** How long a sign-up challenge may be answered. Default 120000 ms. */
+  signupChallengeTtlMs: number
+  /** Sign-ups allowed per source address (IPv4 address, IPv6 /64) per window, shared by all coordinators. Default 30. */
+  signupPerAddress: number
+  /** The sign-up rate limit's window. Default 3600000 ms (one hour). */
+  signupWindowMs: number
+  /** How long a volunteer's NATS credentials are valid; it signs up again before they expire. Default 24 h. */
+  volunteerCredentialTtlMs: number
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -90,6 +100,11 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
   egressBytesPerMinute: 1024 * 1024 * 1024,
+  signupPowBits: 21,
+  signupChallengeTtlMs: 120_000,
+  signupPerAddress: 30,
+  signupWindowMs: 3600_000,
+  volunteerCredentialTtlMs: 24 * 3600_000,
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -130,5 +145,10 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   if (typeof t.anonymous !== 'boolean') throw new ConfigError('anonymous must be true or false')
   t.anonymousQuota = { ...ANONYMOUS_QUOTA, ...parseQuota(t.anonymousQuota, 'anonymousQuota') }
   t.submitterQuota = { ...SUBMITTER_QUOTA, ...parseQuota(t.submitterQuota, 'submitterQuota') }
+  intIn('signupPowBits', t.signupPowBits, 0, MAX_POW_BITS)
+  intIn('signupChallengeTtlMs', t.signupChallengeTtlMs, 1000, 3600_000)
+  intIn('signupPerAddress', t.signupPerAddress, 1, 1_000_000)
+  intIn('signupWindowMs', t.signupWindowMs, 1000, 7 * 24 * 3600_000)
+  intIn('volunteerCredentialTtlMs', t.volunteerCredentialTtlMs, 10_000, 365 * 24 * 3600_000)
   return t
 }

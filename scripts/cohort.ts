@@ -8,6 +8,7 @@ import { apiKeyDigest } from '../coordinator/index.js'
 import { createApiClient, type ApiClient } from './api-client.js'
 import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
 import { createProcessLogger } from './log-sink.js'
+import { writeNatsSetup } from './nats-setup.js'
 import { watchJob } from './progress.js'
 import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
 import { defaultWorkerKeyFile, startWorker } from './run-worker.js'
@@ -63,6 +64,13 @@ program
   .option('--redis-url <url>', 'Redis (env REDIS_URL)')
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
   .option('--nats-ws-url <url>', 'NATS WebSocket listener for browsers; serves /contribute (env NATS_WS_URL)')
+  .option('--nats-creds <file>', 'NATS .creds file to log in with (env NATS_CREDS)')
+  .option(
+    '--nats-account-seed-file <file>',
+    "NATS account seed: issue volunteers' credentials at POST /v1/volunteers (env COHORT_NATS_ACCOUNT_SEED_FILE)",
+  )
+  .option('--signup-pow-bits <n>', 'proof of work asked at volunteer sign-up, in bits (default 21)')
+  .option('--signup-per-address <n>', 'volunteer sign-ups per source address per hour (default 30)')
   .option('--key-file <path>', 'signing key file (created when missing)')
   .option('--lease-ms <n>', 'lease length handed to workers', '30000')
   .option('--redis-prefix <p>', 'Redis key prefix (several deployments on one Redis)', 'cohort:')
@@ -80,17 +88,25 @@ program
       redisUrl?: string
       natsUrl?: string
       natsWsUrl?: string
+      natsCreds?: string
+      natsAccountSeedFile?: string
+      signupPowBits?: string
+      signupPerAddress?: string
       keyFile?: string
       leaseMs: string
       redisPrefix: string
       subjectPrefix: string
     }) => {
       const log = logger('coordinator')
+      const signupPowBits = intFlag('signup-pow-bits', o.signupPowBits, 0, 32)
+      const signupPerAddress = intFlag('signup-per-address', o.signupPerAddress, 1, 1_000_000)
       const { coordinator, key } = await startCoordinator({
         redisUrl: o.redisUrl ?? env.redisUrl,
         natsUrl: o.natsUrl ?? env.natsUrl,
         natsUser: env.natsUser,
         natsPass: env.natsPass,
+        natsCredsFile: o.natsCreds ?? env.natsCreds,
+        natsAccountSeedFile: o.natsAccountSeedFile ?? env.natsAccountSeedFile,
         natsWsUrl: o.natsWsUrl ?? env.natsWsUrl,
         port: intFlag('port', o.port, 0, 65535) ?? 8080,
         host: o.host,
@@ -101,6 +117,8 @@ program
           leaseMs: intFlag('lease-ms', o.leaseMs, 500, 86_400_000) ?? 30_000,
           redisPrefix: o.redisPrefix,
           subjectPrefix: o.subjectPrefix,
+          ...(signupPowBits === undefined ? {} : { signupPowBits }),
+          ...(signupPerAddress === undefined ? {} : { signupPerAddress }),
           anonymous: o.anonymous === true,
           uploadRetentionMs:
             (intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600) ?? 168) * 3600_000,
@@ -117,6 +135,10 @@ const workerCommand = program
   .command('worker')
   .description('run the volunteer worker daemon (`cohort worker status` shows a running one)')
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option(
+    '--coordinator <url>',
+    "coordinator HTTP API to sign up with for this worker's NATS credentials (env COHORT_COORDINATOR_URL)",
+  )
   .option('--trust <key...>', 'coordinator public keys to trust (env COHORT_TRUST)')
   .option('--key-file <path>', 'identity key file (created when missing)')
   .option('--threads <n>', 'compute threads (default: all cores)')
@@ -141,6 +163,7 @@ const workerCommand = program
   .action(
     async (o: {
       natsUrl?: string
+      coordinator?: string
       trust?: string[]
       keyFile?: string
       threads?: string
@@ -172,6 +195,7 @@ const workerCommand = program
         natsUrl: o.natsUrl ?? env.natsUrl,
         natsUser: env.natsUser,
         natsPass: env.natsPass,
+        coordinatorUrl: o.coordinator ?? env.coordinatorUrl,
         keyFile,
         trust: o.trust ?? env.trust,
         threads: intFlag('threads', o.threads, 1, 1024),
@@ -305,6 +329,23 @@ program
   })
 
 program
+  .command('nats-setup')
+  .description(
+    "write a NATS trust chain for an external nats-server: its config include, the coordinators' creds and the account seed",
+  )
+  .requiredOption('--out <dir>', 'directory for the files (created; existing files are never overwritten)')
+  .action(async (o: { out: string }) => {
+    const f = await writeNatsSetup(o.out)
+    process.stdout.write(
+      [
+        `nats-server:  include ${f.serverConfig} in its configuration (no other authorization block)`,
+        `coordinators: NATS_CREDS=${f.coordinatorCreds} COHORT_NATS_ACCOUNT_SEED_FILE=${f.accountSeed}`,
+        `keep offline: ${f.operatorSeed}`,
+      ].join('\n') + '\n',
+    )
+  })
+
+program
   .command('api-key')
   .description(
     'make a new API key: prints the key, and its entry for the keys file (which holds only its SHA-256)',
@@ -338,6 +379,8 @@ program
         natsUrl: env.natsUrl,
         natsUser: env.natsUser,
         natsPass: env.natsPass,
+        natsCredsFile: env.natsCreds,
+        natsAccountSeedFile: env.natsAccountSeedFile,
         natsWsUrl: env.natsWsUrl,
         log: logger('up', `${dataDir}/logs/coordinator.log`),
         out: process.stdout,

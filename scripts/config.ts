@@ -6,6 +6,12 @@ export interface EnvConfig {
   natsUrl: string | undefined
   natsUser: string | undefined
   natsPass: string | undefined
+  /** A NATS `.creds` file (user JWT + nkey seed) coordinators log in with (NATS_CREDS). */
+  natsCreds: string | undefined
+  /** The NATS account seed file coordinators issue volunteers' credentials with (COHORT_NATS_ACCOUNT_SEED_FILE). */
+  natsAccountSeedFile: string | undefined
+  /** A coordinator's HTTP API a worker signs up with (COHORT_COORDINATOR_URL). */
+  coordinatorUrl: string | undefined
   /** The NATS WebSocket listener browsers connect to (the coordinator then serves /contribute). */
   natsWsUrl: string | undefined
   /** Coordinator HTTP API, for the CLI's client commands. Default http://127.0.0.1:8080. */
@@ -42,6 +48,9 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
     natsUrl: get('NATS_URL'),
     natsUser: get('NATS_USER'),
     natsPass: get('NATS_PASS'),
+    natsCreds: get('NATS_CREDS'),
+    natsAccountSeedFile: get('COHORT_NATS_ACCOUNT_SEED_FILE'),
+    coordinatorUrl: get('COHORT_COORDINATOR_URL'),
     natsWsUrl: get('NATS_WS_URL'),
     apiUrl: get('COHORT_URL') ?? 'http://127.0.0.1:8080',
     apiKey: get('COHORT_API_KEY'),

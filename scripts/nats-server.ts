@@ -1,21 +1,32 @@
-// A private nats-server with JetStream, a monitoring port and (optionally) a WebSocket listener.
-import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
+// A private nats-server with JetStream, a monitoring port and (optionally) a WebSocket listener, in
+// operator mode: nobody connects without a user JWT of the deployment's Cohort account.
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
+import {
+  createNatsTrust,
+  credsFile,
+  issueCoordinatorUser,
+  trustConfigLines,
+  type NatsTrust,
+} from '../coordinator/index.js'
 import { freePorts } from './free-port.js'
 import { spawnServer, waitReady, type ServerProcess } from './server-process.js'
 
-/** The coordinators' NATS account on the private server; volunteers connect without credentials. */
-export interface NatsCredentials {
-  user: string
-  pass: string
+/** A NATS user login by JWT: the user JWT and the seed of its nkey. */
+export interface NatsUserCredentials {
+  jwt: string
+  seed: string
 }
 
 export interface NatsServer {
   readonly url: string
-  /** Full permissions, for coordinators (and tests acting as one). */
-  readonly coordinator: NatsCredentials
+  /** A user of the Cohort account with every permission, for coordinators (and tests acting as one). */
+  readonly coordinator: NatsUserCredentials
+  /** The Cohort account's seed: coordinators issue volunteers' credentials with it. */
+  readonly accountSeed: string
+  /** `coordinator.creds` (the coordinator login) and `account.nk` (the account seed), mode 0600. */
+  readonly files: { creds: string; accountSeed: string }
   /** ws:// URL for browsers, when the WebSocket listener is on. */
   readonly wsUrl: string | undefined
   /** http:// URL of the monitoring endpoints (/healthz, /varz, ...). */
@@ -31,7 +42,7 @@ export interface NatsServer {
 
 export interface NatsServerOptions {
   binary: string
-  /** Directory for the config file and the JetStream store; created when missing. */
+  /** Directory for the config file, the credentials files and the JetStream store; created when missing. */
   dir: string
   websocket: boolean
   log: (line: string) => void
@@ -45,29 +56,13 @@ interface Ports {
 }
 
 /**
- * Roles: a connection without credentials is a volunteer, kept to the subjects of its role — it may
- * ask for work, submit results, renew, release or claim leases and fetch modules and chunks (any
- * subject prefix of one token), hear `work.available`, and receive its own replies. Among peers it
- * may announce itself, hear announcements, send to any peer's subject, listen on peers' subjects
- * (`allow_responses` lets it answer a request it received, and nothing else under `_INBOX`). It can
- * neither read other volunteers' results nor answer as a coordinator. Coordinators log in with the
- * `coordinator` credentials.
+ * Operator mode with the account JWTs preloaded (`resolver: MEMORY`): every connection, TCP or
+ * WebSocket, must present a user JWT issued by the Cohort account, and its permissions and limits
+ * are the JWT's. There is no anonymous user. Coordinators log in with all permissions; volunteers get
+ * theirs at sign-up (coordinator/credentials/volunteer-issuer.ts). JetStream runs on the server but
+ * no account has it enabled, so no client can reach `$JS.>`.
  */
-export const VOLUNTEER_PUBLISH = [
-  '*.v1.work.request',
-  '*.v1.result.submit',
-  '*.v1.lease.renew',
-  '*.v1.lease.release',
-  '*.v1.module.get',
-  '*.v1.chunk.get',
-  '*.v1.lease.claim',
-  '*.v1.peer.announce',
-  '*.v1.peer.to.*',
-]
-export const VOLUNTEER_SUBSCRIBE = ['_INBOX.>', '*.v1.work.available', '*.v1.peer.announce', '*.v1.peer.to.*']
-
-function config(dir: string, ports: Ports, coordinator: NatsCredentials): string {
-  const list = (xs: string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`
+function config(dir: string, ports: Ports, trust: NatsTrust): string {
   const lines = [
     `listen: "127.0.0.1:${ports.client}"`,
     `http: "127.0.0.1:${ports.monitor}"`,
@@ -75,27 +70,14 @@ function config(dir: string, ports: Ports, coordinator: NatsCredentials): string
     `jetstream {`,
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
     `}`,
-    `authorization {`,
     // Seconds a client has to log in; the default (2 s) is too short for a loaded 2-core machine.
+    `authorization {`,
     `  timeout: 10`,
-    `  users: [`,
-    `    { user: ${JSON.stringify(coordinator.user)}, password: ${JSON.stringify(coordinator.pass)} }`,
-    `    { user: "volunteer", password: "volunteer", permissions: {`,
-    `        publish: { allow: ${list(VOLUNTEER_PUBLISH)} }`,
-    `        subscribe: { allow: ${list(VOLUNTEER_SUBSCRIBE)} }`,
-    `        allow_responses: true } }`,
-    `  ]`,
     `}`,
-    `no_auth_user: "volunteer"`,
+    ...trustConfigLines(trust),
   ]
   if (ports.websocket !== undefined) {
-    lines.push(
-      `websocket {`,
-      `  listen: "127.0.0.1:${ports.websocket}"`,
-      `  no_tls: true`,
-      `  no_auth_user: "volunteer"`,
-      `}`,
-    )
+    lines.push(`websocket {`, `  listen: "127.0.0.1:${ports.websocket}"`, `  no_tls: true`, `}`)
   }
   return lines.join('\n') + '\n'
 }
@@ -132,12 +114,22 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
     return server
   }
 
+  // One trust chain per server: its config, and the coordinators' login and account seed beside it.
+  const trust = createNatsTrust()
+  const coordinator = issueCoordinatorUser(trust.account.seed)
+  const files = { creds: join(opts.dir, 'coordinator.creds'), accountSeed: join(opts.dir, 'account.nk') }
+  for (const [file, text] of [
+    [files.creds, credsFile(coordinator.jwt, coordinator.seed)],
+    [files.accountSeed, `${trust.account.seed}\n`],
+  ] as const) {
+    await writeFile(file, text, { mode: 0o600 })
+    await chmod(file, 0o600)
+  }
   // Another process may take a free port before nats-server binds it: then try other ones.
-  const coordinator: NatsCredentials = { user: 'coordinator', pass: randomBytes(18).toString('base64url') }
   let ports = await pickPorts()
   let server: ServerProcess | undefined
   for (let attempt = 1; server === undefined; attempt++) {
-    await writeFile(configFile, config(opts.dir, ports, coordinator), { mode: 0o600 })
+    await writeFile(configFile, config(opts.dir, ports, trust), { mode: 0o600 })
     try {
       server = await launch(ports)
     } catch (err) {
@@ -155,6 +147,8 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   return {
     url,
     coordinator,
+    accountSeed: trust.account.seed,
+    files,
     wsUrl,
     monitorUrl: `http://127.0.0.1:${ports.monitor}`,
     get pid() {

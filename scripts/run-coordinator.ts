@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
 import {
   createCoordinator,
+  keyPairFromSeed,
+  parseCredsFile,
   parseApiKeysFile,
   type ApiKeySpec,
   type Coordinator,
@@ -17,6 +19,10 @@ export interface RunCoordinatorOptions {
   natsUrl: string | undefined
   natsUser?: string | undefined
   natsPass?: string | undefined
+  /** A `.creds` file (user JWT and nkey seed) to log in to NATS with. */
+  natsCredsFile?: string | undefined
+  /** The NATS account seed file: the coordinator then issues volunteers their credentials (sign-up). */
+  natsAccountSeedFile?: string | undefined
   /** The NATS WebSocket listener browsers connect to; when set, the coordinator serves /contribute. */
   natsWsUrl?: string | undefined
   port: number
@@ -41,7 +47,7 @@ export async function loadApiKeysFile(path: string): Promise<ApiKeySpec[]> {
 
 export async function startCoordinator(
   o: RunCoordinatorOptions,
-): Promise<{ coordinator: Coordinator; key: string }> {
+): Promise<{ coordinator: Coordinator; key: string; signup: boolean }> {
   if (o.redisUrl === undefined)
     throw new ConfigError('no Redis: pass --redis-url or set REDIS_URL (or use `cohort up`)')
   if (o.natsUrl === undefined)
@@ -49,10 +55,25 @@ export async function startCoordinator(
   const tuning: Partial<CoordinatorTuning> = { ...o.tuning }
   if (o.apiKeysFile !== undefined) tuning.apiKeys = await loadApiKeysFile(o.apiKeysFile)
   const { identity } = await loadOrCreateKey(o.keyFile)
+  const read = async (file: string, what: string): Promise<string> =>
+    readFile(file, 'utf8').catch((err: unknown) => {
+      throw new ConfigError(`cannot read ${what} ${file}: ${(err as Error).message}`, { cause: err })
+    })
+  const natsCredentials =
+    o.natsCredsFile === undefined
+      ? undefined
+      : parseCredsFile(await read(o.natsCredsFile, 'the NATS creds file'), o.natsCredsFile)
+  let natsAccountSeed: string | undefined
+  if (o.natsAccountSeedFile !== undefined) {
+    natsAccountSeed = (await read(o.natsAccountSeedFile, 'the NATS account seed file')).trim()
+    keyPairFromSeed(natsAccountSeed, `the NATS account seed in ${o.natsAccountSeedFile}`, 'A')
+  }
   const coordinator = createCoordinator({
     redisUrl: o.redisUrl,
     natsUrl: o.natsUrl,
     ...(o.natsUser === undefined ? {} : { natsUser: o.natsUser, natsPass: o.natsPass ?? '' }),
+    ...(natsCredentials === undefined ? {} : { natsCredentials }),
+    ...(natsAccountSeed === undefined ? {} : { natsAccountSeed }),
     identity,
     jobTypes: builtinJobTypes.values(),
     log: o.log,
@@ -62,7 +83,7 @@ export async function startCoordinator(
     ...(o.natsWsUrl === undefined ? {} : { contribute: { natsWsUrl: o.natsWsUrl } }),
   })
   await coordinator.start()
-  return { coordinator, key: identity.id }
+  return { coordinator, key: identity.id, signup: natsAccountSeed !== undefined }
 }
 
 export function defaultCoordinatorKeyFile(dataDir: string): string {

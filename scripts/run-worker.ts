@@ -6,9 +6,14 @@ import { dirname, join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
 import { ConfigError, errorFields, inboxPrefixFor, type Logger } from '../shared/index.js'
 import {
+  connectWithCredentials,
+  createCredentialFile,
   createPoolRunner,
+  createVolunteerCredentials,
   createWorkerDaemon,
+  credentialFileFor,
   loadOrCreateIdentity,
+  type VolunteerCredentials,
   type WorkerDaemon,
 } from '../worker/index.js'
 import {
@@ -25,6 +30,11 @@ export interface RunWorkerOptions {
   natsUrl: string | undefined
   natsUser?: string | undefined
   natsPass?: string | undefined
+  /**
+   * A coordinator's HTTP API: the worker signs up there for NATS credentials of its own, kept beside
+   * the key file (`<key>.nats.json`, mode 0600) and renewed before they expire.
+   */
+  coordinatorUrl?: string | undefined
   keyFile: string
   trust: string[]
   threads?: number | undefined
@@ -48,14 +58,39 @@ export async function startWorker(
   const trusted = await parseTrusted(o.trust)
   const { identity, created } = await loadOrCreateIdentity(o.keyFile)
   if (created) o.log.info('created a new worker identity', { keyFile: o.keyFile, id: identity.id })
-  const nats: NatsConnection = await connect({
-    servers: o.natsUrl,
+  const natsUrl = o.natsUrl
+  const options = {
+    servers: natsUrl,
     name: `cohort-worker-${identity.id.slice(0, 8)}`,
     inboxPrefix: inboxPrefixFor(identity.id),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
-    ...(o.natsUser === undefined ? {} : { user: o.natsUser, pass: o.natsPass ?? '' }),
-  })
+  }
+  let credentials: VolunteerCredentials | undefined
+  let nats: NatsConnection
+  if (o.coordinatorUrl !== undefined) {
+    const credentialFile = credentialFileFor(o.keyFile)
+    const creds = createVolunteerCredentials({
+      coordinatorUrl: o.coordinatorUrl,
+      identity,
+      store: createCredentialFile(credentialFile),
+      log: o.log.child('signup'),
+      signup: { onPow: (p) => o.log.info('proof of work done', p) },
+    })
+    credentials = creds
+    nats = await connectWithCredentials(creds, (authenticator) =>
+      // Keep trying through refusals: the credentials renew themselves meanwhile.
+      connect({ ...options, authenticator, ignoreAuthErrorAbort: true }),
+    ).catch((err: unknown) => {
+      creds.stop()
+      throw err
+    })
+  } else {
+    nats = await connect({
+      ...options,
+      ...(o.natsUser === undefined ? {} : { user: o.natsUser, pass: o.natsPass ?? '' }),
+    })
+  }
   void (async () => {
     for await (const s of nats.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect') o.log.info(`nats ${s.type}`)
@@ -92,6 +127,7 @@ export async function startWorker(
       // Paused units are not woken to finish against the policy: they go back at once.
       await daemon.stop(guest.control.paused ? { drainTimeoutMs: 0 } : {})
       await guest.stop()
+      credentials?.stop()
       await nats.drain().catch(() => nats.close())
     },
   }

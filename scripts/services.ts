@@ -1,7 +1,7 @@
 // Redis and NATS for `cohort up` and for tests: private servers on free ports, or external ones by URL.
 import { join } from 'node:path'
 import { ensureBinaries, type ServerBinary } from './install-packages.js'
-import { startNatsServer, type NatsCredentials, type NatsServer } from './nats-server.js'
+import { startNatsServer, type NatsServer, type NatsUserCredentials } from './nats-server.js'
 import { startRedisServer, type RedisServer } from './redis-server.js'
 
 export interface ServicesOptions {
@@ -26,11 +26,15 @@ export interface Services {
   natsUrl: string
   natsWsUrl: string | undefined
   /**
-   * Credentials with full permissions on the private nats-server, for coordinators. Connections
-   * without credentials are volunteers, kept to their role's subjects. Undefined for an external NATS
-   * (its operator sets NATS_USER/NATS_PASS).
+   * A user JWT with full permissions on the private nats-server, for coordinators. Nobody connects
+   * without a JWT of the deployment's account: volunteers get theirs by signing up. Undefined for an
+   * external NATS (its operator gives coordinators NATS_CREDS or NATS_USER/NATS_PASS).
    */
-  natsCoordinator: NatsCredentials | undefined
+  natsCoordinator: NatsUserCredentials | undefined
+  /** The private server's Cohort account seed, which coordinators issue volunteers' credentials with. */
+  natsAccountSeed: string | undefined
+  /** The same two, as files (mode 0600) for child processes: a `.creds` file and the account seed. */
+  natsFiles: { creds: string; accountSeed: string } | undefined
   /** Monitoring URL of the private nats-server (/healthz, /varz, /jsz). */
   natsMonitorUrl?: string
   /** Pids of the private servers, the last ones started (they change on restart). */
@@ -102,6 +106,8 @@ export async function startServices(opts: ServicesOptions): Promise<Services> {
     natsUrl: nats?.url ?? opts.natsUrl ?? '',
     natsWsUrl: nats === undefined ? opts.natsWsUrl : nats.wsUrl,
     natsCoordinator: nats?.coordinator,
+    natsAccountSeed: nats?.accountSeed,
+    natsFiles: nats?.files,
     pids: {
       get redis() {
         return redis?.pid
@@ -127,4 +133,4 @@ export async function startServices(opts: ServicesOptions): Promise<Services> {
   }
   return services
 }
-export type { NatsCredentials } from './nats-server.js'
+export type { NatsUserCredentials } from './nats-server.js'

@@ -40,6 +40,9 @@ export interface UpOptions {
   /** Coordinator credentials for an external NATS. */
   natsUser?: string | undefined
   natsPass?: string | undefined
+  natsCredsFile?: string | undefined
+  /** With an external NATS in operator mode: the account seed, so workers can sign up. */
+  natsAccountSeedFile?: string | undefined
   /** With an external NATS: its WebSocket listener, for the contribute page. */
   natsWsUrl: string | undefined
   log: Logger
@@ -69,11 +72,14 @@ export async function up(o: UpOptions): Promise<Cluster> {
     ...(o.natsWsUrl === undefined ? {} : { natsWsUrl: o.natsWsUrl }),
     log: (line) => o.log.info(line),
   })
-  const { coordinator, key } = await startCoordinator({
+  // The private nats-server's files, or the operator's for an external NATS.
+  const natsFiles = services.natsFiles ?? { creds: o.natsCredsFile, accountSeed: o.natsAccountSeedFile }
+  const { coordinator, key, signup } = await startCoordinator({
     redisUrl: services.redisUrl,
     natsUrl: services.natsUrl,
-    natsUser: services.natsCoordinator?.user ?? o.natsUser,
-    natsPass: services.natsCoordinator?.pass ?? o.natsPass,
+    ...(services.natsFiles === undefined ? { natsUser: o.natsUser, natsPass: o.natsPass } : {}),
+    natsCredsFile: natsFiles.creds,
+    natsAccountSeedFile: natsFiles.accountSeed,
     natsWsUrl: services.natsWsUrl,
     port: o.port,
     host: '127.0.0.1',
@@ -108,6 +114,8 @@ export async function up(o: UpOptions): Promise<Cluster> {
             services.natsUrl,
             '--trust',
             key,
+            // Each worker signs up with the coordinator for NATS credentials of its own.
+            ...(signup ? ['--coordinator', coordinator.url] : []),
             '--key-file',
             keyFile,
             '--threads',

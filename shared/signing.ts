@@ -125,6 +125,7 @@ export type SignedKind =
   | 'lease.claim'
   | 'peer.announce'
   | 'peer'
+  | 'volunteer.signup'
 
 function signingInput(kind: SignedKind, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(`cohort/v1/${kind}\u0000`), body)

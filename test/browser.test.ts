@@ -11,6 +11,8 @@ import {
   generateIdentity,
   open,
   parseEnvelope,
+  parseSignupPayload,
+  parseSignupRequest,
   parseWorkRequest,
   randomId,
   seal,
@@ -18,6 +20,7 @@ import {
   type Identity,
   type SignedEnvelope,
 } from '../shared/index.js'
+import { createVolunteerIssuer } from '../coordinator/index.js'
 import { runUnit, type RunTask } from '../worker/index.js'
 import { useBrowser, openContribute } from './helpers/browser.js'
 import { jobUnitResults, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
@@ -163,12 +166,24 @@ test.serial(
     const fakePrefix = uniquePrefix('forged')
     const fake = await forger(cluster.identity, fakePrefix)
     t.teardown(() => fake.close())
+    // The impostor also holds the deployment's account seed, so it can give the page credentials for
+    // its subjects: the worst case, where only the page's trust in coordinator keys stands in the way.
+    const issuer = createVolunteerIssuer({
+      accountSeed: services().natsAccountSeed!,
+      subjectPrefix: fakePrefix,
+      ttlMs: 3600_000,
+    })
     const tab = await openContribute(browser(), cluster.coordinators[0]!.url, {
       // The page trusts the real coordinator's key but talks on the impostor's subjects.
       setup: async (context) => {
         await context.route('**/contribute/config.json', async (route) => {
           const real = (await (await route.fetch()).json()) as Record<string, unknown>
           await route.fulfill({ json: { ...real, subjectPrefix: fakePrefix } })
+        })
+        await context.route('**/v1/volunteers', async (route) => {
+          const { envelope } = parseSignupRequest(route.request().postDataJSON())
+          const { peerId, natsKey } = parseSignupPayload(await open(envelope))
+          await route.fulfill({ status: 201, json: { v: 1, peerId, ...issuer.issue(peerId, natsKey) } })
         })
       },
     })

@@ -29,8 +29,8 @@ import {
 import { apiKeyDigest as keyDigest, type Counters } from '../coordinator/index.js'
 import { spawnCohort, startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { flipBit, sealWorkerRequest, takeLease } from './helpers/protocol-fixtures.js'
-import { connectVolunteer } from './helpers/volunteer.js'
 import { uniquePrefix, useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 const OCTETS = 'application/octet-stream'
@@ -191,9 +191,9 @@ test('datasets - chunk.get serves chunks and manifests to a signed volunteer and
   const bytes = new Uint8Array(randomBytes(200_000))
   const { root, manifest, encoded } = await manifestOf(bytes)
   t.is((await upload(url, bytes)).status, 201)
-  // A volunteer: no credentials, so the NATS role applies; replies come to its own inbox.
+  // A volunteer, with the credentials it signed up for; replies come to its own inbox.
   const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(services().natsUrl, identity)
+  const nats = await connectVolunteer(c.volunteerAccess, identity)
   t.teardown(() => nats.close())
   const subjects = subjectsFor(c.subjectPrefix)
   const subject = subjects.chunkGet

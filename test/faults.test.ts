@@ -88,8 +88,9 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
   // Each worker runs five units, then waits at the gate: the job is part-way when the coordinator dies,
   // however fast the machine.
   const held = gate(5)
-  await cluster.addWorker({ wrap: held.wrap })
-  await cluster.addWorker({ wrap: held.wrap })
+  // They sign up with the coordinator that runs now, and keep their credentials when it dies.
+  await cluster.addWorker({ wrap: held.wrap, coordinatorUrl: url })
+  await cluster.addWorker({ wrap: held.wrap, coordinatorUrl: url })
   const job = await api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
   await waitUntil('both workers at the gate', () => held.waiting === 2)
   t.is((await api.job(job.id)).state, 'running')
@@ -147,5 +148,5 @@ test("faults - a coordinator without the coordinators' NATS login refuses to sta
   ])
   const code = await new Promise<number | null>((resolve) => deaf.child.once('exit', (c) => resolve(c)))
   t.is(code, 2)
-  t.true(deaf.lines.some((l) => /NATS_USER/.test(l)))
+  t.true(deaf.lines.some((l) => /NATS refused this coordinator's login.*NATS_CREDS/.test(l)))
 })

@@ -220,7 +220,7 @@ test('http api - cancelling a running job is 200; cancelling it again is 409', (
     await waitUntil('the job to be planned', async () => (await cluster.api.job(id)).units.planned, 30_000)
     // Lease its replica, as a worker would, so that the job is running.
     const identity: Identity = await generateIdentity(true)
-    const nc = await connectVolunteer(services().natsUrl, identity)
+    const nc = await connectVolunteer(cluster.volunteerAccess, identity)
     try {
       const client = createCoordinatorClient({
         nats: nc,

@@ -24,8 +24,8 @@ import {
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, flipBit, rawRequest, sealWorkerRequest } from './helpers/protocol-fixtures.js'
-import { connectVolunteer } from './helpers/volunteer.js'
 import { useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
@@ -49,8 +49,7 @@ interface RawWorker {
 
 async function worker(t: Teardown, c: Cluster): Promise<RawWorker> {
   const identity = await generateIdentity(true)
-  // No credentials: the volunteer role applies; replies come to its own inbox.
-  const nats = await connectVolunteer(services().natsUrl, identity)
+  const nats = await connectVolunteer(c.volunteerAccess, identity)
   t.teardown(() => nats.close())
   const subjects = subjectsFor(c.subjectPrefix)
   return {

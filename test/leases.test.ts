@@ -11,14 +11,14 @@ import {
 } from '../shared/index.js'
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitUntil } from './helpers/cluster.js'
-import { connectVolunteer } from './helpers/volunteer.js'
 import { useServices } from './helpers/services.js'
+import { connectVolunteer, type VolunteerAccess } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
-async function actAsWorker(natsUrl: string, subjectPrefix: string) {
+async function actAsWorker(access: VolunteerAccess, subjectPrefix: string) {
   const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(natsUrl, identity)
+  const nats = await connectVolunteer(access, identity)
   const client = createCoordinatorClient({
     nats,
     identity,
@@ -31,7 +31,7 @@ async function actAsWorker(natsUrl: string, subjectPrefix: string) {
 test('leases - a grant whose reply was lost is taken back at the next request, not at its deadline', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
   t.teardown(() => cluster.stop())
-  const w = await actAsWorker(services().natsUrl, cluster.subjectPrefix)
+  const w = await actAsWorker(cluster.volunteerAccess, cluster.subjectPrefix)
   t.teardown(() => w.close())
   await cluster.api.submit({ type: 'primes', params: { to: 100_000, unitSize: 10_000 } })
   let grant = await w.client.requestWork(2, ['primes@1'], [])
@@ -56,7 +56,7 @@ test('leases - a grant whose reply was lost is taken back at the next request, n
 test('leases - renewal extends a held lease and reports lost ones', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 60_000 } })
   t.teardown(() => cluster.stop())
-  const w = await actAsWorker(services().natsUrl, cluster.subjectPrefix)
+  const w = await actAsWorker(cluster.volunteerAccess, cluster.subjectPrefix)
   t.teardown(() => w.close())
   await cluster.api.submit({ type: 'primes', params: { to: 100_000, unitSize: 10_000 } })
   let rid = ''
@@ -74,7 +74,7 @@ test('leases - renewal extends a held lease and reports lost ones', async (t) =>
 test('leases - an expired lease is reissued to another worker', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600 } })
   t.teardown(() => cluster.stop())
-  const w = await actAsWorker(services().natsUrl, cluster.subjectPrefix)
+  const w = await actAsWorker(cluster.volunteerAccess, cluster.subjectPrefix)
   t.teardown(() => w.close())
   const job = await cluster.api.submit({
     type: 'primes',
@@ -98,7 +98,7 @@ test('leases - a signed request replayed by someone who saw it is refused', asyn
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
   const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(services().natsUrl, identity)
+  const nats = await connectVolunteer(cluster.volunteerAccess, identity)
   t.teardown(() => nats.close())
   const envelope = await seal(
     'lease.release',

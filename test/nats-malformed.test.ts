@@ -16,6 +16,7 @@ import {
   type SignedEnvelope,
   type Subjects,
   toBase64Url,
+  VOLUNTEER_NATS_LIMITS,
 } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import {
@@ -190,14 +191,23 @@ for (const name of ['workRequest', 'resultSubmit', 'leaseRenew', 'leaseRelease']
   const kind = KIND[name]
   const suffix = kind === 'result' ? 'result.submit' : kind
   test(`nats malformed - ${suffix} refuses every malformed request with an error reply`, (t) =>
-    withCluster(t, async (cluster) => {
+    withCluster(t, async (cluster, nc) => {
       const subject = subjectsFor(cluster.subjectPrefix)[name]
       // Sent by a volunteer on its own connection: replies reach only the signer's own inbox.
       const me = await generateIdentity(true)
-      const vc = await connectVolunteer(services().natsUrl, me)
+      const vc = await connectVolunteer(cluster.volunteerAccess, me)
       t.teardown(() => vc.close())
       const cases = await malformedCases(kind, cluster.identity, me)
-      for (const c of cases) await expectRefused(t, vc, cluster, subject, c)
+      // A volunteer cannot even send a message over its credentials' payload limit (the server refuses
+      // it, test/volunteer-auth.test.ts); the coordinators' own bound is checked from a connection that can.
+      for (const c of cases)
+        await expectRefused(
+          t,
+          c.data.length > VOLUNTEER_NATS_LIMITS.payloadBytes ? nc : vc,
+          cluster,
+          subject,
+          c,
+        )
       t.is(cluster.coordinators[0]!.counters.malformed, cases.length)
       // A well-formed request on the same subject is served as before.
       const ok = await rawRequest(vc, subject, encode(await validRequest(kind, me)))
@@ -219,7 +229,7 @@ test('nats malformed - messages without a reply subject are dropped and counted'
     await waitUntil('every published message to be counted', () => counters.malformed === expected, 10_000)
     // A later request is still answered, so nothing was left half-handled.
     const me = await generateIdentity(true)
-    const vc = await connectVolunteer(services().natsUrl, me)
+    const vc = await connectVolunteer(cluster.volunteerAccess, me)
     t.teardown(() => vc.close())
     const ok = await rawRequest(vc, subjects.workRequest, encode(await validRequest('work.request', me)))
     t.like(ok, { type: 'work.grant' })

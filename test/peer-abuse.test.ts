@@ -84,7 +84,7 @@ const quiet: PeerState = { threads: 1, running: 0, buffered: 0, free: 0, accepts
 /** The attacker: a volunteer identity on a connection of its own, speaking the peer protocol raw. */
 async function attacker(t: Teardown, cluster: Cluster, state: () => PeerState = () => quiet) {
   const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(services().natsUrl, identity, { name: 'attacker' })
+  const nats = await connectVolunteer(cluster.volunteerAccess, identity, { name: 'attacker' })
   t.teardown(() => nats.close())
   const subjects = subjectsFor(cluster.subjectPrefix)
   const overlay = createPeerOverlay({

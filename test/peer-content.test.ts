@@ -4,7 +4,6 @@
 // for the coordinators' chunk.get (the end-to-end path through a real coordinator is in
 // test/peer-jobs.test.ts).
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { randomBytes } from 'node:crypto'
 import {
@@ -29,6 +28,7 @@ import {
 } from '../worker/index.js'
 import { testLogger } from './helpers/cluster.js'
 import { uniquePrefix, useServices } from './helpers/services.js'
+import { connectVolunteer, issuedAccess } from './helpers/volunteer.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -65,8 +65,8 @@ async function startPeer(
   source: Source,
   opts: { serve?: (hash: string, store: ContentStore) => Uint8Array | undefined } = {},
 ): Promise<Peer> {
-  const nats = await connect({ servers: services().natsUrl })
   const identity = await generateIdentity(false)
+  const nats = await connectVolunteer(issuedAccess(services(), prefix), identity)
   const store = createContentStore(64 * 1024 * 1024)
   const overlay = createPeerOverlay({
     nats,

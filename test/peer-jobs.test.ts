@@ -6,7 +6,6 @@ import test from 'ava'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connect } from '@nats-io/transport-node'
 import { knn, knnDataset } from '../jobs/index.js'
 import {
   decodeManifest,
@@ -28,6 +27,7 @@ import {
 } from './helpers/cluster.js'
 import { hanging } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -240,9 +240,9 @@ test('malice - corrupted chunks and forged units from a peer are caught, nothing
 
   // The evil peer: claims to hold every chunk and to be busy with ten buffered units; serves flipped
   // bits, answers a steal with units it signed itself, and pushes forged units as a handoff.
-  const nats = await connect({ servers: services().natsUrl })
-  t.teardown(() => nats.drain())
   const evil = await generateIdentity(false)
+  const nats = await connectVolunteer(cluster.volunteerAccess, evil)
+  t.teardown(() => nats.drain())
   const subjects = subjectsFor(cluster.subjectPrefix)
   const forged = async (to: string): Promise<SignedEnvelope[]> => [
     await seal(

@@ -40,9 +40,9 @@ interface Volunteer {
   nc: NatsConnection
 }
 
-async function volunteer(t: ExecutionContext): Promise<Volunteer> {
+async function volunteer(t: ExecutionContext, c: Cluster): Promise<Volunteer> {
   const identity = await generateIdentity(false)
-  const nc = await connectVolunteer(services().natsUrl, identity)
+  const nc = await connectVolunteer(c.volunteerAccess, identity)
   t.teardown(() => nc.close())
   return { identity, nc }
 }
@@ -109,7 +109,7 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const c = await cluster(t)
   const subjects = subjectsFor(c.subjectPrefix)
   const hash = await moduleJob(c, withCustomSection(await fnvModule(), BIG_MODULE_BYTES, 7))
-  const attacker = await volunteer(t)
+  const attacker = await volunteer(t, c)
   const replicaId = await leaseFor(attacker, subjects, hash)
 
   // What a peer would fetch honestly: the module's chunked form, and its manifest and first chunk.
@@ -137,8 +137,8 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const chunk = chunkHash(manifest, 0)
 
   // The observers: a peer listening on the broadcast subject, and a victim listening on its inbox.
-  const peer = await volunteer(t)
-  const victim = await volunteer(t)
+  const peer = await volunteer(t, c)
+  const victim = await volunteer(t, c)
   const atAnnounce = counting(peer.nc, subjects.peerAnnounce)
   // (The exact subject: the barrier's own answer comes to the victim's inbox too.)
   const victimInbox = `${inboxPrefixFor(victim.identity.id)}.reflected`
@@ -233,7 +233,7 @@ test('reflection - a replayed module.get or chunk.get (same nonce) is refused', 
   const subjects = subjectsFor(c.subjectPrefix)
   const bytes = withCustomSection(await fnvModule(), 300_000, 3)
   const hash = await moduleJob(c, bytes)
-  const w = await volunteer(t)
+  const w = await volunteer(t, c)
   const replicaId = await leaseFor(w, subjects, hash)
   const { root } = await manifestOf(bytes)
 
@@ -275,13 +275,13 @@ test('reflection - data is served only for a live lease of the requester whose u
     body: dataset,
   })
   t.is(upload.status, 201)
-  const w = await volunteer(t)
+  const w = await volunteer(t, c)
   const replicaId = await leaseFor(w, subjects, hash)
   const { root, manifest } = await manifestOf(mine)
   const datasetRoot = (await manifestOf(dataset)).root
   // A second worker's lease of another unit of the same job.
   await moduleJob(c, mine)
-  const second = await volunteer(t)
+  const second = await volunteer(t, c)
   const othersReplica = await leaseFor(second, subjects, hash)
 
   const served = total(c, (k) => k.moduleBytesServed + k.chunkBytesServed)
@@ -368,7 +368,7 @@ test('reflection - past its egress budget an identity is told when to retry, on 
   const subjects = subjectsFor(c.subjectPrefix)
   const bytes = withCustomSection(await fnvModule(), 300_000, 6)
   const hash = await moduleJob(c, bytes)
-  const w = await volunteer(t)
+  const w = await volunteer(t, c)
   const replicaId = await leaseFor(w, subjects, hash)
   const { root } = await manifestOf(bytes)
 
@@ -396,7 +396,7 @@ test('reflection - past its egress budget an identity is told when to retry, on 
   )
 
   // Another identity has a budget of its own.
-  const other = await volunteer(t)
+  const other = await volunteer(t, c)
   await moduleJob(c, bytes)
   const otherReplica = await leaseFor(other, subjects, hash)
   t.true(

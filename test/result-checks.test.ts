@@ -69,7 +69,7 @@ async function setup(t: ExecutionContext): Promise<Setup> {
     jobId: job.id,
     async worker() {
       const identity = await generateIdentity(true)
-      const nats = await connectVolunteer(services().natsUrl, identity)
+      const nats = await connectVolunteer(cluster.volunteerAccess, identity)
       t.teardown(() => nats.close())
       return {
         identity,
@@ -127,7 +127,7 @@ test('result checks - a result with a bad signature gets an error reply and is n
   // Correctly signed by another key, but claiming to come from the worker that holds the lease.
   // Sent from the stranger's own connection: replies go only to the signer's inbox.
   const impostor = await seal('result', resultPayload(me.identity, fields), stranger)
-  const strangerNc = await connectVolunteer(services().natsUrl, stranger)
+  const strangerNc = await connectVolunteer(s.cluster.volunteerAccess, stranger)
   t.teardown(() => strangerNc.close())
   const before = coordinator.counters.malformed
   const reply = await rawRequest(strangerNc, s.subjects.resultSubmit, encode(impostor))

@@ -2,10 +2,13 @@
 import test, { type ExecutionContext } from 'ava'
 import { Redis } from 'ioredis'
 import { connect } from '@nats-io/transport-node'
-import type { NatsConnection } from '@nats-io/nats-core'
+import { AuthorizationError, type NatsConnection } from '@nats-io/nats-core'
+import { createAccount } from '@nats-io/nkeys'
 import { connect as tcpConnect } from 'node:net'
 import { servicesOptionsFromEnv, startServices } from '../scripts/services.js'
+import { generateIdentity } from '../shared/index.js'
 import { asCoordinator, startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
+import { connectVolunteer, issuedAccess } from './helpers/volunteer.js'
 
 let services: TestServices
 test.before(async () => {
@@ -40,8 +43,7 @@ function isAlive(pid: number): boolean {
 }
 
 async function natsRoundTrip(url: string, subject: string): Promise<string> {
-  const c = services.natsCoordinator
-  const nc = await connect({ servers: url, ...(c === undefined ? {} : { user: c.user, pass: c.pass }) })
+  const nc = await connect({ ...asCoordinator(services), servers: url })
   try {
     const sub = nc.subscribe(subject)
     void (async () => {
@@ -179,10 +181,32 @@ async function assertViolations(
     )
 }
 
+test('nats - a connection without credentials, or with a user JWT of another account, is refused', async (t) => {
+  const own = await startTestServices({ websocket: false })
+  t.teardown(() => own.stop())
+  const anonymous = await connect({ servers: own.natsUrl }).then(
+    (nc) => nc.close().then(() => 'connected'),
+    (err: unknown) => err,
+  )
+  t.true(anonymous instanceof AuthorizationError, String(anonymous))
+  // Credentials issued by an account the server does not know (another deployment's).
+  const identity = await generateIdentity(true)
+  const stranger = issuedAccess(own, 'cohort')
+  const foreign = { ...stranger, accountSeed: new TextDecoder().decode(createAccount().getSeed()) }
+  const refused = await connectVolunteer(foreign, identity).then(
+    (nc) => nc.close().then(() => 'connected'),
+    (err: unknown) => err,
+  )
+  t.true(refused instanceof AuthorizationError, String(refused))
+  const admitted = await connectVolunteer(stranger, identity)
+  await admitted.close()
+})
+
 test('nats permissions - a volunteer may ask coordinators for work but not read results or speak for them', async (t) => {
   const own = await startTestServices({ websocket: false })
   const coordinator = await connect(asCoordinator(own))
-  const volunteer = await connect({ servers: own.natsUrl })
+  const identity = await generateIdentity(true)
+  const volunteer = await connectVolunteer(issuedAccess(own, 'cohort'), identity)
   t.teardown(async () => {
     await volunteer.close()
     await coordinator.close()
@@ -198,26 +222,37 @@ test('nats permissions - a volunteer may ask coordinators for work but not read 
     () => {
       volunteer.subscribe('cohort.v1.result.submit', { callback: () => {} })
       volunteer.subscribe('cohort.v1.work.request', { callback: () => {} })
+      volunteer.subscribe('_INBOX.>', { callback: () => {} })
+      volunteer.subscribe('$JS.API.>', { callback: () => {} })
       volunteer.publish('cohort.v1.work.available')
+      volunteer.publish('$JS.API.INFO')
+      // Another deployment's subjects (another prefix) are not this volunteer's either.
+      volunteer.publish('other.v1.work.request')
     },
     [
       'Subscription to "cohort.v1.result.submit"',
       'Subscription to "cohort.v1.work.request"',
+      'Subscription to "_INBOX.>"',
+      'Subscription to "$JS.API.>"',
       'Publish to "cohort.v1.work.available"',
+      'Publish to "$JS.API.INFO"',
+      'Publish to "other.v1.work.request"',
     ],
   )
 })
 
-test('nats permissions - volunteers request and reply on peer subjects but cannot serve chunks or claims', async (t) => {
+test("nats permissions - volunteers request and reply on peer subjects but cannot serve chunks, claims or others' subjects", async (t) => {
   const own = await startTestServices({ websocket: false })
   const coordinator = await connect(asCoordinator(own))
-  const [a, b] = [await connect({ servers: own.natsUrl }), await connect({ servers: own.natsUrl })]
+  const [ida, idb] = [await generateIdentity(true), await generateIdentity(true)]
+  const access = issuedAccess(own, 'cohort')
+  const [a, b] = [await connectVolunteer(access, ida), await connectVolunteer(access, idb)]
   t.teardown(async () => {
     await Promise.all([a.close(), b.close(), coordinator.close()])
     await own.stop()
   })
-  // A peer listens on its own subject and answers a request it received (allow_responses).
-  const inbox = `cohort.v1.peer.to.${'A'.repeat(43)}`
+  // A peer listens on its own subject and answers a request it received (its response permission).
+  const inbox = `cohort.v1.peer.to.${ida.id}`
   a.subscribe(inbox, { callback: (_e, m) => void m.respond(`pong ${m.string()}`) })
   const heard: string[] = []
   a.subscribe('cohort.v1.peer.announce', { callback: (_e, m) => void heard.push(m.string()) })
@@ -234,15 +269,16 @@ test('nats permissions - volunteers request and reply on peer subjects but canno
   await a.flush()
   t.deepEqual(heard, ['here'])
 
-  // Answering is allowed only to a request received: other inboxes stay closed.
-  const refused = ['cohort.v1.chunk.get', 'cohort.v1.lease.claim']
+  // Answering is allowed only to a request received: other inboxes stay closed, and so do other
+  // peers' subjects and inboxes.
+  const refused = ['cohort.v1.chunk.get', 'cohort.v1.lease.claim', inbox, `_INBOX.${ida.id}.>`]
   await assertViolations(
     t,
     b,
     () => {
       for (const subject of refused) b.subscribe(subject, { callback: () => {} })
-      b.publish('_INBOX.someone-else')
+      b.publish(`_INBOX.${ida.id}.someone-else`)
     },
-    [...refused.map((s) => `Subscription to "${s}"`), 'Publish to "_INBOX.someone-else"'],
+    [...refused.map((s) => `Subscription to "${s}"`), `Publish to "_INBOX.${ida.id}.someone-else"`],
   )
 })

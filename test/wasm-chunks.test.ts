@@ -5,7 +5,6 @@
 // modules still come as bytes, modules stored before chunking are chunked when first asked for, and a
 // peer serving corrupted module chunks is caught while the job completes.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import {
   CHUNK_BYTES,
   chunkCount,
@@ -145,7 +144,7 @@ test('chunks - without peer exchange a worker gets the module whole; small modul
   await lone.stop()
   const subjects = subjectsFor(cluster.subjectPrefix)
   const asker = await generateIdentity(false)
-  const nats = await connectVolunteer(services().natsUrl, asker)
+  const nats = await connectVolunteer(cluster.volunteerAccess, asker)
   t.teardown(() => nats.close())
   const leases = new Map<string, string>()
   /** Lease a unit of a new job using `module` (units of earlier jobs come first: take those too). */
@@ -197,9 +196,9 @@ test('chunks - a peer serving corrupted module chunks is caught; the module is i
   const { root, encoded } = await manifestOf(bytes)
 
   // The liar claims every chunk of the module and serves the genuine manifest but flipped chunk bytes.
-  const nats = await connect({ servers: services().natsUrl })
-  t.teardown(() => nats.drain())
   const liar = await generateIdentity(false)
+  const nats = await connectVolunteer(cluster.volunteerAccess, liar)
+  t.teardown(() => nats.drain())
   const overlay = createPeerOverlay({
     nats,
     identity: liar,

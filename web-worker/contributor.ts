@@ -1,7 +1,7 @@
 // The contributor: one NATS connection over WebSocket, one worker daemon (the same as `cohort
 // worker`) on a comlink pool of Web Workers, and the reasons it is paused. It connects when the
 // volunteer first presses Start, not on page load, so a page nobody started costs nothing.
-import type { NatsConnection } from '@nats-io/nats-core'
+import type { Authenticator, NatsConnection } from '@nats-io/nats-core'
 import {
   Emitter,
   errorFields,
@@ -17,10 +17,12 @@ import {
   type UnitPayload,
 } from '../shared/index.js'
 import {
+  connectWithCredentials,
   createCoordinatorClient,
   createWorkerDaemon,
   trustedKeysFrom,
   type WorkerDaemon,
+  type VolunteerCredentials,
   type WorkerStats,
 } from '../worker/portable.js'
 import type { ComlinkRunner } from './comlink-runner.js'
@@ -50,9 +52,21 @@ export interface ContributorInit {
   runner: ComlinkRunner
   jobTypes: Iterable<AnyJobType>
   log: Logger
-  /** Opens the NATS connection (`wsconnect` in the page). */
-  /** Connects to NATS over WebSocket; `inboxPrefix` is the volunteer's own (inboxPrefixFor). */
-  connect: (wsUrl: string, name: string, inboxPrefix: string) => Promise<NatsConnection>
+  /**
+   * The NATS credentials this browser signs up for with the coordinator (on the first Start, then
+   * reused from IndexedDB until they near expiry).
+   */
+  credentials: VolunteerCredentials
+  /**
+   * Connects to NATS over WebSocket (`wsconnect` in the page); `inboxPrefix` is the volunteer's own
+   * (inboxPrefixFor), `authenticator` logs in with its credentials.
+   */
+  connect: (
+    wsUrl: string,
+    name: string,
+    inboxPrefix: string,
+    authenticator: Authenticator,
+  ) => Promise<NatsConnection>
   /** Web Locks of the page (`navigator.locks`): one contributing tab per browser profile. */
   locks?: LockManager
 }
@@ -144,10 +158,14 @@ export function createContributor(init: ContributorInit): Contributor {
           }),
         ),
       )
-      const nc = await init.connect(
-        config.natsWsUrl,
-        `cohort-browser-${identity.id.slice(0, 8)}`,
-        inboxPrefixFor(identity.id),
+      // Signs up first if this browser has no usable credentials (a proof of work of a second or so).
+      const nc = await connectWithCredentials(init.credentials, (authenticator) =>
+        init.connect(
+          config.natsWsUrl,
+          `cohort-browser-${identity.id.slice(0, 8)}`,
+          inboxPrefixFor(identity.id),
+          authenticator,
+        ),
       )
       if (left()) {
         await nc.close()
@@ -214,6 +232,7 @@ export function createContributor(init: ContributorInit): Contributor {
         // Stopping the daemon closes the runner; without a daemon, close it here.
         if (d === undefined) await init.runner.close()
         else await d.stop({ drainTimeoutMs: 0 })
+        init.credentials.stop()
         await nc?.close()
       })().catch((err: unknown) => log.debug('leaving did not finish', errorFields(err)))
       emitter.emit('change')

@@ -11,6 +11,7 @@ import {
   verify,
   type Identity,
 } from '../shared/index.js'
+import type { CredentialStore, StoredCredentials } from '../worker/portable.js'
 
 const DB_NAME = 'cohort'
 const STORE = 'identity'
@@ -93,5 +94,31 @@ export async function loadOrCreateBrowserIdentity(
     return { identity: fresh, created: true }
   } finally {
     db.close()
+  }
+}
+
+const CREDENTIALS_KEY = 'nats'
+
+/**
+ * The NATS credentials this browser signed up for (worker/volunteer-credentials.ts), kept in the
+ * same IndexedDB store as the identity: an nkey seed and a JWT, readable by this origin's pages only.
+ */
+export function createBrowserCredentialStore(idb: IDBFactory = indexedDB): CredentialStore {
+  const run = async <T>(
+    mode: IDBTransactionMode,
+    fn: (store: IDBObjectStore) => IDBRequest<T>,
+  ): Promise<T> => {
+    const db = await openDb(idb)
+    try {
+      return await request(fn(db.transaction(STORE, mode).objectStore(STORE)))
+    } finally {
+      db.close()
+    }
+  }
+  return {
+    load: () => run('readonly', (s) => s.get(CREDENTIALS_KEY) as IDBRequest<unknown>),
+    async save(credentials: StoredCredentials) {
+      await run('readwrite', (s) => s.put(credentials, CREDENTIALS_KEY))
+    },
   }
 }

@@ -5,7 +5,8 @@ import { builtinJobTypes } from '../jobs/index.js'
 import { createLogger, errorFields, parseContributeConfig, type UnitPayload } from '../shared/index.js'
 import { createComlinkRunner } from './comlink-runner.js'
 import { createContributor, type Contributor } from './contributor.js'
-import { loadOrCreateBrowserIdentity } from './identity-store.js'
+import { createBrowserCredentialStore, loadOrCreateBrowserIdentity } from './identity-store.js'
+import { createVolunteerCredentials } from '../worker/portable.js'
 import { createPageHandle } from './page-handle.js'
 import { pieceOf, type Piece } from './piece-canvas.js'
 import { batteryLow, watchBattery, watchVisibility, type BatteryReading } from './power-policy.js'
@@ -66,8 +67,24 @@ async function main(): Promise<void> {
     runner,
     jobTypes: builtinJobTypes.values(),
     log,
-    connect: (url, name, inboxPrefix) =>
-      wsconnect({ servers: url, name, inboxPrefix, maxReconnectAttempts: -1, reconnectTimeWait: 1000 }),
+    // Sign-up is on this page's own origin (the coordinator that serves it), allowed by its CSP.
+    credentials: createVolunteerCredentials({
+      coordinatorUrl: new URL('../', import.meta.url).href,
+      identity,
+      store: createBrowserCredentialStore(),
+      log: log.child('signup'),
+      signup: { onPow: (p) => log.info('proof of work done', p) },
+    }),
+    connect: (url, name, inboxPrefix, authenticator) =>
+      wsconnect({
+        servers: url,
+        name,
+        inboxPrefix,
+        authenticator,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 1000,
+        ignoreAuthErrorAbort: true,
+      }),
     locks: navigator.locks,
   })
   contributor = c

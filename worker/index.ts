@@ -3,6 +3,7 @@
 export * from './portable.js'
 export { createPoolRunner, type PoolRunnerInit } from './runner.js'
 export { loadOrCreateIdentity } from './identity-file.js'
+export { createCredentialFile, credentialFileFor } from './credential-file.js'
 export { CoordinatorUnavailableError } from './coordinator-client.js'
 export {
   createModuleCache,

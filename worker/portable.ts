@@ -20,3 +20,13 @@ export {
   type DataNeed,
 } from './coordinator-client.js'
 export * from './peer/index.js'
+export { signUp, SignupError, type SignUpOptions } from './signup-client.js'
+export {
+  connectWithCredentials,
+  createMemoryCredentialStore,
+  createVolunteerCredentials,
+  type CredentialStore,
+  type StoredCredentials,
+  type VolunteerCredentials,
+  type VolunteerCredentialsInit,
+} from './volunteer-credentials.js'

@@ -1,7 +1,6 @@
 // Test helper: a Cohort cluster on a test file's private Redis and NATS — coordinators and worker
 // daemons in this process (or as child processes, for kill -9), each test with its own Redis key
 // prefix and NATS subject prefix so tests never see each other's units.
-import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -13,7 +12,6 @@ import {
   createLogger,
   exportIdentity,
   generateIdentity,
-  inboxPrefixFor,
   type Identity,
   type LogRecord,
 } from '../../shared/index.js'
@@ -28,6 +26,7 @@ import {
 } from '../../worker/index.js'
 import type { TestServices } from './services.js'
 import { uniquePrefix } from './services.js'
+import { connectVolunteer, type SignupAccess } from './volunteer.js'
 import { writeFile } from 'node:fs/promises'
 
 export const CLI = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url))
@@ -77,12 +76,16 @@ export interface Cluster {
     drainTimeoutMs?: number
     /** Peer exchange options (default: on, announcing every 250 ms so tests need not wait). */
     peers?: PeerOptions | false
+    /** The coordinator to sign up with (default: the first of this cluster). */
+    coordinatorUrl?: string
   }): Promise<TestWorker>
+  /** Where a volunteer of this cluster signs up (the first coordinator) and connects. */
+  readonly volunteerAccess: SignupAccess
   /** Environment-style arguments for a `cohort` child process of this cluster. */
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
   /** Arguments of a `cohort worker` child process of this cluster, with its key file. */
   workerArgs(keyFile: string, ...extra: string[]): string[]
-  /** Environment giving a coordinator child process the coordinators' NATS login. */
+  /** Environment giving a coordinator child process the coordinators' NATS login and the account seed. */
   coordinatorEnv: Record<string, string>
   /** Writes the coordinator key to a file (for coordinator child processes). */
   writeCoordinatorKey(dir: string): Promise<string>
@@ -101,6 +104,9 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     subjectPrefix,
     reapIntervalMs: 200,
     sweepIntervalMs: 500,
+    // Every worker of a test signs up from 127.0.0.1, cheaply: tests of sign-up itself set their own.
+    signupPowBits: 8,
+    signupPerAddress: 10_000,
     // Tests of other features call the API without a key: anonymous callers, without limits.
     // test/api-owners.test.ts sets its own keys, quotas and anonymous setting.
     anonymous: true,
@@ -112,9 +118,8 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     const c = createCoordinator({
       redisUrl: services.redisUrl,
       natsUrl: services.natsUrl,
-      ...(services.natsCoordinator === undefined
-        ? {}
-        : { natsUser: services.natsCoordinator.user, natsPass: services.natsCoordinator.pass }),
+      ...(services.natsCoordinator === undefined ? {} : { natsCredentials: services.natsCoordinator }),
+      ...(services.natsAccountSeed === undefined ? {} : { natsAccountSeed: services.natsAccountSeed }),
       identity,
       jobTypes: builtinJobTypes.values(),
       log: testLogger('coordinator').log,
@@ -130,12 +135,12 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
 
   const addWorker: Cluster['addWorker'] = async (opts = {}) => {
     const wid = opts.identity ?? (await generateIdentity(true))
-    const nats = await connect({
-      servers: services.natsUrl,
-      inboxPrefix: inboxPrefixFor(wid.id),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 200,
-    })
+    // Signs up with the first coordinator, as `cohort worker --coordinator` does.
+    const signup =
+      opts.coordinatorUrl === undefined
+        ? access()
+        : { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+    const nats = await connectVolunteer(signup, wid, { reconnect: true })
     const base = createPoolRunner({ threads: opts.threads ?? 1 })
     const daemon = createWorkerDaemon({
       nats,
@@ -164,6 +169,12 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     return w
   }
 
+  const access = (): SignupAccess => {
+    const c = coordinators[0]
+    if (c === undefined) throw new Error('no coordinator')
+    return { natsUrl: services.natsUrl, coordinatorUrl: c.url }
+  }
+
   for (let i = 0; i < (init.coordinators ?? 1); i++) await addCoordinator()
 
   return {
@@ -177,6 +188,9 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       return createApiClient(c.url)
     },
     workers,
+    get volunteerAccess() {
+      return access()
+    },
     addCoordinator,
     addWorker,
     cliArgs: { natsUrl: services.natsUrl, redisUrl: services.redisUrl, trust: identity.id },
@@ -190,12 +204,17 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       keyFile,
       '--subject-prefix',
       subjectPrefix,
+      '--coordinator',
+      access().coordinatorUrl,
       ...extra,
     ],
     coordinatorEnv:
-      services.natsCoordinator === undefined
+      services.natsFiles === undefined
         ? {}
-        : { NATS_USER: services.natsCoordinator.user, NATS_PASS: services.natsCoordinator.pass },
+        : {
+            NATS_CREDS: services.natsFiles.creds,
+            COHORT_NATS_ACCOUNT_SEED_FILE: services.natsFiles.accountSeed,
+          },
     async writeCoordinatorKey(dir) {
       const path = join(dir, `${uniquePrefix('key')}.json`)
       await writeFile(path, JSON.stringify(await exportIdentity(identity)), { mode: 0o600 })

@@ -1,5 +1,6 @@
 // Test helper: one private Redis + NATS per test file, in a fresh temp dir, never the machine's defaults.
 import type { TestFn } from 'ava'
+import { jwtAuthenticator, type Authenticator } from '@nats-io/nats-core'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -63,9 +64,9 @@ export function useServices<Context>(
 }
 
 /** Connection options with the coordinators' full permissions on a private nats-server. */
-export function asCoordinator(services: Services): { servers: string; user?: string; pass?: string } {
+export function asCoordinator(services: Services): { servers: string; authenticator?: Authenticator } {
   const c = services.natsCoordinator
   return c === undefined
     ? { servers: services.natsUrl }
-    : { servers: services.natsUrl, user: c.user, pass: c.pass }
+    : { servers: services.natsUrl, authenticator: jwtAuthenticator(c.jwt, new TextEncoder().encode(c.seed)) }
 }

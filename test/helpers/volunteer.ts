@@ -1,9 +1,39 @@
 // Test helper: a raw NATS connection as one volunteer identity, for tests that speak the protocol
 // directly (attackers, protocol checks). Every such connection goes through here, so the way a
-// volunteer logs in (its credentials, its inbox) is defined once for all tests.
+// volunteer logs in is defined once for all tests: it signs up with a coordinator over HTTP (proof of
+// work included) for NATS credentials of its own, then connects with them and its own inbox prefix.
 import { connect } from '@nats-io/transport-node'
-import type { NatsConnection } from '@nats-io/nats-core'
-import { inboxPrefixFor, type Identity } from '../../shared/index.js'
+import { jwtAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/nats-core'
+import { createUser } from '@nats-io/nkeys'
+import { createVolunteerIssuer } from '../../coordinator/index.js'
+import type { Services } from '../../scripts/services.js'
+import { inboxPrefixFor, silentLogger, type Identity } from '../../shared/index.js'
+import {
+  connectWithCredentials,
+  createVolunteerCredentials,
+  type CredentialStore,
+  type StoredCredentials,
+  type VolunteerCredentials,
+} from '../../worker/index.js'
+
+/**
+ * Where a volunteer connects (NATS) and gets its credentials: by signing up with a coordinator's HTTP
+ * API, or (tests of peers without a coordinator) issued directly with the deployment's account seed,
+ * exactly as a coordinator would issue them.
+ */
+export type VolunteerAccess = SignupAccess | { natsUrl: string; accountSeed: string; subjectPrefix: string }
+
+/** A coordinator to sign up with and the NATS server to connect to. */
+export interface SignupAccess {
+  natsUrl: string
+  coordinatorUrl: string
+}
+
+/** Access by credentials issued with the private nats-server's account seed, for `subjectPrefix`. */
+export function issuedAccess(services: Services, subjectPrefix: string): VolunteerAccess {
+  if (services.natsAccountSeed === undefined) throw new Error('issuedAccess needs the private nats-server')
+  return { natsUrl: services.natsUrl, accountSeed: services.natsAccountSeed, subjectPrefix }
+}
 
 export interface VolunteerConnectionOptions {
   /** NATS client name, for the server's connection list. */
@@ -12,16 +42,60 @@ export interface VolunteerConnectionOptions {
   reconnect?: boolean
 }
 
-/** Connects to `natsUrl` as the volunteer `identity`, with its own inbox prefix. */
+/** A credential store in memory; `saved` holds what was stored. */
+export function memoryCredentialStore(): CredentialStore & { saved: StoredCredentials | undefined } {
+  const store = {
+    saved: undefined as StoredCredentials | undefined,
+    load: () => Promise.resolve(store.saved as unknown),
+    save(c: StoredCredentials) {
+      store.saved = c
+      return Promise.resolve()
+    },
+  }
+  return store
+}
+
+/** Credentials for `identity`, signed up with `access.coordinatorUrl` (kept in memory). */
+export function volunteerCredentials(
+  access: { coordinatorUrl: string },
+  identity: Identity,
+): VolunteerCredentials {
+  return createVolunteerCredentials({
+    coordinatorUrl: access.coordinatorUrl,
+    identity,
+    store: memoryCredentialStore(),
+    log: silentLogger,
+    retryMs: 200,
+  })
+}
+
+/** Signs `identity` up through `access` and connects to NATS as that volunteer, with its own inbox prefix. */
 export async function connectVolunteer(
-  natsUrl: string,
+  access: VolunteerAccess,
   identity: Identity,
   opts: VolunteerConnectionOptions = {},
 ): Promise<NatsConnection> {
-  return connect({
-    servers: natsUrl,
-    inboxPrefix: inboxPrefixFor(identity.id),
-    ...(opts.name === undefined ? {} : { name: opts.name }),
-    ...(opts.reconnect === true ? { maxReconnectAttempts: -1, reconnectTimeWait: 200 } : {}),
-  })
+  const open = (authenticator: Authenticator) =>
+    connect({
+      servers: access.natsUrl,
+      inboxPrefix: inboxPrefixFor(identity.id),
+      authenticator,
+      ...(opts.name === undefined ? {} : { name: opts.name }),
+      ...(opts.reconnect === true
+        ? { maxReconnectAttempts: -1, reconnectTimeWait: 200, ignoreAuthErrorAbort: true }
+        : {}),
+    })
+  if ('accountSeed' in access) {
+    const user = createUser()
+    const issuer = createVolunteerIssuer({
+      accountSeed: access.accountSeed,
+      subjectPrefix: access.subjectPrefix,
+      ttlMs: 3600_000,
+    })
+    return open(jwtAuthenticator(issuer.issue(identity.id, user.getPublicKey()).jwt, user.getSeed()))
+  }
+  const credentials = volunteerCredentials(access, identity)
+  const nc = await connectWithCredentials(credentials, open)
+  void nc.closed().then(() => credentials.stop())
+  return nc
 }
