@@ -61,7 +61,7 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
       claim.worker,
       replicaIds,
       tuning.leaseMs,
-      tuning.maxLostLeases,
+      tuning.maxWorkersPerUnit,
       now,
     )
     counters.leasesTransferred += out.moved.length
