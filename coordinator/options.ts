@@ -39,6 +39,12 @@ export interface CoordinatorTuning {
   leaseLifetimeFloorMs: number
   /** Lifetime bound as a multiple of `estimateCost(params).unitSeconds`. Default 20. */
   leaseLifetimeFactor: number
+  /**
+   * A replica reissued after a lease ended without a result goes, for this long, only to workers
+   * with standing (at least one validated result more than leases they let go); then to anyone.
+   * Default 10000 ms; 0 turns it off.
+   */
+  reissueHoldMs: number
   /** Ready replicas scanned per work request to find ones this worker may take. Default 512. */
   leaseScan: number
   /** Default quorum of agreeing results from distinct workers. Default 2. */
@@ -79,6 +85,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   workRequestsPerSecond: 10,
   leaseLifetimeFloorMs: 600_000,
   leaseLifetimeFactor: 20,
+  reissueHoldMs: 10_000,
   leaseScan: 512,
   defaultQuorum: 2,
   maxBodyBytes: 64 * 1024,
@@ -121,6 +128,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('workRequestsPerSecond', t.workRequestsPerSecond, 1, 10_000)
   intIn('leaseLifetimeFloorMs', t.leaseLifetimeFloorMs, 1000, 7 * 24 * 3600_000)
   intIn('leaseLifetimeFactor', t.leaseLifetimeFactor, 1, 1000)
+  intIn('reissueHoldMs', t.reissueHoldMs, 0, 3600_000)
   intIn('leaseScan', t.leaseScan, 16, 100_000)
   intIn('defaultQuorum', t.defaultQuorum, 1, 10)
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)

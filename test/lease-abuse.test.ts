@@ -160,7 +160,11 @@ test('lease abuse - one identity that takes leases and hands them back in a loop
 })
 
 test('lease abuse - a unit fails only once the operator budget of distinct workers have let it go', async (t) => {
-  const cluster = await startCluster({ services: services(), tuning: { maxWorkersPerUnit: 3 } })
+  // No hold on reissued replicas here: the three identities have no validated work.
+  const cluster = await startCluster({
+    services: services(),
+    tuning: { maxWorkersPerUnit: 3, reissueHoldMs: 0 },
+  })
   t.teardown(() => cluster.stop())
   const job = await cluster.api.submit({
     type: 'primes',
@@ -194,6 +198,7 @@ test('lease abuse - renewals past the lease lifetime are refused and the replica
   const cluster = await startCluster({
     services: services(),
     tuning: {
+      reissueHoldMs: 0,
       leaseMs: 600_000,
       reapIntervalMs: 60_000,
       leaseLifetimeFloorMs: 1_000,
@@ -302,4 +307,45 @@ test('lease abuse - credit is the job type estimate of each validated unit, what
   // The claim is kept as information, bounded by how long the worker held each lease.
   t.true(sa.claimedMs < claims[0]!, `claimed ${sa.claimedMs} ms`)
   t.is(sb.claimedMs, 0)
+})
+
+test('lease abuse - a replica reissued after a lost lease waits for a worker with validated work, not a new identity', async (t) => {
+  const cluster = await startCluster({ services: services(), tuning: { reissueHoldMs: 600_000 } })
+  t.teardown(() => cluster.stop())
+  const one = {
+    type: 'primes',
+    params: { to: 10_000, unitSize: 10_000 },
+    redundancy: { quorum: 1, maxReplicas: 1 },
+  }
+  const [x, y, z] = [await volunteer(t, cluster), await volunteer(t, cluster), await volunteer(t, cluster)]
+  const first = await cluster.api.submit(one)
+  let taken: UnitPayload | undefined
+  await waitUntil('the unit granted', async () => {
+    taken = (await units(await x.client.requestWork(1, [PRIMES])))[0]
+    return taken !== undefined
+  })
+  t.is((await x.client.release([taken!.replicaId], 'no')).released, 1)
+  // z earns standing on another job; y has none.
+  const second = await cluster.api.submit(one)
+  let own: UnitPayload | undefined
+  await waitUntil('a unit of the second job granted', async () => {
+    own = (await units(await z.client.requestWork(1, [PRIMES])))[0]
+    return own !== undefined
+  })
+  t.is(own!.jobId, second.id, 'the reissued replica is not given to an identity without standing')
+  const { output, digest } = await computeOutput(own!.kind, own!.input)
+  const fields = {
+    replicaId: own!.replicaId,
+    unitId: own!.unitId,
+    jobId: own!.jobId,
+    digest,
+    output,
+    computeMs: 1,
+  }
+  t.is((await z.client.submitResult(fields)).status, 'accepted')
+  t.is((await y.client.requestWork(1, [PRIMES])).units.length, 0)
+  const reissued = await units(await z.client.requestWork(1, [PRIMES]))
+  t.is(reissued.length, 1)
+  t.is(reissued[0]!.jobId, first.id)
+  t.not(reissued[0]!.replicaId, taken!.replicaId)
 })

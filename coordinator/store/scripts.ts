@@ -59,7 +59,8 @@ local function leaseEnded(rid, uid, jid, worker, newState, now, maxWorkers, keep
       return 0
     end
   end
-  newReplica(uid, jid, now)
+  local rid2 = newReplica(uid, jid, now)
+  redis.call('HSET', p..'replica:'..rid2, 'reissue', 1)
   return 1
 end
 -- The worker gives a lease back (or lost it in transit): 1 when it still held it.
@@ -69,13 +70,16 @@ local function giveBack(rid, worker, now, maxWorkers, keepEligible)
   leaseEnded(rid, r[3], r[4], worker, 'released', now, maxWorkers, keepEligible)
   return 1
 end
--- Leases a worker may hold at once: base, plus one per \`per\` validated results net of the leases
--- it let go, up to \`max\`.
-local function leaseCap(worker, base, per, max)
+-- A worker's standing: its validated results net of the leases it let go (never below 0).
+local function standing(worker)
   local w = redis.call('HMGET', p..'worker:'..worker, 'valid', 'released', 'expired')
   local earned = tonumber(w[1] or '0') - tonumber(w[2] or '0') - tonumber(w[3] or '0')
   if earned < 0 then earned = 0 end
-  local cap = base + math.floor(earned / per)
+  return earned
+end
+-- Leases a worker may hold at once: base, plus one per \`per\` of standing, up to \`max\`.
+local function leaseCap(worker, base, per, max)
+  local cap = base + math.floor(standing(worker) / per)
   if cap > max then cap = max end
   return cap
 end
@@ -107,7 +111,7 @@ return created
 
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
- *      capMax, lifeFloorMs, lifeFactor, maxWorkers, hasHolding, held...)
+ *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, hasHolding, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
  * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
@@ -118,7 +122,10 @@ return created
  * 3. Cap: the worker may hold `leaseCap` leases at once (see HELPERS); it gets at most the room left,
  *    and status 'leases' when that is less than it asked for.
  * 4. Lease: ready replicas in priority order, skipping units this worker holds, computed or let go,
- *    so a unit's quorum always comes from distinct workers. Each lease's deadline is at most its
+ *    so a unit's quorum always comes from distinct workers. A replica reissued after a lease ended
+ *    without a result goes only to a worker with standing (validated work) during its first
+ *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
+ *    unit among themselves while honest workers wait. Each lease's deadline is at most its
  *    lifetime bound `maxUntil` = now + max(lifeFloorMs, lifeFactor x the job's unit estimate).
  */
 export const WORK = `${HELPERS}
@@ -133,7 +140,8 @@ local burst, perSecond = tonumber(ARGV[8]), tonumber(ARGV[9])
 local capBase, capPer, capMax = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local lifeFloor, lifeFactor = tonumber(ARGV[13]), tonumber(ARGV[14])
 local maxWorkers = tonumber(ARGV[15])
-local hasHolding = ARGV[16] == '1'
+local reissueHold = tonumber(ARGV[16])
+local hasHolding = ARGV[17] == '1'
 local lk = p..'worker:'..worker..':leases'
 local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
@@ -156,7 +164,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 17, #ARGV do held[ARGV[i]] = true end
+  for i = 18, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)
@@ -184,13 +192,16 @@ end
 local out = {}
 local jobs = {}
 local cands = {}
+local established = standing(worker) >= 1
 if want > 0 then cands = redis.call('ZRANGE', p..'ready', 0, scan - 1) end
 for _, rid in ipairs(cands) do
   if #out >= want then break end
-  local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state')
+  local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'reissue', 'createdAt')
   local uid, jid = r[1], r[2]
   if not uid or r[3] ~= 'ready' then
     redis.call('ZREM', p..'ready', rid)
+  elseif r[4] and not established and now - tonumber(r[5] or '0') < reissueHold then
+    -- Held for workers with standing for a while (see above).
   else
     local j = jobs[jid]
     if not j then

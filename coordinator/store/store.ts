@@ -81,6 +81,7 @@ export interface LeaseRules {
   leaseLifetimeFloorMs: number
   leaseLifetimeFactor: number
   maxWorkersPerUnit: number
+  reissueHoldMs: number
 }
 
 /** What one work request got. */
@@ -286,6 +287,7 @@ export function createStore(init: StoreInit) {
         rules.leaseLifetimeFloorMs,
         rules.leaseLifetimeFactor,
         rules.maxWorkersPerUnit,
+        rules.reissueHoldMs,
         holding === undefined ? '0' : '1',
         ...(holding ?? []),
       )
