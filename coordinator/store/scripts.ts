@@ -60,7 +60,8 @@ local function leaseEnded(rid, uid, jid, worker, newState, now, maxWorkers, keep
     end
   end
   local rid2 = newReplica(uid, jid, now)
-  redis.call('HSET', p..'replica:'..rid2, 'reissue', 1)
+  -- Held for workers with standing for a while (WORK), unless the worker never had the unit.
+  if not keepEligible then redis.call('HSET', p..'replica:'..rid2, 'reissue', 1) end
   return 1
 end
 -- The worker gives a lease back (or lost it in transit): 1 when it still held it.
