@@ -9,7 +9,14 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
-import { generateIdentity, PEER_LIMITS, subjectsFor } from '../shared/index.js'
+import {
+  generateIdentity,
+  inboxPrefixFor,
+  open,
+  parseUnitPayload,
+  PEER_LIMITS,
+  subjectsFor,
+} from '../shared/index.js'
 import {
   createContentStore,
   createCoordinatorClient,
@@ -38,10 +45,16 @@ const subjects = subjectsFor(init.subjectPrefix)
 const peers: Peer[] = []
 /** These peers compute nothing: they only fetch and serve content. */
 const NO_UNITS = { threads: 1, running: 0, buffered: 0, free: 0, accepts: [] }
+/** The job type of the units that give the peers their leases (p2p.ts). */
+const KNN = 'knn@1'
 
 async function startPeer(i: number): Promise<Peer> {
-  const nats = await connect({ servers: init.natsUrl, name: `bench-p2p-${init.mode}-${init.first + i}` })
   const identity = await generateIdentity(false)
+  const nats = await connect({
+    servers: init.natsUrl,
+    name: `bench-p2p-${init.mode}-${init.first + i}`,
+    inboxPrefix: inboxPrefixFor(identity.id),
+  })
   const log = benchLogger(`p2p-${init.first + i}`)
   const store = createContentStore(init.content.size)
   const overlay = createPeerOverlay({
@@ -62,11 +75,18 @@ async function startPeer(i: number): Promise<Peer> {
         : { type: 'chunk', hash: msg.hash, bytes },
     )
   })
-  const client = createCoordinatorClient({ nats, identity, subjects })
+  // Coordinators serve content only for a lease that needs it: each peer takes one unit of the job
+  // reading the content (p2p.ts submits it) and names it in its chunk requests; it never runs it.
+  const lease: { replicaId?: string } = {}
+  const client = createCoordinatorClient({ nats, identity, subjects, leaseFor: () => lease.replicaId })
+  const grant = await client.requestWork(1, [KNN])
+  const unit = grant.units[0]
+  if (unit === undefined) throw new Error('no unit of the content job was granted to this peer')
+  lease.replicaId = parseUnitPayload(await open(unit)).replicaId
   const fetcher = createFetcher({
     store,
     overlay,
-    fromCoordinator: (hash) => client.getChunk(hash),
+    fromCoordinator: (hash, root) => client.getChunk(hash, root),
     log,
     // Plain client-server has no swarm to wait for; the p2p peers keep the daemon's join grace.
     ...(init.mode === 'client-server' ? { joinGraceMs: 0 } : {}),

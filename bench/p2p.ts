@@ -177,6 +177,25 @@ function spread(peers: number, threads: number): number[] {
 
 async function runMode(ctx: ModeContext, mode: P2pMode): Promise<P2pModeRun> {
   const hosts: PeerHost[] = []
+  // Coordinators serve content only to a worker holding a lease whose unit reads it: one unit per
+  // peer of a job reading the content; each peer takes one (and never runs it).
+  const api = createApiClient(ctx.coordinator.url)
+  const job = await api.submit({
+    type: 'knn',
+    params: {
+      dataset: ctx.content.root,
+      dim: DIM,
+      k: 1,
+      queries: { count: ctx.peers, seed: SEED },
+      queriesPerUnit: 1,
+    },
+    redundancy: { quorum: 1 },
+  })
+  const planned = now()
+  while ((await ctx.coordinator.store.getJob(job.id))?.planned !== true) {
+    if (now() - planned > MESH_TIMEOUT_MS) throw new Error(`job ${job.id} was not planned`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
   /** Ask every thread at once. */
   const askAll = <T extends P2pReply['type']>(req: P2pRequest, expect: T): Promise<ReplyOf<T>[]> =>
     Promise.all(hosts.map((h) => h.ask(req, expect)))
@@ -246,6 +265,7 @@ async function runMode(ctx: ModeContext, mode: P2pMode): Promise<P2pModeRun> {
     }
   } finally {
     await Promise.all(hosts.map((h) => h.stop()))
+    await api.cancel(job.id).catch(() => undefined)
   }
 }
 
@@ -284,7 +304,8 @@ export async function runP2p(opts: P2pOptions): Promise<P2pResult> {
     jobTypes: builtinJobTypes.values(),
     log: benchLogger('coordinator'),
     port: 0,
-    tuning: { redisPrefix: `${subjectPrefix}:`, subjectPrefix },
+    // Leases outlast the slowest resolve: the peers hold theirs while they fetch, and never renew.
+    tuning: { redisPrefix: `${subjectPrefix}:`, subjectPrefix, leaseMs: 3600_000 },
   })
   await coordinator.start()
   try {

@@ -5,7 +5,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { builtinJobTypes } from '../jobs/index.js'
-import { generateIdentity } from '../shared/index.js'
+import { generateIdentity, inboxPrefixFor } from '../shared/index.js'
 import {
   createPoolRunner,
   createWorkerDaemon,
@@ -58,11 +58,17 @@ function timedRunner(base: Runner): Runner {
 async function start(): Promise<void> {
   const trusted = trustedKeysFrom([init.trusted])
   for (const [i, spec] of init.workers.entries()) {
-    const nats = await connect({ servers: init.natsUrl, name: `bench-worker-${i}` })
+    const identity = await generateIdentity(true)
+    // A volunteer's connection: replies come to its own inbox only.
+    const nats = await connect({
+      servers: init.natsUrl,
+      name: `bench-worker-${i}`,
+      inboxPrefix: inboxPrefixFor(identity.id),
+    })
     connections.push(nats)
     const daemon = createWorkerDaemon({
       nats,
-      identity: await generateIdentity(true),
+      identity,
       trusted,
       runner: timedRunner(createPoolRunner({ threads: spec.threads })),
       jobTypes: builtinJobTypes.values(),

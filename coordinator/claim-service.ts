@@ -2,6 +2,9 @@
 // before the peer stops, or units an idle peer stole). The claimant presents the transfer the giver
 // signed; the coordinator checks both signatures, both nonces, the addressee and the transfer's
 // short validity, then moves the leases in one script and signs the units anew for the claimant.
+// It never moves a replica of a unit the claimant holds, held or computed: such a replica stays with
+// the giver. So a thief cannot pick the units it computes, compute one unit twice, or, by asking
+// for a unit it holds, make the giver lose its lease.
 import {
   checkWorkerSigned,
   LIMITS,
@@ -14,7 +17,7 @@ import {
   type LeaseClaimed,
   type LeaseTransfer,
 } from '../shared/index.js'
-import { requestService, type RequestService } from './nats-service.js'
+import { requestService, type RequestContext, type RequestService } from './nats-service.js'
 import type { SchedulerInit } from './scheduler.js'
 
 /** The scheduler's components (claims move leases, and units are signed anew), and a hook. */
@@ -44,9 +47,9 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
       throw new ProtocolError('transfer replayed: it was claimed before')
   }
 
-  const onClaim = async (value: unknown): Promise<LeaseClaimed> => {
+  const onClaim = async (value: unknown, ctx: RequestContext): Promise<LeaseClaimed> => {
     const env = parseEnvelope(value, 'lease.claim', 32 * 1024)
-    const claim = parseLeaseClaim(await open(env))
+    const claim = parseLeaseClaim(await ctx.open(env))
     const now = Date.now()
     checkWorkerSigned(claim, env.signer, now)
     if (!(await store.useNonce(claim.worker, claim.nonce, NONCE_TTL_MS)))
@@ -56,26 +59,32 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
     checkWorkerSigned(transfer, claim.transfer.signer, now)
     await checkTransfer(claim.worker, transfer, now)
     const replicaIds = [...new Set(transfer.replicaIds)]
-    const out = await store.transfer(
-      transfer.worker,
-      claim.worker,
-      replicaIds,
-      tuning.leaseMs,
-      tuning.maxWorkersPerUnit,
-      now,
-    )
+    const workers = await store.unitWorkers(replicaIds)
+    const barred = replicaIds.filter((r) => workers.get(r)?.has(claim.worker) === true)
+    const movable = replicaIds.filter((r) => !barred.includes(r))
+    const out =
+      movable.length === 0
+        ? { moved: [], refused: [], givenBack: 0 }
+        : await store.transfer(
+            transfer.worker,
+            claim.worker,
+            movable,
+            tuning.leaseMs,
+            tuning.maxWorkersPerUnit,
+            now,
+          )
     counters.leasesTransferred += out.moved.length
-    counters.transfersRefused += out.refused.length
+    counters.transfersRefused += out.refused.length + barred.length
     counters.leasesReleased += out.givenBack
     if (out.givenBack > 0) init.onGivenBack()
     log.info('leases transferred', {
       from: transfer.worker,
       to: claim.worker,
       moved: out.moved.length,
-      refused: out.refused.length,
+      refused: out.refused.length + barred.length,
     })
     const units = await Promise.all(out.moved.map((r) => signer.sign(r, claim.worker, now)))
-    return { type: 'lease.claimed', v: 1, units, refused: out.refused }
+    return { type: 'lease.claimed', v: 1, units, refused: [...barred, ...out.refused] }
   }
 
   return requestService({ ...init, subject: init.subjects.leaseClaim, handler: onClaim, maxBytes: 64 * 1024 })

@@ -19,7 +19,11 @@ import {
 import { createClaimService } from './claim-service.js'
 import { createChunkService } from './content/chunk-service.js'
 import { createDatasetStore, type DatasetStore } from './content/dataset-store.js'
+import { createLeaseNeeds } from './content/lease-needs.js'
+import { createUploadReaper } from './content/upload-reaper.js'
+import { createUploads, type Uploads } from './content/uploads.js'
 import { createCounters, type Counters } from './counters.js'
+import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
 import { contributeMiddleware } from './http/contribute.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
@@ -67,6 +71,8 @@ export interface Coordinator {
   readonly modules: ContentStore
   /** Datasets: chunks and manifests, by SHA-256 hex. */
   readonly datasets: DatasetStore
+  /** Who holds which upload (module, blob, dataset), until when. */
+  readonly uploads: Uploads
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
@@ -132,6 +138,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
+  const uploads = createUploads({ redis, prefix: tuning.redisPrefix })
   const signer = createUnitSigner(init.identity)
   let nats: NatsConnection | undefined
   let server: Server | undefined
@@ -143,6 +150,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     store,
     modules,
     datasets,
+    uploads,
     get url() {
       return url
     },
@@ -184,15 +192,26 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
       })
+      // Data requests: tied to a lease that needs the data, and within a per-identity budget.
+      const needs = createLeaseNeeds({ store, jobTypes, modules, datasets, counters })
+      const egress = createEgressBudget({
+        redis,
+        prefix: tuning.redisPrefix,
+        bytesPerMinute: tuning.egressBytesPerMinute,
+      })
       const moduleService = createModuleService({
         ...common,
         modules,
         datasets,
+        needs,
+        egress,
         log: log.child('modules'),
       })
       const chunkService = createChunkService({
         ...common,
         datasets,
+        needs,
+        egress,
         log: log.child('chunks'),
       })
       const claimService = createClaimService({
@@ -202,18 +221,25 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('claims'),
         onGivenBack: () => scheduler.announceWork(),
       })
+      const uploadReaper = createUploadReaper({
+        uploads,
+        intervalMs: tuning.sweepIntervalMs,
+        log: log.child('uploads'),
+      })
       pipeline.start()
       scheduler.start()
       validator.start()
       moduleService.start()
       chunkService.start()
       claimService.start()
-      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline]
+      uploadReaper.start()
+      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline, uploadReaper]
       const app = createApp({
         store,
         modules,
         blobs,
         datasets,
+        uploads,
         pipeline,
         tuning,
         counters,

@@ -38,6 +38,18 @@ export interface Counters {
   leasesTransferred: number
   /** Replicas of a claimed transfer that were not moved (the giver no longer held them, or the claimant holds or computed another replica of the unit). */
   transfersRefused: number
+  /**
+   * Verified requests whose reply subject was not the signer's own inbox (and unverified ones whose
+   * reply subject was not an inbox): nothing was sent to them.
+   */
+  repliesRefused: number
+  /**
+   * `module.get` and `chunk.get` refused: replayed, or for data no lease the requester holds needs.
+   * Also counted in `malformed`.
+   */
+  dataRequestsRefused: number
+  /** Data requests refused because the requester's egress budget was spent (told when to retry). */
+  egressRefused: number
 }
 
 export function createCounters(): Counters {
@@ -66,5 +78,8 @@ export function createCounters(): Counters {
     moduleBytesServed: 0,
     leasesTransferred: 0,
     transfersRefused: 0,
+    repliesRefused: 0,
+    dataRequestsRefused: 0,
+    egressRefused: 0,
   }
 }

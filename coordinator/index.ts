@@ -5,3 +5,13 @@ export type { Counters } from './counters.js'
 export { jobView } from './http/jobs-routes.js'
 export { contentSecurityPolicy, contributeMiddleware, type ContributeInit } from './http/contribute.js'
 export type { JobRecord, JobState, Store, WorkerStats } from './store/store.js'
+export {
+  ADMIN_QUOTA,
+  ANONYMOUS_QUOTA,
+  parseApiKeysFile,
+  apiKeyDigest,
+  SUBMITTER_QUOTA,
+  type ApiKeySpec,
+  type Quota,
+} from './http/api-keys.js'
+export type { Uploads, UploadKind } from './content/uploads.js'

@@ -1,5 +1,13 @@
 // Coordinator options: defaults in one place, every field documented, validated once.
 import { ConfigError, LIMITS, MAX_CONTENT_BYTES } from '../shared/index.js'
+import {
+  ANONYMOUS_QUOTA,
+  parseApiKeyList,
+  parseQuota,
+  SUBMITTER_QUOTA,
+  type ApiKeySpec,
+  type Quota,
+} from './http/api-keys.js'
 
 export interface CoordinatorTuning {
   /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
@@ -55,8 +63,19 @@ export interface CoordinatorTuning {
   maxInflight: number
   /** Shutdown waits this long for in-flight work before giving up. Default 10000 ms. */
   stopTimeoutMs: number
-  /** API keys that may submit jobs; empty means anyone who reaches the HTTP port may. Default []. */
-  apiKeys: string[]
+  /**
+   * API keys: each a name (the owner of what the key creates), a role (`submitter` or `admin`), the
+   * key's SHA-256 (or the key itself, hashed at once) and quota overrides. Default [].
+   */
+  apiKeys: ApiKeySpec[]
+  /** Whether callers without a key may use the API, as the one owner `anonymous`. Default false. */
+  anonymous: boolean
+  /** Quota of anonymous callers. Default 1,000 units in flight, 64 MiB, 120 requests/min, priority ≤ 0. */
+  anonymousQuota: Quota
+  /** Quota of submitter keys without overrides. Default 100,000 units, 1 GiB, 600 requests/min, priority ≤ 10. */
+  submitterQuota: Quota
+  /** How long an upload (module, blob, dataset) is kept after its owner last uploaded or used it. Default 7 days. */
+  uploadRetentionMs: number
   /** How long units, replicas and results of a finished job are kept. Default 1 hour. */
   unitRetentionMs: number
   /** How long a finished job (state and result) is kept. Default 30 days. */
@@ -69,6 +88,13 @@ export interface CoordinatorTuning {
   maxDatasetBytes: number
   /** Largest memory maximum a module may declare, in 64 KiB pages. Default 256 (16 MiB, also the most). */
   maxModulePages: number
+  /**
+   * Bytes of modules, chunks and manifests one identity may be served over NATS per minute, shared by
+   * all coordinators (a token bucket in Redis holding one minute's worth). Past it a data request is
+   * answered `over-budget` with the time to wait. Default 1 GiB: about four times what the largest unit
+   * can need (a 256 MiB dataset and a 4 MiB module) with no peer to share it. At least 64 KiB.
+   */
+  egressBytesPerMinute: number
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -92,12 +118,17 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   maxInflight: 512,
   stopTimeoutMs: 10_000,
   apiKeys: [],
+  anonymous: false,
+  anonymousQuota: ANONYMOUS_QUOTA,
+  submitterQuota: SUBMITTER_QUOTA,
+  uploadRetentionMs: 7 * 24 * 3600_000,
   maxModuleBytes: 4 * 1024 * 1024,
   maxModulePages: 256,
   maxBlobBytes: 4 * 1024 * 1024,
   maxDatasetBytes: 256 * 1024 * 1024,
   unitRetentionMs: 3600_000,
   jobRetentionMs: 30 * 24 * 3600_000,
+  egressBytesPerMinute: 1024 * 1024 * 1024,
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -140,8 +171,11 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxModulePages', t.maxModulePages, 1, 256)
   intIn('unitRetentionMs', t.unitRetentionMs, 1000, 365 * 24 * 3600_000)
   intIn('jobRetentionMs', t.jobRetentionMs, 1000, 10 * 365 * 24 * 3600_000)
-  if (!Array.isArray(t.apiKeys) || t.apiKeys.some((k) => typeof k !== 'string' || k.length < 16)) {
-    throw new ConfigError('apiKeys must be a list of strings of at least 16 characters')
-  }
+  intIn('egressBytesPerMinute', t.egressBytesPerMinute, 64 * 1024, 2 ** 40)
+  intIn('uploadRetentionMs', t.uploadRetentionMs, 1000, 10 * 365 * 24 * 3600_000)
+  t.apiKeys = parseApiKeyList(t.apiKeys, 'apiKeys')
+  if (typeof t.anonymous !== 'boolean') throw new ConfigError('anonymous must be true or false')
+  t.anonymousQuota = { ...ANONYMOUS_QUOTA, ...parseQuota(t.anonymousQuota, 'anonymousQuota') }
+  t.submitterQuota = { ...SUBMITTER_QUOTA, ...parseQuota(t.submitterQuota, 'submitterQuota') }
   return t
 }

@@ -7,7 +7,6 @@ import {
   checkWorkerSigned,
   errorFields,
   LIMITS,
-  open,
   parseEnvelope,
   parseLeaseRelease,
   parseLeaseRenew,
@@ -21,7 +20,7 @@ import {
   type WorkGrant,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
-import { serve, type Service } from './nats-service.js'
+import { serve, type RequestContext, type Service } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
 import type { Store } from './store/store.js'
 import type { UnitSigner } from './unit-signer.js'
@@ -68,11 +67,12 @@ export function createScheduler(init: SchedulerInit): Scheduler {
 
   const workerEnvelope = async <T extends { worker: string; at: number; nonce: string }>(
     value: unknown,
+    ctx: RequestContext,
     kind: 'work.request' | 'lease.renew' | 'lease.release',
     parse: (v: unknown) => T,
   ): Promise<T> => {
     const env = parseEnvelope(value, kind, ENVELOPE_OVERHEAD + LIMITS.maxReplicaIds * 100)
-    const payload = parse(await open(env))
+    const payload = parse(await ctx.open(env))
     checkWorkerSigned(payload, env.signer, Date.now())
     // A signed request is good once: a copy replayed by someone who saw it (a renewal, a release, a
     // work request whose `holding` would give back newer leases) is refused.
@@ -82,8 +82,8 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     return payload
   }
 
-  const onWorkRequest = async (value: unknown): Promise<WorkGrant> => {
-    const req = await workerEnvelope(value, 'work.request', parseWorkRequest)
+  const onWorkRequest = async (value: unknown, ctx: RequestContext): Promise<WorkGrant> => {
+    const req = await workerEnvelope(value, ctx, 'work.request', parseWorkRequest)
     const accepts = req.accepts.filter((k) => init.kinds.has(k))
     const now = Date.now()
     const out = await store.work(
@@ -125,8 +125,8 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     return { type: 'work.grant', v: 1, units, retryAfterMs, ...(limit === undefined ? {} : { limit }) }
   }
 
-  const onRenew = async (value: unknown): Promise<LeaseRenewed> => {
-    const req = await workerEnvelope(value, 'lease.renew', parseLeaseRenew)
+  const onRenew = async (value: unknown, ctx: RequestContext): Promise<LeaseRenewed> => {
+    const req = await workerEnvelope(value, ctx, 'lease.renew', parseLeaseRenew)
     const { expiresAt, lost, pastLifetime } = await store.renew(
       req.worker,
       req.replicaIds,
@@ -144,8 +144,8 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     return { type: 'lease.renewed', v: 1, expiresAt, lost }
   }
 
-  const onRelease = async (value: unknown): Promise<LeaseReleased> => {
-    const req = await workerEnvelope(value, 'lease.release', parseLeaseRelease)
+  const onRelease = async (value: unknown, ctx: RequestContext): Promise<LeaseReleased> => {
+    const req = await workerEnvelope(value, ctx, 'lease.release', parseLeaseRelease)
     const released = await store.release(req.worker, req.replicaIds, tuning.maxWorkersPerUnit, Date.now())
     counters.leasesReleased += released
     if (released > 0) {

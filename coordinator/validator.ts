@@ -5,7 +5,6 @@ import {
   checkWorkerSigned,
   decode,
   LIMITS,
-  open,
   parseEnvelope,
   parseResultPayload,
   sha256Hex,
@@ -16,7 +15,7 @@ import {
   type Subjects,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
-import { serve, type Service } from './nats-service.js'
+import { serve, type RequestContext, type Service } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
 import type { DecideOutcome, Store } from './store/store.js'
 
@@ -135,9 +134,9 @@ export function createValidator(init: ValidatorInit): Validator {
     return undefined
   }
 
-  const onResult = async (value: unknown): Promise<ResultAck> => {
+  const onResult = async (value: unknown, ctx: RequestContext): Promise<ResultAck> => {
     const env = parseEnvelope(value, 'result', LIMITS.maxOutputBytes + 4096)
-    const r = parseResultPayload(await open(env))
+    const r = parseResultPayload(await ctx.open(env))
     checkWorkerSigned(r, env.signer, Date.now())
     const jobType = await jobTypeOf(r.jobId)
     if (jobType === undefined) {

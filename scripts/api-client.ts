@@ -54,8 +54,24 @@ export interface ApiClient {
   uploadDataset(path: string): Promise<DatasetView>
 }
 
+/** A GET refused with 429 is tried again after its Retry-After (at most this long), this many times. */
+const MAX_RETRY_AFTER_S = 60
+const GET_RETRIES = 5
+
 export function createApiClient(baseUrl: string, apiKey?: string, timeoutMs = 10_000): ApiClient {
   const call = async <T>(method: string, path: string, body?: unknown, raw?: RawBody): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await callOnce<T>(method, path, body, raw)
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 429 || method !== 'GET' || attempt >= GET_RETRIES)
+          throw err
+        const s = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Number(err.problem['retryAfter']) || 1))
+        await new Promise((r) => setTimeout(r, s * 1000))
+      }
+    }
+  }
+  const callOnce = async <T>(method: string, path: string, body?: unknown, raw?: RawBody): Promise<T> => {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (apiKey !== undefined) headers['authorization'] = `Bearer ${apiKey}`
     if (body !== undefined) headers['content-type'] = 'application/json'

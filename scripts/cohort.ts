@@ -1,8 +1,10 @@
 // The `cohort` command line: coordinator, worker, submit, status, result, cancel, upload, up.
 import { Command, Option } from 'commander'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { CohortError, ConfigError, type Logger } from '../shared/index.js'
+import { apiKeyDigest } from '../coordinator/index.js'
 import { createApiClient, type ApiClient } from './api-client.js'
 import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
 import { createProcessLogger } from './log-sink.js'
@@ -21,8 +23,8 @@ function logger(ns: string, file?: string): Logger {
   return createProcessLogger(ns, { level: env.logLevel, ...(file === undefined ? {} : { file }) })
 }
 
-function api(opts: { url?: string }): ApiClient {
-  return createApiClient(opts.url ?? env.apiUrl, env.apiKey)
+function api(opts: { url?: string; apiKey?: string }): ApiClient {
+  return createApiClient(opts.url ?? env.apiUrl, opts.apiKey ?? env.apiKey)
 }
 
 /** `--param to=1000000` pairs: numbers when they look like numbers, else strings. */
@@ -48,6 +50,10 @@ const program = new Command('cohort').description(
   'Cohort: volunteer computing with signed units and quorum-validated results',
 )
 const urlOption = new Option('--url <url>', 'coordinator API (env COHORT_URL)')
+const keyOption = new Option(
+  '--api-key <key>',
+  'API key sent as "Authorization: Bearer" (env COHORT_API_KEY)',
+)
 
 program
   .command('coordinator')
@@ -61,10 +67,16 @@ program
   .option('--lease-ms <n>', 'lease length handed to workers', '30000')
   .option('--redis-prefix <p>', 'Redis key prefix (several deployments on one Redis)', 'cohort:')
   .option('--subject-prefix <p>', 'NATS subject prefix', 'cohort')
+  .option('--api-keys-file <path>', 'API keys, names, roles and quotas, JSON (env COHORT_API_KEYS_FILE)')
+  .option('--anonymous', 'let callers without a key use the API, as one owner with small quotas')
+  .option('--upload-retention-hours <n>', 'hours an upload is kept after its last use', '168')
   .action(
     async (o: {
       port: string
       host: string
+      apiKeysFile?: string
+      anonymous?: boolean
+      uploadRetentionHours: string
       redisUrl?: string
       natsUrl?: string
       natsWsUrl?: string
@@ -84,10 +96,14 @@ program
         host: o.host,
         keyFile: o.keyFile ?? defaultCoordinatorKeyFile(env.dataDir),
         log,
+        apiKeysFile: o.apiKeysFile ?? env.apiKeysFile,
         tuning: {
           leaseMs: intFlag('lease-ms', o.leaseMs, 500, 86_400_000) ?? 30_000,
           redisPrefix: o.redisPrefix,
           subjectPrefix: o.subjectPrefix,
+          anonymous: o.anonymous === true,
+          uploadRetentionMs:
+            (intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600) ?? 168) * 3600_000,
         },
       })
       const natsWsUrl = o.natsWsUrl ?? env.natsWsUrl
@@ -190,6 +206,7 @@ program
   .option('--priority <n>', '-100..100, higher first')
   .option('--watch', 'show progress until the job ends, then print the result')
   .addOption(urlOption)
+  .addOption(keyOption)
   .action(
     async (
       type: string,
@@ -201,6 +218,7 @@ program
         priority?: string
         watch?: boolean
         url?: string
+        apiKey?: string
       },
     ) => {
       const client = api(o)
@@ -231,7 +249,8 @@ program
   .description('show a job')
   .argument('<id>')
   .addOption(urlOption)
-  .action(async (id: string, o: { url?: string }) => {
+  .addOption(keyOption)
+  .action(async (id: string, o: { url?: string; apiKey?: string }) => {
     process.stdout.write(JSON.stringify(await api(o).job(id), null, 2) + '\n')
   })
 
@@ -240,7 +259,8 @@ program
   .description("print a completed job's validated result")
   .argument('<id>')
   .addOption(urlOption)
-  .action(async (id: string, o: { url?: string }) => {
+  .addOption(keyOption)
+  .action(async (id: string, o: { url?: string; apiKey?: string }) => {
     process.stdout.write(JSON.stringify((await api(o).result(id)).result) + '\n')
   })
 
@@ -249,7 +269,8 @@ program
   .description('cancel a queued or running job')
   .argument('<id>')
   .addOption(urlOption)
-  .action(async (id: string, o: { url?: string }) => {
+  .addOption(keyOption)
+  .action(async (id: string, o: { url?: string; apiKey?: string }) => {
     process.stdout.write(JSON.stringify(await api(o).cancel(id), null, 2) + '\n')
   })
 
@@ -257,7 +278,8 @@ program
   .command('types')
   .description('list the job types the coordinator knows')
   .addOption(urlOption)
-  .action(async (o: { url?: string }) => {
+  .addOption(keyOption)
+  .action(async (o: { url?: string; apiKey?: string }) => {
     for (const t of (await api(o).jobTypes()).jobTypes)
       process.stdout.write(`${t.name}@${t.version}  ${t.description}\n`)
   })
@@ -268,7 +290,8 @@ program
   .argument('<file>')
   .option('--json', 'print the answer as JSON')
   .addOption(urlOption)
-  .action(async (file: string, o: { json?: boolean; url?: string }) => {
+  .addOption(keyOption)
+  .action(async (file: string, o: { json?: boolean; url?: string; apiKey?: string }) => {
     const st = await stat(file).catch((err: unknown) => {
       throw new CohortError(`cannot read ${file}: ${(err as Error).message}`)
     })
@@ -279,6 +302,19 @@ program
         ? `${JSON.stringify(d)}\n`
         : `${d.root}  ${d.size} bytes  ${d.chunks} chunks of ${d.chunkSize} bytes\n`,
     )
+  })
+
+program
+  .command('api-key')
+  .description(
+    'make a new API key: prints the key, and its entry for the keys file (which holds only its SHA-256)',
+  )
+  .requiredOption('--name <name>', 'owner name of what the key creates')
+  .option('--role <role>', 'submitter | admin', 'submitter')
+  .action((o: { name: string; role: string }) => {
+    const key = randomBytes(32).toString('base64url')
+    const entry = { name: o.name, role: o.role, sha256: apiKeyDigest(key) }
+    process.stdout.write(`key: ${key}\nentry: ${JSON.stringify(entry)}\n`)
   })
 
 program

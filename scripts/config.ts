@@ -10,7 +10,10 @@ export interface EnvConfig {
   natsWsUrl: string | undefined
   /** Coordinator HTTP API, for the CLI's client commands. Default http://127.0.0.1:8080. */
   apiUrl: string
+  /** The key the CLI sends as `Authorization: Bearer <key>` (COHORT_API_KEY). */
   apiKey: string | undefined
+  /** The coordinator's API keys file (COHORT_API_KEYS_FILE); see docs/deployment.md. */
+  apiKeysFile: string | undefined
   /** Coordinator public keys (base64url) a worker trusts, comma-separated in COHORT_TRUST. */
   trust: string[]
   logLevel: LogLevel
@@ -42,6 +45,7 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
     natsWsUrl: get('NATS_WS_URL'),
     apiUrl: get('COHORT_URL') ?? 'http://127.0.0.1:8080',
     apiKey: get('COHORT_API_KEY'),
+    apiKeysFile: get('COHORT_API_KEYS_FILE'),
     trust: (get('COHORT_TRUST') ?? '')
       .split(',')
       .map((s) => s.trim())

@@ -1,16 +1,34 @@
 // `cohort up`: a whole local cluster in one command — Redis, NATS, a coordinator and N worker
 // daemons (separate processes, as volunteers' machines would be) — optionally running the demo.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { once } from 'node:events'
+import { SUBMITTER_QUOTA } from '../coordinator/index.js'
 import type { Logger } from '../shared/index.js'
 import { createApiClient } from './api-client.js'
 import { watchJob } from './progress.js'
 import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
 import { startServices, type Services } from './services.js'
+import { supervise, type Supervisor } from './supervisor.js'
+import { loadOrCreateIdentity } from '../worker/index.js'
+
+/** `cohort up` stops everything it started within this bound on SIGINT/SIGTERM. */
+export const STOP_BOUND_MS = 15_000
+
+/** Resolves true when `p` settles within `ms`, false otherwise (a rejection counts as settled). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  const settled = p.then(
+    () => true as const,
+    () => true as const,
+  )
+  const result = await Promise.race([settled, timeout])
+  clearTimeout(timer)
+  return result
+}
 
 export interface UpOptions {
   port: number
@@ -61,6 +79,8 @@ export async function up(o: UpOptions): Promise<Cluster> {
     host: '127.0.0.1',
     keyFile: defaultCoordinatorKeyFile(dataDir),
     log: o.log.child('coordinator'),
+    // A cluster for this machine's user, on 127.0.0.1: `cohort submit` and the demo need no key.
+    tuning: { anonymous: true, anonymousQuota: { ...SUBMITTER_QUOTA, maxPriority: 100 } },
   })
   const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / o.workers))
   const policyFile = join(dataDir, 'workers', 'policy.json')
@@ -69,32 +89,48 @@ export async function up(o: UpOptions): Promise<Cluster> {
     policyFile,
     JSON.stringify({ run: 'always', battery: { runOnBattery: true } }, null, 2) + '\n',
   )
-  const children: ChildProcess[] = []
+  const workers: Supervisor[] = []
   for (let i = 0; i < o.workers; i++) {
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'worker',
-        '--nats-url',
-        services.natsUrl,
-        '--trust',
-        key,
-        '--key-file',
-        join(dataDir, 'workers', `worker-${i}.json`),
-        '--threads',
-        String(threads),
-        '--log-file',
-        join(logDir, `worker-${i}.log`),
-        '--state-dir',
-        join(dataDir, 'workers', `state-${i}`),
-        // A local cluster computes whenever it runs: not the volunteer's own ~/.cohort/worker.json.
-        '--config',
-        policyFile,
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    )
-    children.push(child)
+    const keyFile = join(dataDir, 'workers', `worker-${i}.json`)
+    // Created here, so the console can name each worker and a restarted one keeps its identity.
+    const { identity } = await loadOrCreateIdentity(keyFile)
+    const name = `worker ${i} (${identity.id.slice(0, 8)})`
+    const w = supervise({
+      name,
+      say: (line) => o.out.write(`cohort up: ${line}\n`),
+      spawn: () =>
+        spawn(
+          process.execPath,
+          [
+            CLI,
+            'worker',
+            '--nats-url',
+            services.natsUrl,
+            '--trust',
+            key,
+            '--key-file',
+            keyFile,
+            '--threads',
+            String(threads),
+            '--log-file',
+            join(logDir, `worker-${i}.log`),
+            '--state-dir',
+            join(dataDir, 'workers', `state-${i}`),
+            // A local cluster computes whenever it runs: not the volunteer's own ~/.cohort/worker.json.
+            '--config',
+            policyFile,
+          ],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        ),
+    })
+    o.out.write(`cohort up: ${name} started, pid ${w.pid ?? '?'}\n`)
+    void (async () => {
+      for (;;) {
+        const pid = await w.nextStart()
+        o.out.write(`cohort up: ${name} restarted with the same identity, pid ${pid}\n`)
+      }
+    })()
+    workers.push(w)
   }
   const contribute =
     services.natsWsUrl === undefined
@@ -105,18 +141,25 @@ export async function up(o: UpOptions): Promise<Cluster> {
       `Redis ${services.redisUrl}, NATS ${services.natsUrl}, logs in ${logDir}\n`,
   )
 
+  // Everything stops within STOP_BOUND_MS, whatever state the children are in: workers get most of
+  // it to hand their leases back, then the coordinator, then the servers; whatever is left is killed.
   const stop = async (): Promise<void> => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM')
-    await Promise.all(
-      children.map(async (c) => {
-        if (c.exitCode !== null) return
-        const timer = setTimeout(() => c.kill('SIGKILL'), 40_000)
-        await once(c, 'exit')
-        clearTimeout(timer)
-      }),
-    )
-    await coordinator.stop()
-    await services.stop()
+    const deadline = Date.now() + STOP_BOUND_MS
+    const left = (reserveMs: number) => Math.max(0, deadline - reserveMs - Date.now())
+    await Promise.all(workers.map((w) => w.stop(left(7_000))))
+    const coordinatorStopped = await within(coordinator.stop(), left(4_000))
+    if (!coordinatorStopped) o.log.warn('coordinator did not stop in time; leaving it to process exit')
+    const servicesStopped = await within(services.stop(), left(500))
+    if (!servicesStopped) {
+      for (const pid of [services.pids.redis, services.pids.nats]) {
+        if (pid === undefined) continue
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+    }
   }
 
   const demo = async (): Promise<void> => {

@@ -1,7 +1,8 @@
 // The peer overlay's messages, and the two coordinator requests peers need (chunk.get for content
 // no peer has, lease.claim to take over a lease a peer transferred). Every message between peers is
 // a signed envelope (kind `peer`, or `peer.announce` for the broadcast) naming its sender and its
-// addressee; a receiver checks both, and the clock window, before it acts on anything.
+// addressee; a receiver checks both, and the clock window, before it acts on anything. A reply names
+// the nonce of the request it answers (`re`), so a recorded reply cannot answer another request.
 import { toBase64Url } from './bytes.js'
 import { MAX_CONTENT_CHUNKS, MAX_MANIFEST_BYTES } from './content.js'
 import { DIGEST_HEX } from './digest.js'
@@ -38,7 +39,16 @@ export const PEER_LIMITS = {
   transferTtlMs: 15_000,
   /** Largest peer message (a handoff of maxTransfer units). */
   maxMessageBytes: 4 * 1024 * 1024,
+  /** Largest announcement. */
+  maxAnnounceBytes: 64 * 1024,
+  /** Peers a worker keeps in its announcement table (each at most maxHave contents). */
+  maxPeers: 256,
+  /** Peer messages remembered by the replay cache (each for the clock window). */
+  replayCacheEntries: 32_768,
 } as const
+
+/** Version of the messages between peers (`peer` envelopes); 2 added `re` and proven handoff results. */
+export const PEER_MESSAGE_VERSION = 2
 
 /** The subject a peer listens on, derived from its public key. */
 export function peerSubject(subjects: Subjects, peerId: string): string {
@@ -166,18 +176,33 @@ export function parseLeaseClaimed(value: unknown): LeaseClaimed {
 
 // ---- content --------------------------------------------------------------------------------
 
-/** Ask for a chunk or a manifest by SHA-256 (kind `chunk.get` to coordinators, `peer` to peers). */
+/**
+ * Ask a coordinator for a chunk or a manifest by SHA-256 (signed, kind `chunk.get`). It is served
+ * only for a lease the worker holds whose unit reads the content `root` (a dataset, or a module's
+ * chunked form), and only when `hash` is `root` itself (the manifest) or a chunk that manifest lists.
+ */
 export interface ChunkGet extends WorkerSigned {
   type: 'chunk.get'
   v: 1
   hash: string
+  /** The content the chunk belongs to: the root of its manifest (equal to `hash` for the manifest). */
+  root: string
+  /** A replica the worker holds a lease on whose unit needs that content. */
+  replicaId: string
 }
 
 export function parseChunkGet(value: unknown): ChunkGet {
   const r = expectRecord(value, 'chunk.get')
   literal(r, 'type', 'chunk.get')
   literal(r, 'v', 1)
-  return { type: 'chunk.get', v: 1, ...workerSigned(r), hash: stringField(r, 'hash', 64, DIGEST_HEX) }
+  return {
+    type: 'chunk.get',
+    v: 1,
+    ...workerSigned(r),
+    hash: stringField(r, 'hash', 64, DIGEST_HEX),
+    root: stringField(r, 'root', 64, DIGEST_HEX),
+    replicaId: stringField(r, 'replicaId', 96, ID_PATTERN),
+  }
 }
 
 /** The bytes named by `hash`; the requester hashes them before anything else. */
@@ -203,18 +228,25 @@ export function parseChunkReply(value: unknown): ChunkReply {
 // ---- peer-to-peer messages (envelope kind `peer`) ----------------------------------------------
 
 interface ToPeer extends WorkerSigned {
-  v: 1
+  v: typeof PEER_MESSAGE_VERSION
   /** The addressee: a peer refuses a message addressed to another. */
   to: string
+  /**
+   * On a reply, and only there: the nonce of the request it answers. A requester takes no reply
+   * without it, and a peer takes no request with it (a recorded reply sent as a request).
+   */
+  re?: string
 }
 
-/** An idle peer asks a busy one for buffered units. */
+/**
+ * An idle peer asks a busy one for buffered units. The victim chooses which (the thief has no say:
+ * it could otherwise pick the units it wants to compute); the coordinator refuses to move a replica
+ * of a unit the thief holds, held or computed.
+ */
 export interface StealRequest extends ToPeer {
   type: 'steal'
   want: number
   accepts: string[]
-  /** Units the thief holds or computed: the victim leaves those out. */
-  avoid: string[]
 }
 
 /** Units moved to the addressee: a giver's handoff request, or a victim's answer to a steal. */
@@ -226,11 +258,19 @@ export interface HandoffMessage extends ToPeer {
   units: SignedEnvelope[]
 }
 
-/** The receiver's word on what it claimed (reply to a handoff, or a notice after a steal). */
+/**
+ * The receiver's word on what it claimed (reply to a handoff, or a notice after a steal). The giver
+ * believes only `units`: the replicas the coordinator re-signed for the receiver at the claim, which
+ * no one else can produce. `claimed` and `refused` are informative.
+ */
 export interface HandoffResult extends ToPeer {
   type: 'handoff.result'
+  /** The nonce of the lease transfer this reports on. */
+  transfer: string
   claimed: string[]
   refused: string[]
+  /** The coordinator's units for the receiver, as the claim returned them: the proof of the move. */
+  units: SignedEnvelope[]
 }
 
 export interface PeerChunkGet extends ToPeer {
@@ -244,18 +284,30 @@ export interface PeerChunk extends ToPeer {
   bytes: Uint8Array
 }
 
+/** Why a request was not served: too many at once, content not held here, or anything else. */
+export type PeerRefusalCode = 'busy' | 'missing' | 'refused'
+
 /** A request the peer would not or could not serve. */
 export interface PeerRefusal extends ToPeer {
   type: 'peer.error'
+  /** Absent: `refused`. */
+  code?: PeerRefusalCode
   message: string
 }
+
+const REFUSAL_CODES: ReadonlySet<string> = new Set<PeerRefusalCode>(['busy', 'missing', 'refused'])
 
 export type PeerMessage =
   StealRequest | HandoffMessage | HandoffResult | PeerChunkGet | PeerChunk | PeerRefusal
 
 function toPeer(r: Rec): ToPeer {
-  literal(r, 'v', 1)
-  return { v: 1, ...workerSigned(r), to: stringField(r, 'to', 43, PEER_ID_PATTERN) }
+  literal(r, 'v', PEER_MESSAGE_VERSION)
+  return {
+    v: PEER_MESSAGE_VERSION,
+    ...workerSigned(r),
+    to: stringField(r, 'to', 43, PEER_ID_PATTERN),
+    ...(r['re'] === undefined ? {} : { re: stringField(r, 're', 64) }),
+  }
 }
 
 export function parsePeerMessage(value: unknown): PeerMessage {
@@ -268,7 +320,6 @@ export function parsePeerMessage(value: unknown): PeerMessage {
         type: 'steal',
         want: intField(r, 'want', 1, PEER_LIMITS.maxTransfer),
         accepts: stringList(r, 'accepts', 64, 40, JOB_KIND_PATTERN),
-        avoid: stringList(r, 'avoid', LIMITS.maxReplicaIds, 96, ID_PATTERN),
       }
     case 'handoff':
       return {
@@ -285,8 +336,12 @@ export function parsePeerMessage(value: unknown): PeerMessage {
       return {
         ...base,
         type: 'handoff.result',
+        transfer: stringField(r, 'transfer', 64),
         claimed: stringList(r, 'claimed', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
         refused: stringList(r, 'refused', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
+        units: arrayField(r, 'units', PEER_LIMITS.maxTransfer).map((u) =>
+          parseEnvelope(u, 'unit', LIMITS.maxUnitBytes),
+        ),
       }
     case 'chunk.get':
       return { ...base, type: 'chunk.get', hash: stringField(r, 'hash', 64, DIGEST_HEX) }
@@ -297,8 +352,17 @@ export function parsePeerMessage(value: unknown): PeerMessage {
         hash: stringField(r, 'hash', 64, DIGEST_HEX),
         bytes: bytesField(r, 'bytes', PEER_LIMITS.maxChunkPayload),
       }
-    case 'peer.error':
-      return { ...base, type: 'peer.error', message: stringField(r, 'message', 500) }
+    case 'peer.error': {
+      const code = r['code']
+      if (code !== undefined && (typeof code !== 'string' || !REFUSAL_CODES.has(code)))
+        throw new ProtocolError('code must be busy, missing or refused')
+      return {
+        ...base,
+        type: 'peer.error',
+        ...(code === undefined ? {} : { code: code as PeerRefusalCode }),
+        message: stringField(r, 'message', 500),
+      }
+    }
     default:
       throw new ProtocolError('type must be steal, handoff, handoff.result, chunk.get, chunk or peer.error')
   }

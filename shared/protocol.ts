@@ -276,6 +276,11 @@ export interface ModuleGet extends WorkerSigned {
   /** SHA-256 hex of the module, as named by a signed unit. */
   hash: string
   /**
+   * A replica the worker holds a lease on whose unit needs this module: coordinators serve data only
+   * to a worker that needs it now.
+   */
+  replicaId: string
+  /**
    * The worker can fetch content as chunks (it exchanges with peers): a module larger than one chunk
    * may then come back as the reference of its chunked form. Without it, the bytes.
    */
@@ -294,6 +299,7 @@ export function parseModuleGet(value: unknown): ModuleGet {
     v: 1,
     ...workerSigned(r),
     hash: stringField(r, 'hash', 64, DIGEST_HEX),
+    replicaId: stringField(r, 'replicaId', 96, ID_PATTERN),
     ...(chunked === true ? { chunked } : {}),
   }
 }
@@ -435,12 +441,18 @@ export function parseModuleReply(value: unknown): ModuleReply {
   }
 }
 
-/** A request that could not be served: the requester should not retry the same bytes. */
+/**
+ * A request that could not be served. `bad-request`, `bad-signature`: the requester should not retry
+ * the same bytes. `internal`: the coordinator failed or was busy. `over-budget`: the requester's
+ * egress budget is spent; it may ask again after `retryAfterMs`.
+ */
 export interface ErrorReply {
   type: 'error'
   v: 1
-  code: 'bad-request' | 'bad-signature' | 'internal'
+  code: 'bad-request' | 'bad-signature' | 'internal' | 'over-budget'
   message: string
+  /** With `over-budget`: how long until the budget allows the request again. */
+  retryAfterMs?: number
 }
 
 export function isErrorReply(value: unknown): value is ErrorReply {

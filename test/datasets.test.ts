@@ -4,7 +4,6 @@
 // pending-chunk expiry is refused; workers fetch chunks and manifests over NATS (`chunk.get`), counted
 // to the byte; planning finds a dataset by its root; `cohort upload` streams a file.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import { Redis } from 'ioredis'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
@@ -27,9 +26,10 @@ import {
   generateIdentity,
   type AnyJobType,
 } from '../shared/index.js'
-import type { Counters } from '../coordinator/index.js'
+import { apiKeyDigest as keyDigest, type Counters } from '../coordinator/index.js'
 import { spawnCohort, startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
-import { flipBit, sealWorkerRequest } from './helpers/protocol-fixtures.js'
+import { flipBit, sealWorkerRequest, takeLease } from './helpers/protocol-fixtures.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 import { uniquePrefix, useServices } from './helpers/services.js'
 
 const services = useServices(test)
@@ -124,8 +124,12 @@ test('datasets - an upload is stored as chunks whose root is what manifestOf com
 })
 
 test('datasets - refusals are problem+json: 413 declared or streamed (no chunk kept), 415, 401, 404', async (t) => {
-  const key = 'k'.repeat(24)
-  const c = await cluster(t, { maxDatasetBytes: 128 * 1024, apiKeys: [key] })
+  const key = 'k'.repeat(32)
+  const c = await cluster(t, {
+    maxDatasetBytes: 128 * 1024,
+    apiKeys: [{ name: 'k', role: 'submitter', sha256: keyDigest(key) }],
+    anonymous: false,
+  })
   const url = c.coordinators[0]!.url
   const auth = { authorization: `Bearer ${key}` }
   const problem = (a: Answer, status: number, type: string) => {
@@ -156,12 +160,16 @@ test('datasets - refusals are problem+json: 413 declared or streamed (no chunk k
   t.is(empty.status, 201)
   t.like(empty.body, { root: (await manifestOf(new Uint8Array(0))).root, size: 0, chunks: 1 })
   t.is(
-    (await (await fetch(`${url}/v1/datasets/${String(empty.body['root'])}/data`)).arrayBuffer()).byteLength,
+    (
+      await (
+        await fetch(`${url}/v1/datasets/${String(empty.body['root'])}/data`, { headers: auth })
+      ).arrayBuffer()
+    ).byteLength,
     0,
   )
 
   const get = async (path: string) => {
-    const r = await fetch(`${url}/v1/datasets/${path}`)
+    const r = await fetch(`${url}/v1/datasets/${path}`, { headers: auth })
     return {
       status: r.status,
       type: r.headers.get('content-type') ?? '',
@@ -183,17 +191,23 @@ test('datasets - chunk.get serves chunks and manifests to a signed volunteer and
   const bytes = new Uint8Array(randomBytes(200_000))
   const { root, manifest, encoded } = await manifestOf(bytes)
   t.is((await upload(url, bytes)).status, 201)
-  // A volunteer: no credentials, so the NATS role applies.
-  const nats = await connect({ servers: services().natsUrl })
-  t.teardown(() => nats.close())
-  const subject = subjectsFor(c.subjectPrefix).chunkGet
+  // A volunteer: no credentials, so the NATS role applies; replies come to its own inbox.
   const identity = await generateIdentity(true)
+  const nats = await connectVolunteer(services().natsUrl, identity)
+  t.teardown(() => nats.close())
+  const subjects = subjectsFor(c.subjectPrefix)
+  const subject = subjects.chunkGet
+  // Chunks are served for a lease whose unit reads the dataset: a knn unit over it.
+  const params = { dataset: root, dim: 8, k: 1, queries: { count: 1, seed: 1 } }
+  await c.api.submit({ type: 'knn', params, redundancy: { quorum: 1 } })
+  const { replicaId } = await takeLease(nats, subjects, identity, 'knn@1')
   const ask = async (envelope: unknown) =>
     decode((await nats.request(subject, encode(envelope), { timeout: 5_000 })).data) as Record<
       string,
       unknown
     >
-  const get = async (hash: string) => ask(await sealWorkerRequest('chunk.get', identity, { hash }))
+  const get = async (hash: string) =>
+    ask(await sealWorkerRequest('chunk.get', identity, { hash, root, replicaId }))
 
   const before = await stats(url)
   const hashes = [root, ...Array.from({ length: chunkCount(bytes.length) }, (_, i) => chunkHash(manifest, i))]
@@ -212,16 +226,18 @@ test('datasets - chunk.get serves chunks and manifests to a signed volunteer and
   t.is(after.chunkBytesServed - before.chunkBytesServed, served + encoded.length)
 
   // Refusals: an error reply, counted as malformed, nothing served.
-  const good = await sealWorkerRequest('chunk.get', identity, { hash: root })
+  const good = await sealWorkerRequest('chunk.get', identity, { hash: root, root, replicaId })
   t.like(await ask({ ...good, sig: flipBit(good.sig) }), { type: 'error', code: 'bad-signature' })
   const unknown = await get('e'.repeat(64))
   t.like(unknown, { type: 'error', code: 'bad-request' })
-  t.regex(String(unknown['message']), /no chunk or manifest with hash e{64}/)
+  t.regex(String(unknown['message']), new RegExp(`chunk e{64} is not part of content ${root}`))
   const other = await generateIdentity(true)
-  t.like(await ask(await sealWorkerRequest('chunk.get', identity, { hash: root }, { worker: other.id })), {
-    type: 'error',
-    code: 'bad-request',
-  })
+  t.like(
+    await ask(
+      await sealWorkerRequest('chunk.get', identity, { hash: root, root, replicaId }, { worker: other.id }),
+    ),
+    { type: 'error', code: 'bad-request' },
+  )
   t.like(await get('not-hex'), { type: 'error', code: 'bad-request' })
   const last = await stats(url)
   t.is(last.chunksServed, after.chunksServed)

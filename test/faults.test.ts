@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApiClient } from '../scripts/api-client.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
+import { gate } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
@@ -19,17 +20,32 @@ test('faults - kill -9 of a worker mid-unit: its leases expire, are reissued, an
   const victim = spawnCohort(cluster.workerArgs(join(dir, 'victim.json'), '--threads', '1'))
   t.teardown(() => victim.kill())
   await victim.waitForLine(/worker started/)
-  const job = await cluster.api.submit({ type: 'primes', params: { to: 30_000_000, unitSize: 1_000_000 } })
-  const started = await victim.waitForLine(/unit started/)
+  const job = await cluster.api.submit({ type: 'primes', params: { to: 100_000_000, unitSize: 2_000_000 } })
+  const store = cluster.coordinators[0]!.store
+  // Stop the victim as a unit starts, and keep it stopped until the coordinator has settled the last unit
+  // it started: if that result got out first (a fast machine), let the victim go on and try again; once a
+  // lease expired while the victim held it, kill it. So it dies mid-unit whatever the machine's speed.
+  const startedLines = (): string[] => victim.lines.filter((l) => /unit started/.test(l))
+  let victimUnit = ''
+  for (let from = 0; victimUnit === ''; from = victim.lines.length) {
+    await victim.waitForLine(/unit started/, 30_000, from)
+    victim.child.kill('SIGSTOP')
+    const { replicaId } = JSON.parse(startedLines().at(-1) ?? '{}') as { replicaId: string }
+    let state = ''
+    await waitUntil('the unit settled', async () => {
+      state = String((await store.replicaState(replicaId))['state'])
+      return state !== 'leased'
+    })
+    if (state === 'expired') victimUnit = replicaId
+    else victim.child.kill('SIGCONT')
+  }
   await victim.kill('SIGKILL')
-  const victimUnit = (JSON.parse(started) as { replicaId: string }).replicaId
 
   await cluster.addWorker()
   await cluster.addWorker()
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
-  t.like((await cluster.api.result(job.id)).result, { count: 1_857_859 })
-  const store = cluster.coordinators[0]!.store
+  t.like((await cluster.api.result(job.id)).result, { count: 5_761_455 })
   t.is((await store.replicaState(victimUnit))['state'], 'expired', "the killed worker's lease expired")
   t.true(cluster.coordinators[0]!.counters.leasesExpired > 0)
   t.is(done.units.validated, done.units.total)
@@ -60,6 +76,8 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
       cluster.redisPrefix,
       '--subject-prefix',
       cluster.subjectPrefix,
+      // Jobs are submitted anonymously, as on every test cluster.
+      '--anonymous',
     ],
     cluster.coordinatorEnv,
   )
@@ -67,11 +85,16 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
   const api = createApiClient(url)
-  await cluster.addWorker()
-  await cluster.addWorker()
+  // Each worker runs five units, then waits at the gate: the job is part-way when the coordinator dies,
+  // however fast the machine.
+  const held = gate(5)
+  await cluster.addWorker({ wrap: held.wrap })
+  await cluster.addWorker({ wrap: held.wrap })
   const job = await api.submit({ type: 'primes', params: { to: 40_000_000, unitSize: 1_000_000 } })
-  await waitUntil('a few units validated', async () => (await api.job(job.id)).units.validated >= 5)
+  await waitUntil('both workers at the gate', () => held.waiting === 2)
+  t.is((await api.job(job.id)).state, 'running')
   await first.kill('SIGKILL')
+  held.open()
 
   const second = await cluster.addCoordinator()
   const done = await waitForJob(createApiClient(second.url), job.id)

@@ -1,7 +1,6 @@
 // The HTTP API: bad input gets a 4xx application/problem+json that names the problem, and the
 // coordinator keeps serving afterwards (health 200, a valid submission 201).
 import test, { type ExecutionContext } from 'ava'
-import { connect } from '@nats-io/transport-node'
 import { request as httpRequest } from 'node:http'
 import {
   decode,
@@ -14,7 +13,8 @@ import {
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { PRIMES } from './helpers/protocol-fixtures.js'
-import { useServices, asCoordinator } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
+import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
 
@@ -219,9 +219,9 @@ test('http api - cancelling a running job is 200; cancelling it again is 409', (
     const id = created.body['id'] as string
     await waitUntil('the job to be planned', async () => (await cluster.api.job(id)).units.planned, 30_000)
     // Lease its replica, as a worker would, so that the job is running.
-    const nc = await connect(asCoordinator(services()))
+    const identity: Identity = await generateIdentity(true)
+    const nc = await connectVolunteer(services().natsUrl, identity)
     try {
-      const identity: Identity = await generateIdentity(true)
       const client = createCoordinatorClient({
         nats: nc,
         identity,

@@ -1,9 +1,9 @@
 // Lease claims: a worker takes over leases a peer signed over to it. A real coordinator and raw
 // worker identities talking NATS: the claimant gets the unit signed for it and its result counts,
 // the giver loses the lease; replayed, expired, forged or misaddressed transfers are refused; a
-// claimant that holds another replica of the unit is refused and the replica is leasable at once.
+// claimant that holds another replica of the unit is refused, the lease stays with the giver, and
+// is leasable at once when the giver hands it back.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
 import {
   decode,
@@ -24,6 +24,7 @@ import {
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, flipBit, rawRequest, sealWorkerRequest } from './helpers/protocol-fixtures.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
@@ -31,7 +32,8 @@ const services = useServices(test)
 type Teardown = { teardown(fn: () => unknown): void }
 
 async function cluster(t: Teardown, leaseMs = 60_000): Promise<Cluster> {
-  const c = await startCluster({ services: services(), tuning: { leaseMs } })
+  // No hold on reissued replicas: the workers here are new identities with no validated work.
+  const c = await startCluster({ services: services(), tuning: { leaseMs, reissueHoldMs: 0 } })
   t.teardown(() => c.stop())
   return c
 }
@@ -48,8 +50,8 @@ interface RawWorker {
 
 async function worker(t: Teardown, c: Cluster): Promise<RawWorker> {
   const identity = await generateIdentity(true)
-  // No credentials: the volunteer role applies.
-  const nats = await connect({ servers: services().natsUrl })
+  // No credentials: the volunteer role applies; replies come to its own inbox.
+  const nats = await connectVolunteer(services().natsUrl, identity)
   t.teardown(() => nats.close())
   const subjects = subjectsFor(c.subjectPrefix)
   return {
@@ -199,7 +201,7 @@ test('lease claim - replayed, expired, forged, misaddressed and non-holder trans
   t.is(c.coordinators[0]!.counters.malformed, 8)
 })
 
-test('lease claim - a claimant holding another replica of the unit is refused and the replica is leasable at once', async (t) => {
+test('lease claim - a claimant holding another replica of the unit is refused, the giver keeps the lease and may hand it back', async (t) => {
   // Leases far longer than the test: only the hand-back can free the replica.
   const c = await cluster(t, 600_000)
   const [a, b, x] = [await worker(t, c), await worker(t, c), await worker(t, c)]
@@ -212,8 +214,11 @@ test('lease claim - a claimant holding another replica of the unit is refused an
   )
   t.deepEqual(parseLeaseClaimed(reply), { type: 'lease.claimed', v: 1, units: [], refused: [ua.replicaId] })
   const store = c.coordinators[0]!.store
-  t.is((await store.replicaState(ua.replicaId))['state'], 'released')
-  // A third worker gets a replacement replica of that unit at its first request.
+  // The claimant cannot make the giver lose its lease by asking for a unit it holds.
+  t.like(await store.replicaState(ua.replicaId), { state: 'leased', worker: a.identity.id })
+  t.deepEqual((await a.client.renew([ua.replicaId])).lost, [])
+  // The giver hands it back; a third worker gets a replacement replica at its first request.
+  t.like(await a.client.release([ua.replicaId], 'no peer took it'), { released: 1 })
   const grant = await x.client.requestWork(1, ['primes@1'], [])
   t.is(grant.units.length, 1)
   const ux = parseUnitPayload(await open(grant.units[0]!))

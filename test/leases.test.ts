@@ -1,6 +1,5 @@
 // Leases: renewal, lost grants taken back at the next request, and expiry.
 import test from 'ava'
-import { connect } from '@nats-io/transport-node'
 import {
   decode,
   encode,
@@ -12,13 +11,14 @@ import {
 } from '../shared/index.js'
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitUntil } from './helpers/cluster.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
 
 async function actAsWorker(natsUrl: string, subjectPrefix: string) {
   const identity = await generateIdentity(true)
-  const nats = await connect({ servers: natsUrl })
+  const nats = await connectVolunteer(natsUrl, identity)
   const client = createCoordinatorClient({
     nats,
     identity,
@@ -98,7 +98,7 @@ test('leases - a signed request replayed by someone who saw it is refused', asyn
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
   const identity = await generateIdentity(true)
-  const nats = await connect({ servers: services().natsUrl })
+  const nats = await connectVolunteer(services().natsUrl, identity)
   t.teardown(() => nats.close())
   const envelope = await seal(
     'lease.release',

@@ -27,6 +27,7 @@ import {
   unitPayload,
 } from './helpers/protocol-fixtures.js'
 import { useServices, asCoordinator } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
@@ -71,9 +72,8 @@ interface Case {
   message?: RegExp
 }
 
-/** Every malformed message the test sends to the subject of `kind`. */
-async function malformedCases(kind: RequestKind, coordinator: Identity): Promise<Case[]> {
-  const me = await generateIdentity(true)
+/** Every malformed message the test sends to the subject of `kind`, as the volunteer `me`. */
+async function malformedCases(kind: RequestKind, coordinator: Identity, me: Identity): Promise<Case[]> {
   const other = await generateIdentity(true)
   const wrongKind: RequestKind = kind === 'work.request' ? 'lease.renew' : 'work.request'
   const valid = await validRequest(kind, me)
@@ -190,13 +190,17 @@ for (const name of ['workRequest', 'resultSubmit', 'leaseRenew', 'leaseRelease']
   const kind = KIND[name]
   const suffix = kind === 'result' ? 'result.submit' : kind
   test(`nats malformed - ${suffix} refuses every malformed request with an error reply`, (t) =>
-    withCluster(t, async (cluster, nc) => {
+    withCluster(t, async (cluster) => {
       const subject = subjectsFor(cluster.subjectPrefix)[name]
-      const cases = await malformedCases(kind, cluster.identity)
-      for (const c of cases) await expectRefused(t, nc, cluster, subject, c)
+      // Sent by a volunteer on its own connection: replies reach only the signer's own inbox.
+      const me = await generateIdentity(true)
+      const vc = await connectVolunteer(services().natsUrl, me)
+      t.teardown(() => vc.close())
+      const cases = await malformedCases(kind, cluster.identity, me)
+      for (const c of cases) await expectRefused(t, vc, cluster, subject, c)
       t.is(cluster.coordinators[0]!.counters.malformed, cases.length)
       // A well-formed request on the same subject is served as before.
-      const ok = await rawRequest(nc, subject, encode(await validRequest(kind, await generateIdentity(true))))
+      const ok = await rawRequest(vc, subject, encode(await validRequest(kind, me)))
       t.false(isErrorReply(ok), JSON.stringify(ok))
       t.is(cluster.coordinators[0]!.counters.malformed, cases.length)
       await jobStillCompletes(t, cluster)
@@ -215,7 +219,9 @@ test('nats malformed - messages without a reply subject are dropped and counted'
     await waitUntil('every published message to be counted', () => counters.malformed === expected, 10_000)
     // A later request is still answered, so nothing was left half-handled.
     const me = await generateIdentity(true)
-    const ok = await rawRequest(nc, subjects.workRequest, encode(await validRequest('work.request', me)))
+    const vc = await connectVolunteer(services().natsUrl, me)
+    t.teardown(() => vc.close())
+    const ok = await rawRequest(vc, subjects.workRequest, encode(await validRequest('work.request', me)))
     t.like(ok, { type: 'work.grant' })
     t.is(counters.malformed, expected)
     t.is(counters.busy, 0)

@@ -14,6 +14,7 @@ import {
   equalBytes,
   generateIdentity,
   manifestOf,
+  PEER_MESSAGE_VERSION,
   seal,
   subjectsFor,
   type Manifest,
@@ -242,7 +243,15 @@ test('messages that are unsigned, forged or addressed to another peer are refuse
     )
     const wrong = await seal(
       'peer',
-      { type: 'chunk.get', v: 1, worker: other.id, at: Date.now(), nonce: 'n1', to: other.id, hash: c.root },
+      {
+        type: 'chunk.get',
+        v: PEER_MESSAGE_VERSION,
+        worker: other.id,
+        at: Date.now(),
+        nonce: 'n1',
+        to: other.id,
+        hash: c.root,
+      },
       other,
     )
     peer.nats.publish(subject, encode(wrong))

@@ -26,6 +26,7 @@ import {
   type Cluster,
   type TestWorker,
 } from './helpers/cluster.js'
+import { hanging } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test, { websocket: false })
@@ -39,7 +40,10 @@ const BIG_CAP = { leaseCapBase: 16 }
 /** Leases far longer than any test: a unit that moved did not wait for an expiry. */
 const LONG_LEASES = { leaseMs: 600_000, ...BIG_CAP }
 
-/** A slow machine: every unit takes `ms` longer. */
+/**
+ * A slow machine: every unit takes `ms` longer. The wait is the thing tested (a peer slower than its
+ * leases, or than an idle peer), not a stand-in for an event.
+ */
 function slow(ms: number): (base: Runner) => Runner {
   return (base) => ({
     get threads() {
@@ -97,7 +101,8 @@ function seesRoomAt(w: TestWorker, peer: TestWorker): Promise<void> {
 test('handoff - a worker stopping gracefully gives its unstarted units to a peer, which computes them', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: LONG_LEASES })
   t.teardown(() => cluster.stop())
-  const giver = await cluster.addWorker({ threads: 1, bufferUnits: 10, wrap: slow(300) })
+  // Its units never end by themselves: it holds all eleven until it stops, however fast the machine.
+  const giver = await cluster.addWorker({ threads: 1, bufferUnits: 10, wrap: hanging })
   const job = await cluster.api.submit({
     type: 'primes',
     params: { to: 11_000_000, unitSize: 1_000_000 },
@@ -111,7 +116,7 @@ test('handoff - a worker stopping gracefully gives its unstarted units to a peer
     peers: { announceMs: 250, steal: false },
   })
   await seesRoomAt(giver, receiver)
-  await giver.daemon.stop()
+  await giver.daemon.stop({ drainTimeoutMs: 0 })
   t.true(
     giver.daemon.peering.exchange.stats.handedOff >= 8,
     `handed off ${giver.daemon.peering.exchange.stats.handedOff}`,

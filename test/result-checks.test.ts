@@ -30,12 +30,15 @@ import {
   resultPayload,
   type ResultFields,
 } from './helpers/protocol-fixtures.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 import { useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
 
 interface FakeWorker {
   identity: Identity
+  /** Its own volunteer connection: replies come only to its inbox. */
+  nats: NatsConnection
   client: CoordinatorClient
 }
 
@@ -66,7 +69,13 @@ async function setup(t: ExecutionContext): Promise<Setup> {
     jobId: job.id,
     async worker() {
       const identity = await generateIdentity(true)
-      return { identity, client: createCoordinatorClient({ nats: nc, identity, subjects, timeoutMs: 5_000 }) }
+      const nats = await connectVolunteer(services().natsUrl, identity)
+      t.teardown(() => nats.close())
+      return {
+        identity,
+        nats,
+        client: createCoordinatorClient({ nats, identity, subjects, timeoutMs: 5_000 }),
+      }
     },
     async lease(w) {
       const grant = await w.client.requestWork(1, [PRIMES])
@@ -116,9 +125,12 @@ test('result checks - a result with a bad signature gets an error reply and is n
   }
 
   // Correctly signed by another key, but claiming to come from the worker that holds the lease.
+  // Sent from the stranger's own connection: replies go only to the signer's inbox.
   const impostor = await seal('result', resultPayload(me.identity, fields), stranger)
+  const strangerNc = await connectVolunteer(services().natsUrl, stranger)
+  t.teardown(() => strangerNc.close())
   const before = coordinator.counters.malformed
-  const reply = await rawRequest(s.nc, s.subjects.resultSubmit, encode(impostor))
+  const reply = await rawRequest(strangerNc, s.subjects.resultSubmit, encode(impostor))
   t.like(reply, { type: 'error', code: 'bad-request' })
   t.regex((reply as { message: string }).message, /worker does not match the envelope signer/)
   t.is(coordinator.counters.malformed, before + 1)
@@ -178,7 +190,7 @@ test('result checks - a duplicate result is acknowledged as duplicate and counte
   // Replaying one signed message, twice, gives a duplicate each time.
   const bytes = encode(await seal('result', resultPayload(me.identity, fields), me.identity))
   for (let i = 0; i < 2; i++) {
-    t.like(await rawRequest(s.nc, s.subjects.resultSubmit, bytes), {
+    t.like(await rawRequest(me.nats, s.subjects.resultSubmit, bytes), {
       type: 'result.ack',
       status: 'duplicate',
     })

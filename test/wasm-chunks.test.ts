@@ -27,7 +27,9 @@ import {
   type Cluster,
   type TestWorker,
 } from './helpers/cluster.js'
+import { takeLease } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
+import { connectVolunteer } from './helpers/volunteer.js'
 import { fnv1aBase64, fnvModule, uploadOk, withCustomSection } from './helpers/wasm.js'
 
 const services = useServices(test, { websocket: false })
@@ -84,8 +86,10 @@ test('chunks - a module reply carries either bytes or a root and a size, never b
     at: 1,
     nonce: 'n'.repeat(16),
     hash: base.hash,
+    replicaId: 'j:0:r1',
   }
   t.is(parseModuleGet(get).chunked, undefined)
+  t.throws(() => parseModuleGet({ ...get, replicaId: undefined }), { instanceOf: ProtocolError })
   t.is(parseModuleGet({ ...get, chunked: true }).chunked, true)
   t.throws(() => parseModuleGet({ ...get, chunked: 'yes' }), { instanceOf: ProtocolError })
 })
@@ -136,12 +140,31 @@ test('chunks - without peer exchange a worker gets the module whole; small modul
   t.is(coordinator.counters.moduleBytesServed, bytes.length, 'the module came whole, once')
   t.is(coordinator.counters.chunkBytesServed, 0)
 
-  // What module.get answers, asked directly.
+  // What module.get answers, asked directly by a volunteer holding a lease of a unit that uses the
+  // module (coordinators serve modules for such leases only).
+  await lone.stop()
+  const subjects = subjectsFor(cluster.subjectPrefix)
+  const asker = await generateIdentity(false)
+  const nats = await connectVolunteer(services().natsUrl, asker)
+  t.teardown(() => nats.close())
+  const leases = new Map<string, string>()
+  /** Lease a unit of a new job using `module` (units of earlier jobs come first: take those too). */
+  const lease = async (module: string): Promise<void> => {
+    await submitFnv(cluster, module, 1)
+    for (;;) {
+      const unit = await takeLease(nats, subjects, asker, 'wasm@1')
+      if ((unit.input as { module: string }).module !== module) continue
+      leases.set(module, unit.replicaId)
+      return
+    }
+  }
   const client = createCoordinatorClient({
-    nats: lone.nats,
-    identity: await generateIdentity(false),
-    subjects: subjectsFor(cluster.subjectPrefix),
+    nats,
+    identity: asker,
+    subjects,
+    leaseFor: (need) => ('module' in need ? leases.get(need.module) : undefined),
   })
+  await lease(hash)
   const { root } = await manifestOf(bytes)
   t.deepEqual(await client.getModule(hash, true), { root, size: bytes.length })
   const same = (got: Uint8Array | object, want: Uint8Array): boolean =>
@@ -149,13 +172,17 @@ test('chunks - without peer exchange a worker gets the module whole; small modul
   t.true(same(await client.getModule(hash), bytes), 'whole when not asked for chunks')
   const small = await fnvModule()
   const smallHash = await uploadOk(coordinator.url, small)
+  await lease(smallHash)
   t.true(same(await client.getModule(smallHash, true), small), 'a module of one chunk comes as bytes')
 
   // A module stored before modules were chunked (no root in its meta) is chunked when first asked for.
   const old = await largeModule(3)
   const oldHash = await sha256Hex(old)
   await coordinator.modules.put(oldHash, old, { size: String(old.length), owner: 'anonymous' })
+  // Held by the jobs' owner (jobs may name only content their owner holds).
+  await coordinator.uploads.hold('module', oldHash, 'anonymous', old.length, null, Date.now() + 3600_000)
   t.is((await coordinator.modules.meta(oldHash))?.['root'], undefined)
+  await lease(oldHash)
   const oldRoot = (await manifestOf(old)).root
   t.deepEqual(await client.getModule(oldHash, true), { root: oldRoot, size: old.length })
   t.is((await coordinator.modules.meta(oldHash))?.['root'], oldRoot)

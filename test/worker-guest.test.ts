@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { readStatus, type WorkerStatus } from '../worker/policy/index.js'
+import { createCheckpointStore, readStatus, type WorkerStatus } from '../worker/policy/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 
@@ -36,7 +36,7 @@ const status = (dir: string): Promise<WorkerStatus | undefined> =>
   readStatus(join(dir, 'state')).catch(() => undefined)
 
 test.serial(
-  'idle - a busy CPU pauses running units within a second; they resume when it calms and the job is right',
+  'idle - a busy CPU pauses running units; they resume when it calms and the job is right',
   async (t) => {
     const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
     t.teardown(() => cluster.stop())
@@ -74,14 +74,19 @@ test.serial(
       () => child.lines.filter((l) => /worker suspended/.test(l)).length > suspendedBefore,
       10_000,
     )
-    const latency = performance.now() - hogStarted
-    t.log(`pause latency from hog start: ${latency.toFixed(0)} ms`)
-    t.true(latency < 1_500, `paused after ${latency.toFixed(0)} ms`)
+    // Logged, not asserted: how fast depends on the machine and its other load.
+    t.log(`pause latency from hog start: ${(performance.now() - hogStarted).toFixed(0)} ms`)
     t.true(child.lines.some((l) => /worker suspended.*CPU busy/.test(l)))
 
     // While paused, the running unit makes no progress.
-    await new Promise((r) => setTimeout(r, 1_200))
+    await waitUntil(
+      'the status file saying paused',
+      async () => (await status(dir))?.state === 'paused',
+      10_000,
+    )
     const a = await status(dir)
+    // The thing tested is that nothing moves for a while: over a second, a running unit would have sent
+    // about four progress reports. No event can stand for "nothing happened".
     await new Promise((r) => setTimeout(r, 1_200))
     const b = await status(dir)
     t.is(b?.state, 'paused')
@@ -132,7 +137,11 @@ test.serial(
       60_000,
     )
     const before = (await status(dir))!.units[0]!
+    const checkpoints = createCheckpointStore(join(dir, 'state'))
+    const seenStep = (await checkpoints.list())[0]?.step ?? 0
     await first.kill('SIGKILL')
+    // What the killed worker left on disk: the step the restarted one must resume at.
+    const savedStep = (await checkpoints.list())[0]?.step ?? -1
 
     const second = spawnCohort(first.child.spawnargs.slice(2))
     t.teardown(() => second.kill())
@@ -147,8 +156,9 @@ test.serial(
       `killed at step ~${before.steps} (progress ${(before.progress * 100).toFixed(1)} %), resumed at step ${k}, ran ${steps} more steps`,
     )
     t.true(k > 0)
+    t.is(k, savedStep, 'resumed at the last checkpoint saved before the kill')
+    t.true(savedStep >= seenStep, 'no older checkpoint than one already on disk')
     t.is(k + steps, 3815, 'the resumed run computes exactly the segments after the checkpoint')
-    t.true(before.steps - k < 400, `redid ${before.steps - k} segments`)
     t.is(cluster.coordinators[0]!.counters.leasesExpired, 0)
   },
 )
@@ -176,6 +186,7 @@ test.serial(
     })
     let maxHeld = 0
     let worst = 0
+    let loosest = 0
     let samples = 0
     for (;;) {
       const s = await status(dir)
@@ -186,9 +197,11 @@ test.serial(
         // Running + what fits in 80 % of the lease at the measured speed, + 1 for measurement noise.
         const bound = 1 + Math.floor((0.8 * leaseMs) / 1000 / secs) + 1
         worst = Math.max(worst, s.held - bound)
+        loosest = Math.max(loosest, bound)
       }
       const j = await cluster.api.job(job.id)
       if (j.state === 'completed' || j.state === 'failed') break
+      // A sampling interval (the test looks at every state the worker passes through), not a wait for an event.
       await new Promise((r) => setTimeout(r, 100))
     }
     const s = await status(dir)
@@ -197,7 +210,8 @@ test.serial(
     )
     t.true(samples > 3)
     t.true(worst <= 0, `held ${worst} more units than the deadline allows`)
-    t.true(maxHeld < 20)
+    // The deadline, not --buffer, is what limited the units held (else this test tests nothing).
+    t.true(loosest < 51, `the deadline allowed ${loosest} units, no fewer than --buffer 50 does`)
     t.like((await cluster.api.result(job.id)).result, { count: 189_961_812 })
   },
 )

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { ConfigError } from '../shared/index.js'
 import { loadOrCreateIdentity } from '../worker/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
+import { hanging } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
@@ -40,7 +41,8 @@ test('lifecycle - a stopping worker hands back its units at once; another worker
   // Leases of 10 minutes: if anything waited for expiry, this job could not finish.
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
   t.teardown(() => cluster.stop())
-  const leaver = await cluster.addWorker({ threads: 1, bufferUnits: 8 })
+  // Its units never end by themselves, so it still holds them when it stops, however fast the machine.
+  const leaver = await cluster.addWorker({ threads: 1, bufferUnits: 8, wrap: hanging })
   const job = await cluster.api.submit({
     type: 'primes',
     params: { to: 20_000_000, unitSize: 1_000_000 },
@@ -50,6 +52,7 @@ test('lifecycle - a stopping worker hands back its units at once; another worker
     'the worker holds buffered units',
     () => leaver.daemon.stats.held > leaver.daemon.stats.running,
   )
+  await leaver.daemon.stop({ drainTimeoutMs: 0 })
   await leaver.stop()
   t.true(cluster.coordinators[0]!.counters.leasesReleased > 0, 'units were handed back')
   await cluster.addWorker({ threads: 2 })

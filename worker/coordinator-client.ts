@@ -1,4 +1,6 @@
-// The worker's side of the protocol: signed requests to the coordinators' queue group.
+// The worker's side of the protocol: signed requests to the coordinators' queue group, each with a
+// fresh nonce and timestamp, answered on this worker's own inbox. Data requests (`module.get`,
+// `chunk.get`) also name a replica this worker holds whose unit needs the data.
 import type { NatsConnection } from '@nats-io/nats-core'
 import {
   CohortError,
@@ -36,12 +38,32 @@ export class CoordinatorUnavailableError extends CohortError {
   override name = 'CoordinatorUnavailableError'
 }
 
+/** The coordinator's egress budget for this worker is spent: ask again after `retryAfterMs`. */
+export class OverBudgetError extends CoordinatorUnavailableError {
+  override name = 'OverBudgetError'
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message)
+  }
+}
+
+/** What a data request is for: a module by hash, or content (a dataset's root) by root. */
+export type DataNeed = { module: string } | { root: string }
+
 export interface CoordinatorClientInit {
   nats: NatsConnection
   identity: Identity
   subjects: Subjects
   /** Per request. Default 5000 ms. */
   timeoutMs?: number
+  /**
+   * A replica this worker holds whose unit needs the module or content: coordinators serve data only
+   * for such a lease, named in the request. Undefined when none does (the request is then not sent).
+   * Without it, `getModule` and `getChunk` are refused here.
+   */
+  leaseFor?: (need: DataNeed) => string | undefined
 }
 
 export interface ResultFields {
@@ -70,11 +92,16 @@ export interface CoordinatorClient {
    * module cache checks what it finally gets.
    */
   getModule(hash: string, chunked?: boolean): Promise<Uint8Array | ContentRef>
-  /** A content chunk or manifest by SHA-256 (unchecked: the fetcher checks it). */
-  getChunk(hash: string): Promise<Uint8Array>
+  /**
+   * A content chunk or manifest by SHA-256 (unchecked: the fetcher checks it); `root` names the
+   * content it belongs to (equal to `hash` for the manifest).
+   */
+  getChunk(hash: string, root: string): Promise<Uint8Array>
   /** Take over leases a peer transferred to this worker; returns them re-signed for it. */
   claim(transfer: SignedEnvelope): Promise<LeaseClaimed>
 }
+
+const MAX_MODULE_ROOTS = 1024
 
 export function createCoordinatorClient(init: CoordinatorClientInit): CoordinatorClient {
   const { nats, identity, subjects } = init
@@ -82,6 +109,15 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
 
   const sealed = async (kind: SignedKind, payload: object): Promise<Uint8Array> =>
     encode(await seal(kind, { ...payload, worker: identity.id, at: Date.now(), nonce: randomId() }, identity))
+
+  /** Roots of modules' chunked forms, by root: their chunks are needed by units that use the module. */
+  const moduleRoots = new Map<string, string>()
+  const replicaFor = (need: DataNeed, what: string): string => {
+    const replicaId = init.leaseFor?.(need)
+    if (replicaId === undefined)
+      throw new RequestRefusedError(`no lease this worker holds needs ${what}: not asked for`)
+    return replicaId
+  }
 
   const call = async <T>(
     subject: string,
@@ -94,6 +130,11 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
     if (isErrorReply(value)) {
       if (value.code === 'internal')
         throw new CoordinatorUnavailableError(`coordinator could not serve ${kind}: ${value.message}`)
+      if (value.code === 'over-budget')
+        throw new OverBudgetError(
+          `coordinator refused ${kind}: ${value.message}`,
+          value.retryAfterMs ?? 1_000,
+        )
       throw new RequestRefusedError(`coordinator refused ${kind}: ${value.message}`)
     }
     return parse(value)
@@ -119,12 +160,20 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
         parseLeaseReleased,
       ),
     async getModule(hash, chunked = false) {
-      const req = { type: 'module.get', v: 1, hash, ...(chunked ? { chunked } : {}) }
+      const replicaId = replicaFor({ module: hash }, `module ${hash}`)
+      const req = { type: 'module.get', v: 1, hash, replicaId, ...(chunked ? { chunked } : {}) }
       const reply = await call(subjects.moduleGet, 'module.get', req, parseModuleReply)
-      return 'bytes' in reply ? reply.bytes : { root: reply.root, size: reply.size }
+      if ('bytes' in reply) return reply.bytes
+      if (moduleRoots.size >= MAX_MODULE_ROOTS) moduleRoots.clear()
+      moduleRoots.set(reply.root, hash)
+      return { root: reply.root, size: reply.size }
     },
-    getChunk: async (hash) =>
-      (await call(subjects.chunkGet, 'chunk.get', { type: 'chunk.get', v: 1, hash }, parseChunkReply)).bytes,
+    async getChunk(hash, root) {
+      const module = moduleRoots.get(root)
+      const replicaId = replicaFor(module === undefined ? { root } : { module }, `content ${root}`)
+      const req = { type: 'chunk.get', v: 1, hash, root, replicaId }
+      return (await call(subjects.chunkGet, 'chunk.get', req, parseChunkReply)).bytes
+    },
     claim: (transfer) =>
       call(subjects.leaseClaim, 'lease.claim', { type: 'lease.claim', v: 1, transfer }, parseLeaseClaimed),
     sealRelease: (replicaIds, reason) =>

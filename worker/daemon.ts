@@ -16,7 +16,12 @@ import {
   type SignedEnvelope,
   type UnitPayload,
 } from '../shared/index.js'
-import { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
+import {
+  createCoordinatorClient,
+  RequestRefusedError,
+  type CoordinatorClient,
+  type DataNeed,
+} from './coordinator-client.js'
 import type { DaemonGuest } from './policy/guest-hooks.js'
 import { restoreUnits } from './policy/restore.js'
 import type { RunOutcome, Runner } from './runner.js'
@@ -140,13 +145,38 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const threads = (): number => init.runner.threads
   const capacity = (): number => threads() + (init.bufferUnits ?? threads())
   const drainTimeoutMs = init.drainTimeoutMs ?? 30_000
+  const held = new Map<string, Held>()
+  /**
+   * A replica this worker holds whose unit needs a module or content: coordinators serve data only
+   * for such a lease. Units not being handed away come first; one being claimed is not held yet.
+   */
+  const unitNeeds = (unit: UnitPayload, need: DataNeed): boolean => {
+    const jobType = jobTypes.get(unit.kind)
+    try {
+      return 'module' in need
+        ? (jobType?.resources?.(unit.input) ?? []).includes(need.module)
+        : (jobType?.content?.(unit.input) ?? []).some((ref) => ref.root === need.root)
+    } catch {
+      return false
+    }
+  }
+  const leaseFor = (need: DataNeed): string | undefined => {
+    let leaving: string | undefined
+    for (const h of held.values()) {
+      if (h.state === 'claiming') continue
+      if (!unitNeeds(h.unit, need)) continue
+      if (h.state !== 'leaving') return h.unit.replicaId
+      leaving ??= h.unit.replicaId
+    }
+    return leaving
+  }
   const client: CoordinatorClient = createCoordinatorClient({
     nats: init.nats,
     identity: init.identity,
     subjects,
+    leaseFor,
     ...(init.requestTimeoutMs === undefined ? {} : { timeoutMs: init.requestTimeoutMs }),
   })
-  const held = new Map<string, Held>()
   const tasks = new Set<Promise<void>>()
   const wake = createWake()
   const stats: WorkerStats = {
@@ -207,7 +237,6 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       accepting: () => !stopping && !paused && init.guest?.mayStart() !== false,
       room: () => capacity() - held.size + count('submitting'),
       accepts: () => accepts,
-      unitIds: () => [...new Set([...held.values()].map((h) => h.unit.unitId))],
       take(want, kinds, avoid) {
         const out: Giveable[] = []
         for (const h of [...held.values()].reverse()) {

@@ -12,5 +12,11 @@ export {
 export { runUnit, type RunOutcome, type RunTask } from './run-unit.js'
 export type { Runner } from './runner.js'
 export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
-export { createCoordinatorClient, RequestRefusedError, type CoordinatorClient } from './coordinator-client.js'
+export {
+  createCoordinatorClient,
+  OverBudgetError,
+  RequestRefusedError,
+  type CoordinatorClient,
+  type DataNeed,
+} from './coordinator-client.js'
 export * from './peer/index.js'

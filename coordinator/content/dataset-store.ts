@@ -49,7 +49,11 @@ export interface DatasetStore {
 
 export interface DatasetStoreInit {
   redis: Redis
-  /** Key prefix, e.g. `cohort:`: `<prefix>chunk:<hash>`, `<prefix>manifest:<root>` and its `:meta`. */
+  /**
+   * Key prefix, e.g. `cohort:`: `<prefix>chunk:<hash>`, `<prefix>manifest:<root>`, its `:meta` and
+   * `:chunks`, and `<prefix>chunkrefs`. Content no one holds any more is deleted by the upload ledger
+   * (uploads.ts).
+   */
   prefix: string
   /** How long a chunk of an upload not yet committed is kept. Default 1 hour. */
   pendingTtlMs?: number
@@ -64,15 +68,27 @@ return 0
 
 /**
  * commit(prefix, root, manifest, size, chunks, owner, uploadedAt, hash...) -> 1 new, 0 known, -1 when
- * a chunk is missing (expired before the upload ended).
+ * a chunk is missing (expired before the upload ended). A new manifest counts one reference to each
+ * chunk it lists (`<p>chunkrefs`) and keeps the list (`manifest:<root>:chunks`), so deleting it later
+ * deletes only chunks no other manifest lists. A permanent chunk without a count was stored before
+ * chunks were counted: it gets one reference that is never released.
  */
 const COMMIT = `
 local p, root = ARGV[1], ARGV[2]
 for i = 8, #ARGV do
   if redis.call('EXISTS', p..'chunk:'..ARGV[i]) == 0 then return -1 end
 end
-for i = 8, #ARGV do redis.call('PERSIST', p..'chunk:'..ARGV[i]) end
-if not redis.call('SET', p..'manifest:'..root, ARGV[3], 'NX') then return 0 end
+if redis.call('EXISTS', p..'manifest:'..root) == 1 then return 0 end
+for i = 8, #ARGV do
+  local ck = p..'chunk:'..ARGV[i]
+  if redis.call('HEXISTS', p..'chunkrefs', ARGV[i]) == 0 and redis.call('PTTL', ck) == -1 then
+    redis.call('HSET', p..'chunkrefs', ARGV[i], 1)
+  end
+  redis.call('PERSIST', ck)
+  redis.call('HINCRBY', p..'chunkrefs', ARGV[i], 1)
+end
+redis.call('SET', p..'manifest:'..root, ARGV[3])
+redis.call('SET', p..'manifest:'..root..':chunks', table.concat(ARGV, '', 8))
 redis.call('HSET', p..'manifest:'..root..':meta', 'size', ARGV[4], 'chunks', ARGV[5], 'owner', ARGV[6],
   'uploadedAt', ARGV[7])
 return 1

@@ -1,7 +1,6 @@
 // The coordinator's HTTP application: problem+json errors, the jobs, modules, blobs and datasets
 // APIs, health and stats.
-import Koa, { type Context } from 'koa'
-import { createHash, timingSafeEqual } from 'node:crypto'
+import Koa from 'koa'
 import type { AnyJobType, Logger } from '../../shared/index.js'
 import type { Counters } from '../counters.js'
 import type { CoordinatorTuning } from '../options.js'
@@ -14,6 +13,8 @@ import { blobsRouter } from './blobs-routes.js'
 import { datasetsRouter } from './datasets-routes.js'
 import type { ContentStore } from '../modules/content-store.js'
 import type { DatasetStore } from '../content/dataset-store.js'
+import type { Uploads } from '../content/uploads.js'
+import { authMiddleware } from './auth.js'
 import type { Router } from '@koa/router'
 
 export interface AppInit {
@@ -24,6 +25,8 @@ export interface AppInit {
   blobs: ContentStore
   /** Datasets: chunks and manifests by SHA-256. */
   datasets: DatasetStore
+  /** Who holds which upload. */
+  uploads: Uploads
   pipeline: Pipeline
   tuning: CoordinatorTuning
   counters: Counters
@@ -33,24 +36,6 @@ export interface AppInit {
   natsUp: () => boolean
   /** Extra routes (the contribute page, added by its own module). */
   extra?: Koa.Middleware[]
-}
-
-function authenticator(apiKeys: string[]): (ctx: Context) => string {
-  const hashes = apiKeys.map((k) => createHash('sha256').update(k).digest())
-  return (ctx) => {
-    if (hashes.length === 0) return 'anonymous'
-    const header = ctx.get('authorization')
-    const m = /^Bearer\s+(\S+)$/i.exec(header)
-    if (m === null)
-      throw new HttpError(401, 'unauthorized', 'send your API key as "Authorization: Bearer <key>"')
-    const h = createHash('sha256')
-      .update(m[1] ?? '')
-      .digest()
-    const ok = hashes.find((x) => timingSafeEqual(x, h))
-    if (ok === undefined)
-      throw new HttpError(401, 'unauthorized', 'the API key is not known to this coordinator')
-    return ok.toString('hex').slice(0, 16)
-  }
 }
 
 export function createApp(init: AppInit): Koa {
@@ -75,7 +60,9 @@ export function createApp(init: AppInit): Koa {
     }
     await next()
   })
-  const authenticate = authenticator(init.tuning.apiKeys)
+  // Everything below needs a caller (an API key, or anonymous when allowed), except public paths.
+  app.use(authMiddleware({ tuning: init.tuning, store: init.store }))
+  const { uploads } = init
   const mount = (router: Router): void => {
     app.use(router.routes())
     app.use(
@@ -93,11 +80,11 @@ export function createApp(init: AppInit): Koa {
       datasets: init.datasets,
       tuning: init.tuning,
       counters: init.counters,
-      authenticate,
+      uploads,
     }),
   )
-  mount(blobsRouter({ blobs: init.blobs, tuning: init.tuning, authenticate }))
-  mount(datasetsRouter({ datasets: init.datasets, tuning: init.tuning, authenticate }))
+  mount(blobsRouter({ blobs: init.blobs, tuning: init.tuning, uploads }))
+  mount(datasetsRouter({ datasets: init.datasets, tuning: init.tuning, uploads }))
   mount(
     jobsRouter({
       store: init.store,
@@ -105,7 +92,7 @@ export function createApp(init: AppInit): Koa {
       pipeline: init.pipeline,
       tuning: init.tuning,
       jobTypes: init.jobTypes,
-      authenticate,
+      uploads,
     }),
   )
   for (const mw of init.extra ?? []) app.use(mw)

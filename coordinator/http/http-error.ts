@@ -2,7 +2,10 @@
 import type { Context, Next } from 'koa'
 import { errorFields, LimitError, ValidationError, type Logger } from '../../shared/index.js'
 
-/** An error with an HTTP status; `code` becomes the problem type, `extra` extra members. */
+/**
+ * An error with an HTTP status; `code` becomes the problem type, `extra` extra members, `headers`
+ * extra response headers (Retry-After, WWW-Authenticate).
+ */
 export class HttpError extends Error {
   override name = 'HttpError'
   constructor(
@@ -10,9 +13,16 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(message)
   }
+}
+
+/** 429: the caller's `quota` is used up; it may try again after `retryAfterS` seconds. */
+export function quotaExceeded(quota: string, message: string, retryAfterS: number): HttpError {
+  const s = Math.max(1, Math.ceil(retryAfterS))
+  return new HttpError(429, 'quota-exceeded', message, { quota, retryAfter: s }, { 'Retry-After': String(s) })
 }
 
 const TITLES: Record<number, string> = {
@@ -25,6 +35,7 @@ const TITLES: Record<number, string> = {
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 }
@@ -52,6 +63,7 @@ export function problemMiddleware(log: Logger, onError: () => void) {
       }
       onError()
       ctx.status = e.status
+      ctx.set(e.headers)
       ctx.type = 'application/problem+json'
       ctx.body = {
         type: `urn:cohort:problem:${e.code}`,

@@ -1,13 +1,14 @@
 // The submitter's API: submit, watch, fetch the result, cancel; list job types.
 import { Router } from '@koa/router'
-import type { Context } from 'koa'
 import { ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
 import { parseJobRequest } from '../job-request.js'
 import type { CoordinatorTuning } from '../options.js'
 import { loadPlanResources, type Pipeline, type PlanSources } from '../pipeline.js'
+import type { Uploads } from '../content/uploads.js'
 import type { JobRecord, Store } from '../store/store.js'
+import { callerOf, type Caller } from './auth.js'
 import { readJsonBody } from './body.js'
-import { HttpError } from './http-error.js'
+import { HttpError, quotaExceeded } from './http-error.js'
 
 export interface JobsRoutesInit {
   store: Store
@@ -16,8 +17,8 @@ export interface JobsRoutesInit {
   pipeline: Pipeline
   tuning: CoordinatorTuning
   jobTypes: ReadonlyMap<string, AnyJobType>
-  /** The caller's identity (API key id or `anonymous`); throws HttpError 401 when refused. */
-  authenticate: (ctx: Context) => string
+  /** Who holds which upload: a job may name only content its owner uploaded. */
+  uploads: Uploads
 }
 
 /** What GET /v1/jobs/:id shows. */
@@ -57,16 +58,42 @@ export function findJobTypeIn(types: ReadonlyMap<string, AnyJobType>) {
   }
 }
 
+/** Content a job names, by hash: what planning reads, and what its units fetch (modules, datasets). */
+function contentNamed(jobType: AnyJobType, params: unknown, inputs: unknown[] | undefined): string[] {
+  const named = new Set<string>(jobType.planResources?.(params) ?? [])
+  for (const input of inputs ?? []) {
+    for (const h of jobType.resources?.(input) ?? []) named.add(h)
+    for (const c of jobType.content?.(input) ?? []) named.add(c.root)
+  }
+  return [...named]
+}
+
 export function jobsRouter(init: JobsRoutesInit): Router {
-  const { store, pipeline, tuning } = init
+  const { store, pipeline, tuning, uploads } = init
   const router = new Router({ prefix: '/v1' })
   const find = findJobTypeIn(init.jobTypes)
 
-  const loadJob = async (id: string): Promise<JobRecord> => {
-    if (!ID_PATTERN.test(id)) throw new HttpError(404, 'job-not-found', `no job with id "${id}"`)
+  /** A job the caller may see: its own, or any for an admin. Others' jobs are as absent as unknown ones. */
+  const loadJob = async (id: string, caller: Caller): Promise<JobRecord> => {
+    const missing = new HttpError(404, 'job-not-found', `no job with id "${id}"`)
+    if (!ID_PATTERN.test(id)) throw missing
     const job = await store.getJob(id)
-    if (job === undefined) throw new HttpError(404, 'job-not-found', `no job with id "${id}"`)
+    if (job === undefined || (!caller.admin && job.owner !== caller.owner)) throw missing
     return job
+  }
+
+  /** Whether a job of `caller` may use content `hash`: its own upload (an admin may use any). */
+  const mayUse = async (caller: Caller, hash: string): Promise<boolean> =>
+    caller.admin || (await uploads.holdsAny(hash, caller.owner))
+
+  /** Refuse content the caller has not uploaded itself. */
+  const checkHeld = async (caller: Caller, hashes: string[]): Promise<void> => {
+    for (const hash of hashes)
+      if (!(await mayUse(caller, hash)))
+        throw new ValidationError(
+          'params',
+          `names content ${hash} that this API key has not uploaded; upload it first (POST /v1/modules, /v1/blobs or /v1/datasets)`,
+        )
   }
 
   router.get('/job-types', (ctx) => {
@@ -82,34 +109,61 @@ export function jobsRouter(init: JobsRoutesInit): Router {
   })
 
   router.post('/jobs', async (ctx) => {
-    const owner = init.authenticate(ctx)
+    const caller = callerOf(ctx)
     const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, tuning.defaultQuorum)
-    if (req.jobType.planResources !== undefined) {
+    if (req.priority > caller.quota.maxPriority)
+      throw new ValidationError('priority', `must be at most ${caller.quota.maxPriority} for this API key`)
+    const { jobType, params } = req
+    let inputs: unknown[] | undefined
+    if (
+      jobType.planResources !== undefined ||
+      jobType.resources !== undefined ||
+      jobType.content !== undefined
+    ) {
       // Split now, so a missing blob or dataset, or content that gives too many or too large units,
-      // is a 422 here rather than a job that fails at planning.
-      const resources = await loadPlanResources(req.jobType, req.params, init.sources)
-      const units = req.jobType.split(req.params, (hash) => resources.get(hash)).length
-      if (units > req.jobType.maxUnits)
+      // is a 422 here rather than a job that fails at planning; and so the content units fetch is known.
+      // Content the caller did not upload itself is missing to it: the same 422, whoever else holds it.
+      const resources = await loadPlanResources(jobType, params, init.sources)
+      const own = new Set<string>()
+      for (const hash of resources.keys()) if (await mayUse(caller, hash)) own.add(hash)
+      inputs = jobType.split(params, (hash) => (own.has(hash) ? resources.get(hash) : undefined))
+      if (inputs.length > jobType.maxUnits)
         throw new ValidationError(
           'params',
-          `this job would split into ${units} units; the limit is ${req.jobType.maxUnits}`,
+          `this job would split into ${inputs.length} units; the limit is ${jobType.maxUnits}`,
         )
     }
+    const named = contentNamed(jobType, params, inputs)
+    await checkHeld(caller, named)
+    const units = Math.max(1, inputs?.length ?? jobType.estimateCost(params).units)
     const id = randomId()
     const now = Date.now()
-    await store.createJob(
+    const limit = caller.quota.unitsInFlight
+    const outcome = await store.createJob(
       {
         id,
-        type: req.jobType.name,
-        version: req.jobType.version,
-        params: req.params,
+        type: jobType.name,
+        version: jobType.version,
+        params,
         quorum: req.quorum,
         maxReplicas: req.maxReplicas,
         priority: req.priority,
-        owner,
+        owner: caller.owner,
       },
       now,
+      { units, limit },
     )
+    if (!outcome.created)
+      throw quotaExceeded(
+        'unitsInFlight',
+        units > (limit ?? 0)
+          ? `this job has ${units} units, more than the ${limit ?? 0} units in flight allowed to ${caller.owner}; split it into smaller jobs`
+          : `this job has ${units} units and ${outcome.inFlight} of the ${limit ?? 0} units in flight allowed to ${caller.owner} are taken; ` +
+              'wait for jobs to finish or cancel some',
+        tuning.sweepIntervalMs / 1000,
+      )
+    // Content a job uses is kept at least a retention period after the job was submitted.
+    await uploads.touch(caller.owner, named, now + tuning.uploadRetentionMs)
     await pipeline.plan(id)
     const job = await store.getJob(id)
     ctx.status = 201
@@ -118,17 +172,18 @@ export function jobsRouter(init: JobsRoutesInit): Router {
   })
 
   router.get('/jobs', async (ctx) => {
-    const ids = await store.listJobIds(100)
+    const caller = callerOf(ctx)
+    const ids = await store.listJobIds(100, caller.admin ? undefined : caller.owner)
     const jobs = await Promise.all(ids.map((id) => store.getJob(id)))
     ctx.body = { jobs: jobs.filter((j): j is JobRecord => j !== undefined).map(jobView) }
   })
 
   router.get('/jobs/:id', async (ctx) => {
-    ctx.body = jobView(await loadJob(ctx.params['id'] ?? ''))
+    ctx.body = jobView(await loadJob(ctx.params['id'] ?? '', callerOf(ctx)))
   })
 
   router.get('/jobs/:id/result', async (ctx) => {
-    const job = await loadJob(ctx.params['id'] ?? '')
+    const job = await loadJob(ctx.params['id'] ?? '', callerOf(ctx))
     if (job.state !== 'completed') {
       const why =
         job.state === 'failed'
@@ -142,8 +197,7 @@ export function jobsRouter(init: JobsRoutesInit): Router {
   })
 
   router.delete('/jobs/:id', async (ctx) => {
-    init.authenticate(ctx)
-    const job = await loadJob(ctx.params['id'] ?? '')
+    const job = await loadJob(ctx.params['id'] ?? '', callerOf(ctx))
     const prev = await store.cancel(job.id, Date.now())
     if (prev !== 'queued' && prev !== 'running') {
       throw new HttpError(

@@ -1,7 +1,8 @@
 // Submitters' WebAssembly modules: POST /v1/modules checks a module against Cohort's rules and
 // stores it under its SHA-256 (a module larger than one chunk also as chunked content, which workers
 // fetch from each other); GET /v1/modules/:hash returns the bytes, GET /v1/modules/:hash/info what
-// was recorded at upload. A refused module is a 422 whose `rule` names the rule it broke.
+// was recorded at upload; both only to an owner that uploaded it (or an admin). A refused module is a
+// 422 whose `rule` names the rule it broke. Modules count against the owner's stored bytes and expire.
 import { Router } from '@koa/router'
 import { createHash } from 'node:crypto'
 import { ModuleRuleError, validateModule } from '../../jobs/index.js'
@@ -13,6 +14,9 @@ import { createModuleChunks } from '../modules/module-chunks.js'
 import type { CoordinatorTuning } from '../options.js'
 import { readRawBody } from './body.js'
 import { HttpError } from './http-error.js'
+import type { Uploads } from '../content/uploads.js'
+import { callerOf } from './auth.js'
+import { holdUpload } from './upload-quota.js'
 import type { Context } from 'koa'
 
 export interface ModulesRoutesInit {
@@ -21,21 +25,29 @@ export interface ModulesRoutesInit {
   datasets: DatasetStore
   tuning: CoordinatorTuning
   counters: Counters
-  authenticate: (ctx: Context) => string
+  uploads: Uploads
 }
 
 export function modulesRouter(init: ModulesRoutesInit): Router {
-  const { modules, tuning } = init
-  const chunks = createModuleChunks(init)
+  const { modules, tuning, uploads } = init
+  const chunks = createModuleChunks({ ...init, pin: (root, hash) => uploads.pinChunkedModule(root, hash) })
   const router = new Router({ prefix: '/v1/modules' })
   const checkHash = (hash: string | undefined): string => {
     if (hash === undefined || !DIGEST_HEX.test(hash))
       throw new HttpError(404, 'module-not-found', 'modules are named by their SHA-256 in lowercase hex')
     return hash
   }
+  /** The module's meta, for an owner that uploaded it or an admin; 404 for anyone else. */
+  const visible = async (ctx: Context, hash: string): Promise<Record<string, string>> => {
+    const caller = callerOf(ctx)
+    const mine = caller.admin || (await uploads.held('module', hash, caller.owner)) !== undefined
+    const meta = mine ? await modules.meta(hash) : undefined
+    if (meta === undefined) throw new HttpError(404, 'module-not-found', `no module with hash ${hash}`)
+    return meta
+  }
 
   router.post('/', async (ctx) => {
-    const owner = init.authenticate(ctx)
+    const caller = callerOf(ctx)
     const bytes = await readRawBody(ctx, 'application/wasm', tuning.maxModuleBytes)
     let info
     try {
@@ -48,15 +60,16 @@ export function modulesRouter(init: ModulesRoutesInit): Router {
       throw err
     }
     const hash = createHash('sha256').update(bytes).digest('hex')
-    const created = await modules.put(hash, bytes, {
+    const hold = await holdUpload(uploads, tuning, caller, 'module', hash, bytes.length)
+    await modules.put(hash, bytes, {
       size: String(bytes.length),
-      owner,
+      owner: caller.owner,
       uploadedAt: new Date().toISOString(),
       memoryPages: `${info.memory.min}..${info.memory.max}`,
       warnings: JSON.stringify(info.warnings),
     })
     await chunks.store(hash, bytes)
-    ctx.status = created ? 201 : 200
+    ctx.status = hold === 'new' ? 201 : 200
     ctx.set('Location', `/v1/modules/${hash}`)
     ctx.body = {
       hash,
@@ -70,21 +83,23 @@ export function modulesRouter(init: ModulesRoutesInit): Router {
 
   router.get('/:hash', async (ctx) => {
     const hash = checkHash(ctx.params['hash'])
+    await visible(ctx, hash)
     const bytes = await modules.get(hash)
     if (bytes === undefined) throw new HttpError(404, 'module-not-found', `no module with hash ${hash}`)
     ctx.type = 'application/wasm'
-    ctx.set('Cache-Control', 'public, max-age=31536000, immutable')
+    ctx.set('Cache-Control', 'private, max-age=31536000, immutable')
     ctx.body = Buffer.from(bytes)
   })
 
   router.get('/:hash/info', async (ctx) => {
     const hash = checkHash(ctx.params['hash'])
-    const meta = await modules.meta(hash)
-    if (meta === undefined) throw new HttpError(404, 'module-not-found', `no module with hash ${hash}`)
+    const meta = await visible(ctx, hash)
+    // When the caller uploaded it: the time of its own upload, not of anyone else's.
+    const own = await uploads.held('module', hash, callerOf(ctx).owner)
     ctx.body = {
       hash,
       size: Number(meta['size']),
-      uploadedAt: meta['uploadedAt'],
+      uploadedAt: own?.uploadedAt.toISOString() ?? meta['uploadedAt'],
       memoryPages: meta['memoryPages'],
       warnings: JSON.parse(meta['warnings'] ?? '[]') as unknown,
       // The root of the module's chunked form (modules larger than one chunk).

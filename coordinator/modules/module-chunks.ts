@@ -21,7 +21,12 @@ export interface ModuleChunks {
   ref(hash: string): Promise<ContentRef | undefined>
 }
 
-export function createModuleChunks(init: { modules: ContentStore; datasets: DatasetStore }): ModuleChunks {
+export function createModuleChunks(init: {
+  modules: ContentStore
+  datasets: DatasetStore
+  /** Keep the chunked form `root` of module `hash` while the module is kept (see uploads.ts). */
+  pin?: (root: string, hash: string) => Promise<void>
+}): ModuleChunks {
   const { modules, datasets } = init
   const chunk = async (
     hash: string,
@@ -33,6 +38,7 @@ export function createModuleChunks(init: { modules: ContentStore; datasets: Data
     if (known !== undefined) return { root: known, size: bytes.length }
     // Storing the same bytes again is a no-op, so two coordinators doing this at once is harmless.
     const { info } = await datasets.put([bytes], meta?.['owner'] ?? 'anonymous')
+    await init.pin?.(info.root, hash)
     await modules.annotate(hash, { root: info.root })
     return { root: info.root, size: info.size }
   }

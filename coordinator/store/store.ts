@@ -2,6 +2,7 @@
 // through the atomic scripts in scripts.ts.
 import type { Redis } from 'ioredis'
 import * as scripts from './scripts.js'
+import * as ownerScripts from './owner-scripts.js'
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
 
@@ -112,7 +113,18 @@ interface ScriptedRedis extends Redis {
   cohortDecide(...args: (string | number)[]): Promise<Reply[]>
   cohortCancel(...args: (string | number)[]): Promise<string | null>
   cohortComplete(...args: (string | number)[]): Promise<number>
+  cohortCreateJob(...args: (string | number)[]): Promise<number>
+  cohortReleaseUnits(...args: (string | number)[]): Promise<number>
+  cohortTakeToken(...args: (string | number)[]): Promise<number>
 }
+
+/** How a job is admitted: `units` counted in flight for its owner, refused past `limit` (null: none). */
+export interface Admission {
+  units: number
+  limit: number | null
+}
+
+export type CreateOutcome = { created: true } | { created: false; inFlight: number }
 
 export interface StoreInit {
   redis: Redis
@@ -164,6 +176,9 @@ export function createStore(init: StoreInit) {
   define('cohortDecide', scripts.DECIDE)
   define('cohortCancel', scripts.CANCEL)
   define('cohortComplete', scripts.COMPLETE)
+  define('cohortCreateJob', ownerScripts.CREATE_JOB)
+  define('cohortReleaseUnits', ownerScripts.RELEASE_UNITS)
+  define('cohortTakeToken', ownerScripts.TAKE_TOKEN)
 
   const jobKey = (id: string): string => `${p}job:${id}`
 
@@ -174,31 +189,50 @@ export function createStore(init: StoreInit) {
       return (await redis.ping()) === 'PONG'
     },
 
-    async createJob(job: NewJob, now: number): Promise<void> {
-      await redis
-        .multi()
-        .hset(jobKey(job.id), {
-          id: job.id,
-          type: job.type,
-          version: job.version,
-          kind: `${job.type}@${job.version}`,
-          params: JSON.stringify(job.params),
-          quorum: job.quorum,
-          maxReplicas: job.maxReplicas,
-          priority: job.priority,
-          owner: job.owner,
-          state: 'queued',
-          createdAt: now,
-          updatedAt: now,
-          unitsTotal: 0,
-          unitsValidated: 0,
-          unitsFailed: 0,
-          replicasExtra: 0,
-          planned: 0,
-        })
-        .zadd(`${p}jobs`, now, job.id)
-        .sadd(`${p}active`, job.id)
-        .exec()
+    /**
+     * Create a job, counting `admission.units` in flight for its owner until the finished job is
+     * swept; refused (nothing written) when that would pass `admission.limit`.
+     */
+    async createJob(job: NewJob, now: number, admission: Admission): Promise<CreateOutcome> {
+      const fields: Record<string, string | number> = {
+        id: job.id,
+        type: job.type,
+        version: job.version,
+        kind: `${job.type}@${job.version}`,
+        params: JSON.stringify(job.params),
+        quorum: job.quorum,
+        maxReplicas: job.maxReplicas,
+        priority: job.priority,
+        owner: job.owner,
+        state: 'queued',
+        createdAt: now,
+        updatedAt: now,
+        unitsTotal: 0,
+        unitsValidated: 0,
+        unitsFailed: 0,
+        replicasExtra: 0,
+        planned: 0,
+      }
+      const inFlight = await redis.cohortCreateJob(
+        p,
+        job.id,
+        job.owner,
+        admission.units,
+        admission.limit ?? -1,
+        now,
+        ...Object.entries(fields).flat(),
+      )
+      return inFlight < 0 ? { created: true } : { created: false, inFlight }
+    },
+
+    /** Units of `owner`'s unfinished jobs (finished ones count until they are swept). */
+    async unitsInFlight(owner: string): Promise<number> {
+      return Number((await redis.hget(`${p}owner:${owner}`, 'units')) ?? 0)
+    },
+
+    /** Take one of `owner`'s request tokens: 0 when granted, else the ms until one is free. */
+    async takeToken(owner: string, perMinute: number): Promise<number> {
+      return redis.cohortTakeToken(`${p}rate:${owner}`, perMinute)
     },
 
     async getJob(id: string): Promise<JobRecord | undefined> {
@@ -232,8 +266,10 @@ export function createStore(init: StoreInit) {
       return redis.hget(jobKey(id), 'kind')
     },
 
-    async listJobIds(limit: number): Promise<string[]> {
-      return redis.zrevrange(`${p}jobs`, 0, limit - 1)
+    /** The most recent job ids, all of them or only `owner`'s. */
+    async listJobIds(limit: number, owner?: string): Promise<string[]> {
+      const key = owner === undefined ? `${p}jobs` : `${p}owner:${owner}:jobs`
+      return redis.zrevrange(key, 0, limit - 1)
     },
 
     async activeJobIds(): Promise<string[]> {
@@ -362,6 +398,32 @@ export function createStore(init: StoreInit) {
       return redis.cohortRelease(p, worker, now, maxWorkersPerUnit, ...replicaIds)
     },
 
+    /**
+     * The unit of a replica `worker` holds a live lease on now (leased to it, before its deadline,
+     * its job running and the unit pending): its kind and input. Undefined otherwise. Read only.
+     */
+    async heldUnit(
+      worker: string,
+      replicaId: string,
+      now: number,
+    ): Promise<{ jobId: string; unitId: string; kind: string; input: unknown } | undefined> {
+      const [state, holder, unitId, jobId, deadline] = await redis.hmget(
+        `${p}replica:${replicaId}`,
+        'state',
+        'worker',
+        'unitId',
+        'jobId',
+        'deadline',
+      )
+      if (state !== 'leased' || holder !== worker || unitId == null || jobId == null) return undefined
+      if (!(Number(deadline) > now)) return undefined
+      const [jobState, kind] = await redis.hmget(jobKey(jobId), 'state', 'kind')
+      const [unitState, input] = await redis.hmget(`${p}unit:${unitId}`, 'state', 'input')
+      if ((jobState !== 'queued' && jobState !== 'running') || unitState !== 'pending') return undefined
+      if (kind == null || input == null) return undefined
+      return { jobId, unitId, kind, input: JSON.parse(input) as unknown }
+    },
+
     /** Record a signed request's nonce; false when it was seen before (a replay). */
     async useNonce(worker: string, nonce: string, ttlMs: number): Promise<boolean> {
       return (await redis.set(`${p}nonce:${worker}:${nonce}`, '1', 'PX', ttlMs, 'NX')) === 'OK'
@@ -465,6 +527,9 @@ export function createStore(init: StoreInit) {
      * (state and result) one of `jobTtlMs`. Old entries of the job list are dropped too.
      */
     async expireJobData(jobId: string, unitTtlMs: number, jobTtlMs: number, now: number): Promise<void> {
+      // The finished job no longer counts against its owner's units in flight.
+      await redis.cohortReleaseUnits(p, jobId)
+      const owner = await redis.hget(jobKey(jobId), 'owner')
       const total = Number((await redis.hget(jobKey(jobId), 'unitsTotal')) ?? 0)
       const batch = 500
       for (let i = 0; i < total; i += batch) {
@@ -483,6 +548,7 @@ export function createStore(init: StoreInit) {
         .pexpire(jobKey(jobId), jobTtlMs)
         .zrem(`${p}ended`, jobId)
         .zremrangebyscore(`${p}jobs`, '-inf', now - jobTtlMs)
+        .zremrangebyscore(`${p}owner:${owner ?? ''}:jobs`, '-inf', now - jobTtlMs)
         .exec()
     },
 
@@ -506,6 +572,40 @@ export function createStore(init: StoreInit) {
 
     async replicaState(replicaId: string): Promise<Record<string, string>> {
       return redis.hgetall(`${p}replica:${replicaId}`)
+    },
+
+    /**
+     * For each replica, the workers that hold, held or computed a replica of its unit: the unit's
+     * worker set, and every replica's lease holder and the worker it was last transferred from.
+     */
+    async unitWorkers(replicaIds: string[]): Promise<Map<string, Set<string>>> {
+      const out = new Map<string, Set<string>>()
+      const byUnit = new Map<string, Set<string>>()
+      for (const rid of replicaIds) {
+        const uid = await redis.hget(`${p}replica:${rid}`, 'unitId')
+        if (uid === null) {
+          out.set(rid, new Set())
+          continue
+        }
+        let workers = byUnit.get(uid)
+        if (workers === undefined) {
+          const [members, seq] = await Promise.all([
+            redis.smembers(`${p}unit:${uid}:workers`),
+            redis.hget(`${p}unit:${uid}`, 'replicaSeq'),
+          ])
+          workers = new Set(members)
+          const n = Math.min(Number(seq ?? 0), 1_000)
+          const rows = await Promise.all(
+            Array.from({ length: n }, (_, i) =>
+              redis.hmget(`${p}replica:${uid}:r${i + 1}`, 'worker', 'transferredFrom'),
+            ),
+          )
+          for (const row of rows) for (const w of row) if (w !== null) workers.add(w)
+          byUnit.set(uid, workers)
+        }
+        out.set(rid, workers)
+      }
+      return out
     },
   }
 }

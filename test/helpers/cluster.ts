@@ -73,6 +73,8 @@ export interface Cluster {
     wrap?: (r: Runner) => Runner
     identity?: Identity
     bufferUnits?: number
+    /** How long stop() waits for running units (default 5 s). */
+    drainTimeoutMs?: number
     /** Peer exchange options (default: on, announcing every 250 ms so tests need not wait). */
     peers?: PeerOptions | false
   }): Promise<TestWorker>
@@ -99,6 +101,10 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     subjectPrefix,
     reapIntervalMs: 200,
     sweepIntervalMs: 500,
+    // Tests of other features call the API without a key: anonymous callers, without limits.
+    // test/api-owners.test.ts sets its own keys, quotas and anonymous setting.
+    anonymous: true,
+    anonymousQuota: { unitsInFlight: null, storedBytes: null, requestsPerMinute: null, maxPriority: 100 },
     ...init.tuning,
   }
 
@@ -140,7 +146,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       log: testLogger('worker').log,
       subjectPrefix,
       requestTimeoutMs: 2_000,
-      drainTimeoutMs: 5_000,
+      drainTimeoutMs: opts.drainTimeoutMs ?? 5_000,
       ...(opts.bufferUnits === undefined ? {} : { bufferUnits: opts.bufferUnits }),
       peers: opts.peers ?? { announceMs: 250 },
     })
@@ -238,8 +244,8 @@ export interface ChildCohort {
   child: ChildProcess
   /** Lines the child printed on stdout and stderr so far. */
   lines: string[]
-  /** Resolves with the first line matching `re`. */
-  waitForLine(re: RegExp, timeoutMs?: number): Promise<string>
+  /** Resolves with the first line matching `re`, from the line with index `from` on. */
+  waitForLine(re: RegExp, timeoutMs?: number, from?: number): Promise<string>
   kill(signal?: NodeJS.Signals): Promise<void>
 }
 
@@ -265,10 +271,10 @@ export function spawnCohort(args: string[], env: Record<string, string> = {}): C
   return {
     child,
     lines,
-    waitForLine(re, timeoutMs = 30_000) {
+    waitForLine(re, timeoutMs = 30_000, from = 0) {
       return new Promise((resolve, reject) => {
         const check = (): void => {
-          const hit = lines.find((l) => re.test(l))
+          const hit = lines.slice(from).find((l) => re.test(l))
           if (hit !== undefined) {
             listeners.delete(check)
             clearTimeout(timer)

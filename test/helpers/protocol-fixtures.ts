@@ -12,6 +12,9 @@ import {
   seal,
   sha256Hex,
   LIMITS,
+  open,
+  parseUnitPayload,
+  parseWorkGrant,
   type Identity,
   type ResultPayload,
   type SignedEnvelope,
@@ -106,6 +109,28 @@ export async function rawRequest(
 ): Promise<unknown> {
   const msg = await nc.request(subject, data, { timeout: timeoutMs })
   return decode(msg.data)
+}
+
+/**
+ * Take one lease as the volunteer `identity` (on its own connection `nc`): signed work requests for
+ * `kind` until a unit is granted, within `timeoutMs`. Returns the granted unit (never run).
+ */
+export async function takeLease(
+  nc: NatsConnection,
+  subjects: Subjects,
+  identity: Identity,
+  kind: string,
+  timeoutMs = 15_000,
+): Promise<UnitPayload> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const req = await sealWorkerRequest('work.request', identity, { want: 1, accepts: [kind] })
+    const grant = parseWorkGrant(await rawRequest(nc, subjects.workRequest, encode(req)))
+    const unit = grant.units[0]
+    if (unit !== undefined) return parseUnitPayload(await open(unit))
+    if (Date.now() > deadline) throw new Error(`no ${kind} unit was granted within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, Math.min(grant.retryAfterMs, 100)))
+  }
 }
 
 /** A copy of `bytes` with one bit flipped at `index` (default: the middle). */

@@ -5,6 +5,10 @@
 // peers downloading the same content split the chunks no peer has yet among themselves (by their
 // rank in the swarm), so a swarm starting together fetches each chunk from the coordinator about
 // once; a chunk is taken from the coordinator anyway when the swarm has made no progress for a while.
+// A peer that does not answer, or lacks a chunk it announced, is set aside for a while; a chunk two
+// peers failed comes from the coordinator, and once a few peers have failed a download it trusts
+// only peers that served it good bytes, so lying announcers delay a download by about one request
+// timeout each, for a few of them at most, however many identities they use.
 import {
   chunkCount,
   chunkHash,
@@ -28,8 +32,11 @@ export class ContentIntegrityError extends CohortError {
 export interface FetcherInit {
   store: ContentStore
   overlay: PeerOverlay
-  /** Ask a coordinator for a chunk or manifest by hash (unchecked; checked here). */
-  fromCoordinator(hash: string): Promise<Uint8Array>
+  /**
+   * Ask a coordinator for a chunk or manifest by hash (unchecked; checked here); `root` is the
+   * content it belongs to (equal to `hash` for the manifest), which the request names.
+   */
+  fromCoordinator(hash: string, root: string): Promise<Uint8Array>
   log: Logger
   /** Chunk requests in flight at once. Default 8. */
   parallel?: number
@@ -44,6 +51,8 @@ export interface FetcherInit {
    * announce themselves before taking chunks from a coordinator. Default 500 ms.
    */
   joinGraceMs?: number
+  /** Peers failing one download after which it trusts only peers that served it good bytes. Default 3. */
+  distrustAfter?: number
 }
 
 export interface FetcherStats {
@@ -53,6 +62,8 @@ export interface FetcherStats {
   bytesFromCoordinator: number
   corruptChunks: number
   failedRequests: number
+  /** Requests to peers that did not answer in time, or lacked what they announced. */
+  peerTimeouts: number
 }
 
 export interface Fetcher {
@@ -70,6 +81,7 @@ export function createFetcher(init: FetcherInit): Fetcher {
   const patienceMs = init.patienceMs ?? 3_000
   const timeoutMs = init.requestTimeoutMs ?? 5_000
   const joinGraceMs = init.joinGraceMs ?? 500
+  const distrustAfter = init.distrustAfter ?? 3
   const stats: FetcherStats = {
     chunksFromPeers: 0,
     chunksFromCoordinator: 0,
@@ -77,21 +89,27 @@ export function createFetcher(init: FetcherInit): Fetcher {
     bytesFromCoordinator: 0,
     corruptChunks: 0,
     failedRequests: 0,
+    peerTimeouts: 0,
   }
   const inflight = new Map<string, Promise<HeldContent>>()
   const busy = new Map<string, number>()
 
-  /** Bytes named `hash` from `peer` (or the coordinator), checked; undefined when they failed. */
-  const fetchFrom = async (peer: string, hash: string): Promise<Uint8Array | undefined> => {
+  /** Bytes named `hash` (of content `root`) from `peer` (or the coordinator), checked; undefined when they failed. */
+  const fetchFrom = async (peer: string, hash: string, root: string): Promise<Uint8Array | undefined> => {
     busy.set(peer, (busy.get(peer) ?? 0) + 1)
     try {
       let bytes: Uint8Array
       if (peer === COORDINATOR) {
-        bytes = await init.fromCoordinator(hash)
+        bytes = await init.fromCoordinator(hash, root)
       } else {
         const reply = await overlay.request(peer, { type: 'chunk.get', hash }, timeoutMs)
         if (reply.type !== 'chunk' || reply.hash !== hash) {
           stats.failedRequests++
+          // Busy is an honest answer; anything else from a peer that announced the chunk is not.
+          if (reply.type !== 'peer.error' || reply.code !== 'busy') {
+            stats.peerTimeouts++
+            overlay.demote(peer, `did not serve ${hash}, which it announced`)
+          }
           return undefined
         }
         bytes = reply.bytes
@@ -109,11 +127,16 @@ export function createFetcher(init: FetcherInit): Fetcher {
       } else {
         stats.chunksFromPeers++
         stats.bytesFromPeers += bytes.length
+        overlay.vouch(peer)
       }
       return bytes
     } catch (err) {
       if (err instanceof ContentIntegrityError) throw err
       stats.failedRequests++
+      if (peer !== COORDINATOR && err instanceof TimeoutError) {
+        stats.peerTimeouts++
+        overlay.demote(peer, `did not answer chunk.get within ${timeoutMs} ms`)
+      }
       log.debug('chunk request failed', { peer: peer || 'coordinator', hash, ...errorFields(err) })
       if (peer === COORDINATOR) throw err
       return undefined
@@ -122,27 +145,25 @@ export function createFetcher(init: FetcherInit): Fetcher {
     }
   }
 
-  /** Peers announcing `root`; with `i`, only those holding chunk i. */
-  const holders = (root: string, i?: number): string[] => {
+  /** Peers announcing `root` (those `trust` accepts); with `i`, only those holding chunk i. */
+  const holders = (root: string, i?: number, trust: (peer: string) => boolean = () => true): string[] => {
     const out: string[] = []
     for (const p of overlay.peers()) {
+      if (!trust(p.id)) continue
       const entry = p.state.has.find((h) => h.root === root)
       if (entry === undefined) continue
-      if (i === undefined || ((entry.bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0) out.push(p.id)
+      if (i === undefined || hasBit(entry.bits, i)) out.push(p.id)
     }
     return out
   }
 
+  /** The manifest from at most two peers announcing it, else from a coordinator. */
   const getManifest = async (ref: ContentRef): Promise<{ manifest: Manifest; bytes: Uint8Array }> => {
-    const tried = new Set<string>()
-    for (;;) {
-      const peer = holders(ref.root).find((p) => !tried.has(p))
-      if (peer === undefined) break
-      tried.add(peer)
-      const bytes = await fetchFrom(peer, ref.root)
+    for (const peer of holders(ref.root).slice(0, 2)) {
+      const bytes = await fetchFrom(peer, ref.root, ref.root)
       if (bytes !== undefined) return { manifest: await parseManifest(bytes, ref.root), bytes }
     }
-    const bytes = await fetchFrom(COORDINATOR, ref.root)
+    const bytes = await fetchFrom(COORDINATOR, ref.root, ref.root)
     if (bytes === undefined) throw new ContentIntegrityError(`no manifest for ${ref.root}`)
     return { manifest: await parseManifest(bytes, ref.root), bytes }
   }
@@ -163,11 +184,16 @@ export function createFetcher(init: FetcherInit): Fetcher {
     const joinedAt = Date.now()
     const n = chunkCount(content.manifest.size, content.manifest.chunkSize)
     const release = store.pin(ref.root)
-    /** Peers that failed a chunk are not asked for it again. */
+    /** Peers that failed a chunk are not asked for it again; a chunk two peers failed comes from a coordinator. */
     const failed = new Map<number, Set<string>>()
+    /** Peers that failed this download, and peers that served it good bytes. */
+    const failing = new Set<string>()
+    const proven = new Set<string>()
+    const trust = (peer: string): boolean => failing.size < distrustAfter || proven.has(peer)
     const running = new Map<number, Promise<void>>()
     let lastProgress = Date.now()
-    let swarmSeen = 0
+    /** Chunks missing here that some peer announced (swarm progress already counted). */
+    const credited = new Uint8Array(content.have.bits.length)
     let wakeUp: (() => void) | undefined
     const onPeer = (): void => wakeUp?.()
     overlay.on('peer', onPeer)
@@ -175,14 +201,16 @@ export function createFetcher(init: FetcherInit): Fetcher {
     let coordinatorFailures = 0
     let fatal: unknown
     const start = (i: number, peer: string): void => {
-      const p = fetchFrom(peer, chunkHash(content.manifest, i))
+      const p = fetchFrom(peer, chunkHash(content.manifest, i), ref.root)
         .then((bytes) => {
           if (bytes === undefined) {
             let set = failed.get(i)
             if (set === undefined) failed.set(i, (set = new Set()))
             set.add(peer)
+            failing.add(peer)
             return
           }
+          if (peer !== COORDINATOR) proven.add(peer)
           store.putChunk(ref.root, i, bytes)
           lastProgress = Date.now()
           overlay.announceSoon()
@@ -208,30 +236,37 @@ export function createFetcher(init: FetcherInit): Fetcher {
         if (fatal !== undefined)
           throw fatal instanceof Error ? fatal : new ContentIntegrityError('content download failed')
         if (content.have.complete()) return content
-        // Who downloads the same content, and how far the swarm has come.
-        const swarm = [overlay.id, ...holders(ref.root)].sort()
+        // Who downloads the same content, and whether the swarm made progress: a chunk missing here
+        // announced for the first time (each chunk counts once, and this peer then asks the announcer
+        // for it, so a false claim costs its maker instead of holding the download up).
+        const swarm = [overlay.id, ...holders(ref.root, undefined, trust)].sort()
         const rank = swarm.indexOf(overlay.id)
-        let seen = 0
-        for (const p of overlay.peers())
-          for (const h of p.state.has) if (h.root === ref.root) for (const b of h.bits) seen += popcount(b)
-        if (seen > swarmSeen) {
-          swarmSeen = seen
-          lastProgress = Date.now()
+        for (const p of overlay.peers()) {
+          if (!trust(p.id)) continue
+          const entry = p.state.has.find((h) => h.root === ref.root)
+          if (entry === undefined) continue
+          for (let j = 0; j < entry.bits.length && j < credited.length; j++) {
+            const fresh =
+              (entry.bits[j] as number) & ~(content.have.bits[j] as number) & ~(credited[j] as number)
+            if (fresh === 0) continue
+            credited[j] = (credited[j] as number) | fresh
+            lastProgress = Date.now()
+          }
         }
         const impatient = Date.now() - lastProgress > patienceMs
         const settled = Date.now() - joinedAt >= joinGraceMs
         for (let i = 0; i < n && running.size < parallel; i++) {
           if (content.have.has(i) || running.has(i)) continue
           const bad = failed.get(i)
-          const candidates = holders(ref.root, i).filter(
-            (p) => !(bad?.has(p) ?? false) && (busy.get(p) ?? 0) < perPeer,
-          )
+          const able =
+            (bad?.size ?? 0) < 2 ? holders(ref.root, i, trust).filter((p) => !(bad?.has(p) ?? false)) : []
+          const candidates = able.filter((p) => (busy.get(p) ?? 0) < perPeer)
           if (candidates.length > 0) {
             candidates.sort((a, b) => (busy.get(a) ?? 0) - (busy.get(b) ?? 0))
             start(i, candidates[0] as string)
-          } else if (holders(ref.root, i).some((p) => !(bad?.has(p) ?? false))) {
+          } else if (able.length > 0) {
             // Held by peers that are busy: wait for a free slot.
-          } else if (settled && (i % swarm.length === rank || impatient)) {
+          } else if ((bad?.size ?? 0) > 0 || (settled && (i % swarm.length === rank || impatient))) {
             start(i, COORDINATOR)
           }
         }
@@ -277,8 +312,6 @@ export function createFetcher(init: FetcherInit): Fetcher {
   }
 }
 
-function popcount(b: number): number {
-  let n = 0
-  for (let x = b; x !== 0; x &= x - 1) n++
-  return n
+function hasBit(bits: Uint8Array, i: number): boolean {
+  return ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0
 }

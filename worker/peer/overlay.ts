@@ -1,10 +1,11 @@
 // The peer overlay on NATS. Every worker (daemon or browser tab) listens on its own subject,
 // `<prefix>.v1.peer.to.<its id>`, and announces itself (free capacity, content held) on
 // `<prefix>.v1.peer.announce`. Every message is a signed envelope: a receiver checks the signature,
-// the sender it names, the addressee and the clock window before it acts, and a reply counts only
-// when the peer it was sent to signed it. Peers that misbehave are penalised and, past a limit,
-// ignored. No `node:` imports: browsers run this too.
-import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core'
+// the sender it names, the addressee, the clock window and its replay cache before it acts; a reply
+// counts only when the peer it was sent to signed it and it names the request's nonce, and replies go
+// only to the requester's own inbox. Peers that forge are banned; peers that do not answer are set
+// aside for a while. The announcement table is bounded. No `node:` imports: browsers run this too.
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core'
 import {
   checkPeerMessage,
   checkWorkerSigned,
@@ -12,11 +13,15 @@ import {
   Emitter,
   encode,
   errorFields,
+  inboxPrefixFor,
+  isOwnInbox,
+  LIMITS,
   open,
   parseEnvelope,
   parsePeerAnnounce,
   parsePeerMessage,
   PEER_LIMITS,
+  PEER_MESSAGE_VERSION,
   peerSubject,
   ProtocolError,
   randomId,
@@ -29,12 +34,13 @@ import {
   type PeerMessage,
   type Subjects,
 } from '../../shared/index.js'
+import { createReplayCache, ReplayError } from './replay-cache.js'
 
 /** What a peer says about itself in announcements (the overlay adds the signature fields). */
 export type PeerState = Omit<PeerAnnounce, 'type' | 'v' | 'worker' | 'at' | 'nonce' | 'leaving'>
 
 /** A message body before the overlay signs and addresses it. */
-export type Outgoing = DistributiveOmit<PeerMessage, 'v' | 'worker' | 'at' | 'nonce' | 'to'>
+export type Outgoing = DistributiveOmit<PeerMessage, 'v' | 'worker' | 'at' | 'nonce' | 'to' | 're'>
 
 export interface PeerInfo {
   id: string
@@ -57,15 +63,34 @@ export interface PeerOverlayInit {
   maxServing?: number
   /** Penalty points after which a peer is ignored. Default 3. */
   banAt?: number
+  /** Peers kept in the announcement table; past it the least recently heard unproven peer goes. Default 256. */
+  maxPeers?: number
+  /** How long a peer that did not answer (or did not have what it announced) is set aside. Default 30000 ms. */
+  slowForMs?: number
+  /** Peer messages the replay cache remembers. Default 32768. */
+  replayCacheEntries?: number
 }
 
 export interface OverlayStats {
   announcesSent: number
   announcesHeard: number
-  /** Messages that did not decode, verify or match their sender/addressee; or came from banned peers. */
+  /**
+   * Messages that did not decode, verify or match their sender/addressee/request, replays, and
+   * messages from banned peers. Counted, never fatal, and never held against the signer.
+   */
   refused: number
+  /** Of those, messages seen before (or older than what the replay cache remembers). */
+  replayed: number
   served: number
+  /** Requests answered with `peer.error`: not served here, busy, or the handler refused them. */
+  declined: number
   penalties: number
+  /** Times a peer was set aside for not answering or not having what it announced. */
+  demoted: number
+  /** Peers dropped from the full announcement table. */
+  evicted: number
+  /** Peers in the announcement table now. */
+  known: number
 }
 
 export type OverlayEvents = {
@@ -73,6 +98,8 @@ export type OverlayEvents = {
   peer: [info: PeerInfo]
   /** A peer was penalised. */
   penalised: [peerId: string, reason: string, banned: boolean]
+  /** A peer was set aside for a while (it did not answer, or did not have what it announced). */
+  demoted: [peerId: string, reason: string]
   /** A message was refused (malformed, forged, misaddressed, from a banned peer). */
   refused: [reason: string]
 }
@@ -86,7 +113,7 @@ export interface PeerOverlay extends Emitter<OverlayEvents> {
   start(): Promise<void>
   /** Says goodbye (so peers forget this one at once) and stops listening. */
   stop(): Promise<void>
-  /** Live peers (heard within 3 announce intervals, and at least 5 s), not banned, not this one. */
+  /** Live peers (heard within 3 announce intervals, and at least 5 s), not banned or set aside, not this one. */
   peers(): PeerInfo[]
   handle(type: PeerMessage['type'], handler: PeerHandler): void
   /** Send a signed request to one peer; resolves with its signed, checked reply. */
@@ -95,9 +122,28 @@ export interface PeerOverlay extends Emitter<OverlayEvents> {
   notify(peerId: string, body: Outgoing): Promise<void>
   /** Announce soon (coalesced): after the state changed in a way peers should hear about. */
   announceSoon(): void
-  /** Count a misdeed; past the limit the peer is ignored for the rest of this session. */
+  /**
+   * Count a misdeed that only the peer itself can commit (bad bytes or forged units under its own
+   * signature); past the limit the peer is ignored for the rest of this session.
+   */
   penalise(peerId: string, reason: string, points?: number): void
   isBanned(peerId: string): boolean
+  /** Set a peer aside for a while (not a ban): it timed out, or lacked what it announced. */
+  demote(peerId: string, reason: string): void
+  isDemoted(peerId: string): boolean
+  /** The peer did something useful (served good bytes, claimed units): kept first when the table is full. */
+  vouch(peerId: string): void
+}
+
+/** A Map used as a bounded set ordered by insertion: the oldest key goes first. */
+function boundedSet<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key)
+  map.set(key, value)
+  while (map.size > max) {
+    const oldest = map.keys().next()
+    if (oldest.done === true) break
+    map.delete(oldest.value)
+  }
 }
 
 const MIN_ANNOUNCE_GAP_MS = 100
@@ -109,12 +155,36 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   const timeoutMs = init.requestTimeoutMs ?? 5_000
   const maxServing = init.maxServing ?? 32
   const banAt = init.banAt ?? 3
+  const maxPeers = init.maxPeers ?? PEER_LIMITS.maxPeers
+  const slowForMs = init.slowForMs ?? 30_000
   // A loaded machine or network delays announcements; a peer that stopped says so anyway.
   const goneAfterMs = Math.max(3 * announceMs, 5_000)
+  /** Announcements by peer, least recently heard first. */
   const table = new Map<string, PeerInfo>()
   const points = new Map<string, number>()
+  /** Peers set aside, until when. */
+  const slow = new Map<string, number>()
+  /** Peers that proved useful, kept first when the table is full. */
+  const good = new Map<string, true>()
+  /** Peers that said they leave, with that announcement's time: older announcements do not bring them back. */
+  const left = new Map<string, number>()
+  const replays = createReplayCache({
+    maxEntries: init.replayCacheEntries ?? PEER_LIMITS.replayCacheEntries,
+    windowMs: 2 * LIMITS.maxClockSkewMs,
+  })
   const handlers = new Map<PeerMessage['type'], PeerHandler>()
-  const stats: OverlayStats = { announcesSent: 0, announcesHeard: 0, refused: 0, served: 0, penalties: 0 }
+  const stats: OverlayStats = {
+    announcesSent: 0,
+    announcesHeard: 0,
+    refused: 0,
+    replayed: 0,
+    served: 0,
+    declined: 0,
+    penalties: 0,
+    demoted: 0,
+    evicted: 0,
+    known: 0,
+  }
   const emitter = new Emitter<OverlayEvents>()
   const subs: Subscription[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -123,16 +193,34 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   let started = false
   let stopped = false
 
-  const sealFor = async (to: string, body: Outgoing): Promise<Uint8Array> =>
+  const sealFor = async (
+    to: string,
+    body: Outgoing,
+    ids: { nonce?: string; re?: string } = {},
+  ): Promise<Uint8Array> =>
     encode(
-      await seal('peer', { ...body, v: 1, worker: self, at: Date.now(), nonce: randomId(), to }, identity),
+      await seal(
+        'peer',
+        {
+          ...body,
+          v: PEER_MESSAGE_VERSION,
+          worker: self,
+          at: Date.now(),
+          nonce: ids.nonce ?? randomId(),
+          to,
+          ...(ids.re === undefined ? {} : { re: ids.re }),
+        },
+        identity,
+      ),
     )
 
-  /** Decode, verify and check a message addressed to this peer; throws on anything wrong. */
+  /** Decode, verify and check a message addressed to this peer, once; throws on anything wrong. */
   const receive = async (data: Uint8Array): Promise<PeerMessage> => {
     const env = parseEnvelope(decode(data, PEER_LIMITS.maxMessageBytes), 'peer', PEER_LIMITS.maxMessageBytes)
     const msg = parsePeerMessage(await open(env))
-    checkPeerMessage(msg, env.signer, self, Date.now())
+    const now = Date.now()
+    checkPeerMessage(msg, env.signer, self, now)
+    replays.admit(msg.worker, msg.nonce, msg.at, now)
     return msg
   }
 
@@ -163,21 +251,52 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     }, ms)
   }
 
+  /** Room for one more peer: forget the gone, then the least recently heard peer not vouched for. */
+  const makeRoom = (now: number): void => {
+    if (table.size < maxPeers) return
+    for (const [id, info] of table) if (now - info.seenAt > goneAfterMs) table.delete(id)
+    while (table.size >= maxPeers) {
+      let victim: string | undefined
+      for (const id of table.keys())
+        if (!good.has(id)) {
+          victim = id
+          break
+        }
+      victim ??= table.keys().next().value
+      if (victim === undefined) break
+      table.delete(victim)
+      stats.evicted++
+    }
+  }
+
   const onAnnounce = async (data: Uint8Array): Promise<void> => {
-    const env = parseEnvelope(decode(data, 64 * 1024), 'peer.announce', 64 * 1024)
+    const env = parseEnvelope(
+      decode(data, PEER_LIMITS.maxAnnounceBytes),
+      'peer.announce',
+      PEER_LIMITS.maxAnnounceBytes,
+    )
     const state = parsePeerAnnounce(await open(env))
     checkWorkerSigned(state, env.signer, Date.now())
     if (state.worker === self) return
+    const leftAt = left.get(state.worker)
+    if (leftAt !== undefined && leftAt >= state.at) return
     if (state.leaving) {
       table.delete(state.worker)
+      boundedSet(left, state.worker, state.at, maxPeers)
+      stats.known = table.size
       return
     }
     if (isBanned(state.worker)) return
     const prev = table.get(state.worker)
-    // Announcements can overtake each other; keep the newest.
-    if (prev !== undefined && prev.state.at > state.at) return
-    const info = { id: state.worker, state, seenAt: Date.now() }
+    // Announcements can overtake each other, or be replayed; keep the newest.
+    if (prev !== undefined && prev.state.at >= state.at) return
+    const now = Date.now()
+    const info = { id: state.worker, state, seenAt: now }
+    if (prev === undefined) makeRoom(now)
+    // Re-inserted: the table's order is the order peers were last heard.
+    table.delete(state.worker)
     table.set(state.worker, info)
+    stats.known = table.size
     stats.announcesHeard++
     emitter.emit('peer', info)
   }
@@ -190,22 +309,30 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       refuse(err)
       return
     }
+    // A reply that arrives as a request was recorded and sent here by someone: not acted upon.
+    if (msg.re !== undefined) {
+      refuse(new ProtocolError(`a reply from ${msg.worker} was sent as a request`))
+      return
+    }
+    // Answers go to the requester's own inbox only, never to a subject it chose for someone else.
     const reply = async (body: Outgoing): Promise<void> => {
-      if (m.reply) m.respond(await sealFor(msg.worker, body))
+      if (isOwnInbox(m.reply, msg.worker)) m.respond(await sealFor(msg.worker, body, { re: msg.nonce }))
     }
     if (isBanned(msg.worker)) {
       refuse(new ProtocolError(`peer ${msg.worker} is banned`))
       // Say so, rather than leave it waiting for a timeout.
-      await reply({ type: 'peer.error', message: 'banned' })
+      await reply({ type: 'peer.error', code: 'refused', message: 'banned' })
       return
     }
     const handler = handlers.get(msg.type)
     if (handler === undefined) {
-      await reply({ type: 'peer.error', message: `${msg.type} is not served here` })
+      stats.declined++
+      await reply({ type: 'peer.error', code: 'refused', message: `${msg.type} is not served here` })
       return
     }
     if (serving >= maxServing) {
-      await reply({ type: 'peer.error', message: 'busy' })
+      stats.declined++
+      await reply({ type: 'peer.error', code: 'busy', message: 'busy' })
       return
     }
     serving++
@@ -214,8 +341,13 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       stats.served++
       if (body !== undefined) await reply(body)
     } catch (err) {
+      stats.declined++
       log.debug('peer request failed', { type: msg.type, ...errorFields(err) })
-      await reply({ type: 'peer.error', message: (err as Error).message.slice(0, 400) }).catch(() => {})
+      await reply({
+        type: 'peer.error',
+        code: 'refused',
+        message: (err as Error).message.slice(0, 400),
+      }).catch(() => {})
     } finally {
       serving--
     }
@@ -234,12 +366,62 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
 
   function refuse(err: unknown): void {
     stats.refused++
+    if (err instanceof ReplayError) stats.replayed++
     log.debug('refused a peer message', errorFields(err))
     emitter.emit('refused', (err as Error).message)
   }
 
   function isBanned(peerId: string): boolean {
     return (points.get(peerId) ?? 0) >= banAt
+  }
+
+  function isDemoted(peerId: string): boolean {
+    const until = slow.get(peerId)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    slow.delete(peerId)
+    return false
+  }
+
+  /** Send `body` to `peerId` and take the first reply it signed for this request, within `ms`. */
+  const ask = (peerId: string, body: Outgoing, ms: number): Promise<PeerMessage> => {
+    const nonce = randomId()
+    const inbox = createInbox(inboxPrefixFor(self))
+    return new Promise<PeerMessage>((resolve, reject) => {
+      let done = false
+      const finish = (err: unknown, msg?: PeerMessage): void => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        sub.unsubscribe()
+        if (msg !== undefined) resolve(msg)
+        else reject(err instanceof Error ? err : new ProtocolError(String(err)))
+      }
+      const sub = nats.subscribe(inbox, {
+        callback: (err, m) => {
+          if (err) return finish(err)
+          // The server's "no responders": the peer is not listening (gone).
+          if (m.headers?.code === 503)
+            return finish(new TimeoutError(`peer ${peerId} is not listening for ${body.type}`))
+          // Anything else that lands here is checked; a bad reply is refused and the wait goes on.
+          receive(m.data)
+            .then((reply) => {
+              if (reply.worker !== peerId)
+                throw new ProtocolError(`reply signed by ${reply.worker}, not by ${peerId}`)
+              if (reply.re !== nonce) throw new ProtocolError(`reply from ${peerId} answers another request`)
+              finish(undefined, reply)
+            })
+            .catch(refuse)
+        },
+      })
+      const timer = setTimeout(
+        () => finish(new TimeoutError(`peer ${peerId} did not answer ${body.type} within ${ms} ms`)),
+        ms,
+      )
+      sealFor(peerId, body, { nonce })
+        .then((data) => nats.publish(peerSubject(subjects, peerId), data, { reply: inbox }))
+        .catch(finish)
+    })
   }
 
   const overlay = Object.assign(emitter, {
@@ -268,8 +450,9 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       const out: PeerInfo[] = []
       for (const [id, info] of table) {
         if (now - info.seenAt > goneAfterMs) table.delete(id)
-        else if (!isBanned(id)) out.push(info)
+        else if (!isBanned(id) && !isDemoted(id)) out.push(info)
       }
+      stats.known = table.size
       return out
     },
     handle(type: PeerMessage['type'], handler: PeerHandler): void {
@@ -277,18 +460,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     },
     async request(peerId: string, body: Outgoing, ms = timeoutMs): Promise<PeerMessage> {
       if (isBanned(peerId)) throw new ProtocolError(`peer ${peerId} is banned`)
-      let reply: Msg
-      try {
-        reply = await nats.request(peerSubject(subjects, peerId), await sealFor(peerId, body), {
-          timeout: ms,
-        })
-      } catch (err) {
-        if (/timeout/i.test(String(err))) throw new TimeoutError(`peer ${peerId} did not answer ${body.type}`)
-        throw err
-      }
-      const msg = await receive(reply.data)
-      if (msg.worker !== peerId) throw new ProtocolError(`reply signed by ${msg.worker}, not by ${peerId}`)
-      return msg
+      return ask(peerId, body, ms)
     },
     async notify(peerId: string, body: Outgoing): Promise<void> {
       nats.publish(peerSubject(subjects, peerId), await sealFor(peerId, body))
@@ -303,10 +475,25 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       stats.penalties++
       const banned = total >= banAt
       if (banned) table.delete(peerId)
+      stats.known = table.size
       log.warn('peer penalised', { peer: peerId, reason, banned })
       emitter.emit('penalised', peerId, reason, banned)
     },
     isBanned,
+    demote(peerId: string, reason: string): void {
+      if (isDemoted(peerId)) return
+      const now = Date.now()
+      for (const [id, until] of slow) if (until <= now) slow.delete(id)
+      boundedSet(slow, peerId, now + slowForMs, 4 * maxPeers)
+      good.delete(peerId)
+      stats.demoted++
+      log.info('peer set aside', { peer: peerId, reason, forMs: slowForMs })
+      emitter.emit('demoted', peerId, reason)
+    },
+    isDemoted,
+    vouch(peerId: string): void {
+      if (!good.has(peerId)) boundedSet(good, peerId, true, maxPeers)
+    },
   })
   return overlay
 }

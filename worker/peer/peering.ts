@@ -28,6 +28,8 @@ export interface PeerOptions {
   requestTimeoutMs?: number
   /** Take buffered units from busy peers when idle and the coordinators have none. Default true. */
   steal?: boolean
+  /** Peers kept in the announcement table. Default 256. */
+  maxPeers?: number
 }
 
 export interface PeeringInit {
@@ -66,6 +68,7 @@ export function createPeering(init: PeeringInit): Peering {
     log: log.child('peer'),
     ...(options.announceMs === undefined ? {} : { announceMs: options.announceMs }),
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    ...(options.maxPeers === undefined ? {} : { maxPeers: options.maxPeers }),
     state: () => ({
       threads: host.threads(),
       running: host.running(),
@@ -78,7 +81,7 @@ export function createPeering(init: PeeringInit): Peering {
   const fetcher = createFetcher({
     store: content,
     overlay,
-    fromCoordinator: (hash) => init.client.getChunk(hash),
+    fromCoordinator: (hash, root) => init.client.getChunk(hash, root),
     log: log.child('content'),
     ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
     ...(options.patienceMs === undefined ? {} : { patienceMs: options.patienceMs }),
@@ -100,7 +103,7 @@ export function createPeering(init: PeeringInit): Peering {
     const bytes = content.lookup(msg.hash)
     return Promise.resolve(
       bytes === undefined
-        ? { type: 'peer.error', message: `no ${msg.hash} here` }
+        ? { type: 'peer.error', code: 'missing', message: `no ${msg.hash} here` }
         : { type: 'chunk', hash: msg.hash, bytes },
     )
   })

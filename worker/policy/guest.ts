@@ -12,7 +12,7 @@ import type { GuestPolicy } from './options.js'
 import { admitUnits } from './planner.js'
 import type { MachineProbes } from './probes.js'
 import { createRunControl, type RunControl, type RunHooks } from './run-control.js'
-import { writeStatus, type UnitStatus, type WorkerStatus } from './status.js'
+import { writeStatus, type PeerStatus, type UnitStatus, type WorkerStatus } from './status.js'
 
 export interface GuestInit {
   policy: GuestPolicy
@@ -245,6 +245,7 @@ export function createGuest(init: GuestInit): Guest {
                   }),
             },
           }),
+      ...(daemon === undefined ? {} : { peers: peerStatus(daemon) }),
       units: [...live.values()].map((l) => ({ ...l.status })),
     }
   }
@@ -303,5 +304,20 @@ export function createGuest(init: GuestInit): Guest {
       const s = snapshot()
       await writeStatus(stateDir, { ...s, state: 'stopped', units: [] }).catch(() => {})
     },
+  }
+}
+
+/** The peer counts the status file shows. */
+function peerStatus(daemon: WorkerDaemon): PeerStatus {
+  const o = daemon.peering.overlay.stats
+  const x = daemon.peering.exchange.stats
+  return {
+    known: o.known,
+    refused: o.refused,
+    replayed: o.replayed,
+    penalties: o.penalties,
+    demoted: o.demoted,
+    offersRefused: x.offersRefused,
+    unprovenClaims: x.unprovenClaims,
   }
 }

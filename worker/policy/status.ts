@@ -39,7 +39,23 @@ export interface WorkerStatus {
   /** This daemon's own CPU use over the last second, percent of one core. */
   ownCpuPercent: number
   machine?: { otherCpuPercent: number; inputIdleMs?: number; onBattery?: boolean; batteryPercent?: number }
+  /** Peer exchange: peers known, and what was refused or held against peers (none of it fatal). */
+  peers?: PeerStatus
   units: UnitStatus[]
+}
+
+export interface PeerStatus {
+  known: number
+  /** Peer messages refused (malformed, forged, misaddressed, from banned peers), of which replays. */
+  refused: number
+  replayed: number
+  /** Penalties for forgery (3 points ban a peer), and peers set aside for not answering. */
+  penalties: number
+  demoted: number
+  /** Units offered by peers and refused without blame (an expired transfer, …). */
+  offersRefused: number
+  /** Claims peers reported without the coordinator's proof (the units stayed here). */
+  unprovenClaims: number
 }
 
 export function statusPath(stateDir: string): string {
@@ -76,6 +92,12 @@ export function formatStatus(s: WorkerStatus, now = Date.now()): string {
         ? ''
         : `, ${m.onBattery ? 'on battery' : 'on mains'}${m.batteryPercent === undefined ? '' : ` ${m.batteryPercent}%`}`
     lines.push(`machine:  other programs ${m.otherCpuPercent.toFixed(0)}% CPU${input}${bat}`)
+  }
+  if (s.peers !== undefined) {
+    const p = s.peers
+    lines.push(
+      `peers:    ${p.known} known; refused ${p.refused} messages (${p.replayed} replays), ${p.offersRefused} offers, ${p.unprovenClaims} unproven claims; ${p.penalties} penalties, ${p.demoted} set aside`,
+    )
   }
   for (const u of s.units) {
     const resumed = u.resumedAtStep === undefined ? '' : ` (resumed at step ${u.resumedAtStep})`

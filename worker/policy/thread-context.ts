@@ -9,6 +9,13 @@ import { PAUSED, SLOT, type ControlledTask, type ThreadMessage } from './control
 const SLICE_MS = 20
 const PROGRESS_EVERY_MS = 250
 
+/**
+ * The duty cycle holds across units on one thread: work done in the last slice of a run that ended
+ * before its sleep is carried into the next run, less what the gap between the two runs already rested.
+ * Without it, units shorter than a slice would run uncapped.
+ */
+let carried: { workMs: number; endedAt: number } | undefined
+
 export interface ThreadContext {
   ctx: RunContext
   /** Milliseconds spent blocked (paused or sleeping): not compute time. */
@@ -26,6 +33,11 @@ export function createThreadContext(task: ControlledTask): ThreadContext {
   const baseStep = task.resumeFrom?.step ?? 0
   let blockedMs = 0
   let sliceStart = now()
+  if (control !== undefined && carried !== undefined) {
+    const duty = Atomics.load(control, SLOT.duty)
+    const rested = duty > 0 && duty < 100 ? ((now() - carried.endedAt) * duty) / (100 - duty) : Infinity
+    sliceStart -= Math.max(0, carried.workMs - rested)
+  }
   let lastProgress = 0
   let lastCheckpoint = now()
   let fraction = 0
@@ -78,6 +90,7 @@ export function createThreadContext(task: ControlledTask): ThreadContext {
       return blockedMs
     },
     finish() {
+      if (control !== undefined) carried = { workMs: now() - sliceStart, endedAt: now() }
       post({ t: 'done', steps, blockedMs: Math.round(blockedMs) })
     },
   }
