@@ -58,7 +58,9 @@ const services = useServices(test, { websocket: false })
 type Teardown = { teardown(fn: () => unknown): void }
 
 /** Leases far longer than any test: a unit dropped by mistake would not come back in time. */
-const LONG_LEASES = { leaseMs: 600_000 }
+// Workers here hold more units than a new identity may (the lease cap): these tests are about what
+// peers do with a full buffer.
+const LONG_LEASES = { leaseMs: 600_000, leaseCapBase: 16 }
 
 /** A slow machine: every unit takes `ms` longer. */
 function slow(ms: number): (base: Runner) => Runner {
