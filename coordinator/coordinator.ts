@@ -17,6 +17,7 @@ import {
   type Logger,
 } from '../shared/index.js'
 import { createClaimService } from './claim-service.js'
+import { createClientNetworkRules } from './credentials/client-network.js'
 import { createSignupService } from './credentials/signup-service.js'
 import { createVolunteerIssuer } from './credentials/volunteer-issuer.js'
 import { createChunkService } from './content/chunk-service.js'
@@ -151,6 +152,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
   const uploads = createUploads({ redis, prefix: tuning.redisPrefix })
   const signer = createUnitSigner(init.identity)
+  const networks = createClientNetworkRules({
+    trustedProxies: tuning.trustedProxies,
+    exemptNetworks: tuning.placementExemptNetworks,
+  })
   const signup =
     init.natsAccountSeed === undefined
       ? undefined
@@ -163,10 +168,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             ttlMs: tuning.volunteerCredentialTtlMs,
           }),
           tuning,
+          networks,
           counters,
           log: log.child('signup'),
         })
-  const volunteers = volunteersRouter({ signup })
+  const volunteers = volunteersRouter({ signup, networks })
   extraHttp.unshift(
     volunteers.routes() as Koa.Middleware,
     volunteers.allowedMethods({

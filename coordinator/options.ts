@@ -8,6 +8,7 @@ import {
   type ApiKeySpec,
   type Quota,
 } from './http/api-keys.js'
+import { DEFAULT_EXEMPT_NETWORKS, parseCidrList } from './credentials/client-network.js'
 
 export interface CoordinatorTuning {
   /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
@@ -105,6 +106,24 @@ export interface CoordinatorTuning {
   signupWindowMs: number
   /** How long a volunteer's NATS credentials are valid; it signs up again before they expire. Default 24 h. */
   volunteerCredentialTtlMs: number
+  /**
+   * Reverse proxies (CIDR ranges) whose X-Forwarded-For header is believed: a request from one of
+   * them counts as coming from the right-most forwarded address that is not itself a trusted proxy
+   * (for sign-up's rate limit and the volunteer's network). Default [] (the socket's peer is the client).
+   */
+  trustedProxies: string[]
+  /**
+   * Networks (CIDR ranges) whose volunteers have no network for replica placement: two identities
+   * signed up from them may get replicas of one unit (distinct owners still apply). Default loopback,
+   * RFC 1918 and IPv6 unique local addresses, so workers on one machine or LAN can form a quorum.
+   */
+  placementExemptNetworks: string[]
+  /**
+   * After a replica of a unit is leased, the unit's next replica may be leased only after a random
+   * delay of `replicaSpreadMs / 2` to `replicaSpreadMs`, so replicas of one unit are never handed out
+   * back to back. Default 1000 ms; 0 turns it off.
+   */
+  replicaSpreadMs: number
 }
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -144,6 +163,9 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   signupPerAddress: 30,
   signupWindowMs: 3600_000,
   volunteerCredentialTtlMs: 24 * 3600_000,
+  trustedProxies: [],
+  placementExemptNetworks: [...DEFAULT_EXEMPT_NETWORKS],
+  replicaSpreadMs: 1000,
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -197,5 +219,8 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('signupPerAddress', t.signupPerAddress, 1, 1_000_000)
   intIn('signupWindowMs', t.signupWindowMs, 1000, 7 * 24 * 3600_000)
   intIn('volunteerCredentialTtlMs', t.volunteerCredentialTtlMs, 10_000, 365 * 24 * 3600_000)
+  t.trustedProxies = parseCidrList(t.trustedProxies, 'trustedProxies')
+  t.placementExemptNetworks = parseCidrList(t.placementExemptNetworks, 'placementExemptNetworks')
+  intIn('replicaSpreadMs', t.replicaSpreadMs, 0, 600_000)
   return t
 }

@@ -121,7 +121,15 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     counters.unitsLeased += leased.length
     const units = await Promise.all(leased.map((r) => signer.sign(r, req.worker, now)))
     if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
-    const retryAfterMs = out.status === 'rate' ? out.retryAfterMs : units.length === 0 ? EMPTY_RETRY_MS : 0
+    // With nothing leased: come back when a replica held back by its unit's spread is free, or later.
+    const retryAfterMs =
+      out.status === 'rate'
+        ? out.retryAfterMs
+        : units.length > 0
+          ? 0
+          : out.retryAfterMs > 0
+            ? Math.min(out.retryAfterMs, EMPTY_RETRY_MS)
+            : EMPTY_RETRY_MS
     return { type: 'work.grant', v: 1, units, retryAfterMs, ...(limit === undefined ? {} : { limit }) }
   }
 

@@ -126,6 +126,7 @@ export type SignedKind =
   | 'peer.announce'
   | 'peer'
   | 'volunteer.signup'
+  | 'volunteer.owner'
 
 function signingInput(kind: SignedKind, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(`cohort/v1/${kind}\u0000`), body)
@@ -144,6 +145,24 @@ export async function seal(kind: SignedKind, payload: unknown, identity: Identit
   const body = encode(payload)
   const sig = await sign(identity, signingInput(kind, body))
   return { v: 1, kind, body, signer: identity.publicKey, sig }
+}
+
+/**
+ * A detached signature of `body` under the domain-separation tag of `kind`, for a signature carried
+ * inside another signed message (an owner's consent inside a volunteer's sign-up).
+ */
+export function signDetached(kind: SignedKind, body: Uint8Array, identity: Identity): Promise<Uint8Array> {
+  return sign(identity, signingInput(kind, body))
+}
+
+/** Checks a detached signature made by `signDetached(kind, body, …)` with the key `signer`. */
+export function verifyDetached(
+  kind: SignedKind,
+  body: Uint8Array,
+  signer: Uint8Array,
+  sig: Uint8Array,
+): Promise<boolean> {
+  return verify(signer, sig, signingInput(kind, body))
 }
 
 /** Check the shape of an envelope received from the network. */

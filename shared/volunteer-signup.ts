@@ -10,12 +10,26 @@
 //    finds a proof of work bound to all three (shared/proof-of-work.ts) and POSTs a SignupRequest.
 // 3. The coordinator answers a SignupReply: a user JWT for that nkey, with permissions derived from
 //    the identity, valid until `expiresAt`. The worker signs up again before then.
+//
+// Owner: by default an identity is its own owner. A volunteer running several machines links their
+// identities with one owner key: each sign-up payload then names the owner's public key and carries
+// the owner's detached signature (tag `volunteer.owner`) over an OwnerConsent naming the identity, so
+// only the owner key's holder can link an identity to it. Replicas of one unit never go to two
+// identities of one owner (docs/security.md, "Replica placement").
 import { fromBase64Url, toBase64Url } from './bytes.js'
+import { encode } from './codec.js'
 import { ValidationError } from './errors.js'
 import { PEER_LIMITS } from './peer-protocol.js'
 import { PEER_ID_PATTERN } from './protocol.js'
 import { expectRecord } from './schema.js'
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type SignedEnvelope } from './signing.js'
+import {
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  signDetached,
+  verifyDetached,
+  type Identity,
+  type SignedEnvelope,
+} from './signing.js'
 
 export const SIGNUP_VERSION = 1 as const
 
@@ -23,6 +37,8 @@ export const SIGNUP_VERSION = 1 as const
 export const NATS_USER_KEY_PATTERN = /^U[A-Z2-7]{55}$/
 /** A challenge: base64url of 32 random bytes. */
 export const CHALLENGE_PATTERN = /^[A-Za-z0-9_-]{43}$/
+/** A detached Ed25519 signature: base64url of 64 bytes. */
+const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{86}$/
 /** A proof-of-work nonce: 16 hex digits (8 bytes). */
 export const POW_NONCE_PATTERN = /^[0-9a-f]{16}$/
 
@@ -59,6 +75,40 @@ export interface SignupPayload {
   /** The public user nkey the JWT is for; the volunteer keeps the seed. */
   natsKey: string
   challenge: string
+  /** Optional: the owner's public key (base64url), linking this identity to the owner's others. */
+  owner?: string
+  /** With `owner`: base64url of the owner's detached signature over `ownerConsentBody(peerId)`. */
+  ownerSig?: string
+}
+
+/** What an owner signs (detached, tag `volunteer.owner`) to link identity `peerId` to itself. */
+export interface OwnerConsent {
+  type: 'volunteer.owner'
+  v: 1
+  peerId: string
+}
+
+/** The bytes an owner key signs to link `peerId`: msgpack of its OwnerConsent. */
+export function ownerConsentBody(peerId: string): Uint8Array {
+  const consent: OwnerConsent = { type: 'volunteer.owner', v: 1, peerId }
+  return encode(consent)
+}
+
+/** The `owner` and `ownerSig` fields of a sign-up payload that links `peerId` to `owner`. */
+export async function ownerLink(owner: Identity, peerId: string): Promise<{ owner: string; ownerSig: string }> {
+  const sig = await signDetached('volunteer.owner', ownerConsentBody(peerId), owner)
+  return { owner: owner.id, ownerSig: toBase64Url(sig) }
+}
+
+/** Whether a parsed payload's owner signature links its identity to its owner (true without owner). */
+export async function ownerLinkValid(payload: SignupPayload): Promise<boolean> {
+  if (payload.owner === undefined || payload.ownerSig === undefined) return payload.owner === undefined
+  return verifyDetached(
+    'volunteer.owner',
+    ownerConsentBody(payload.peerId),
+    fromBase64Url(payload.owner),
+    fromBase64Url(payload.ownerSig),
+  )
 }
 
 /** The POST /v1/volunteers body: the signed envelope in JSON (bytes as base64url), and the proof of work. */
@@ -82,6 +132,8 @@ export interface SignupReply {
   jwt: string
   /** Milliseconds since the epoch; the JWT expires then. */
   expiresAt: number
+  /** The owner the coordinator records for this identity (its own id when it is not linked). */
+  owner?: string
 }
 
 /** The largest SignupRequest body a coordinator reads. */
@@ -148,6 +200,12 @@ export function parseSignupPayload(value: unknown): SignupPayload {
     peerId: str(r, 'peerId', PEER_ID_PATTERN, "the volunteer's id (43 base64url characters)"),
     natsKey: str(r, 'natsKey', NATS_USER_KEY_PATTERN, 'a public user nkey (U and 55 base32 characters)'),
     challenge: str(r, 'challenge', CHALLENGE_PATTERN, 'a challenge from GET /v1/volunteers/challenge'),
+    ...(r['owner'] === undefined
+      ? {}
+      : {
+          owner: str(r, 'owner', PEER_ID_PATTERN, "the owner's public key (43 base64url characters)"),
+          ownerSig: str(r, 'ownerSig', SIGNATURE_PATTERN, "the owner's signature (86 base64url characters)"),
+        }),
   }
 }
 
@@ -177,5 +235,6 @@ export function parseSignupReply(value: unknown): SignupReply {
     peerId: str(r, 'peerId', PEER_ID_PATTERN, '43 base64url characters'),
     jwt: str(r, 'jwt', /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a JWT'),
     expiresAt,
+    ...(r['owner'] === undefined ? {} : { owner: str(r, 'owner', PEER_ID_PATTERN, '43 base64url characters') }),
   }
 }

@@ -3,6 +3,7 @@
 // volunteer generated. Runs in Node and in browsers (fetch, WebCrypto).
 import {
   CohortError,
+  ownerLink,
   parseSignupChallenge,
   parseSignupReply,
   powPrefix,
@@ -31,6 +32,12 @@ export interface SignUpOptions {
   /** Base URL of a coordinator's HTTP API, e.g. http://127.0.0.1:8080. */
   coordinatorUrl: string
   identity: Identity
+  /**
+   * The owner key this identity is linked to (several machines of one volunteer): the coordinator
+   * records it, and never gives two identities of one owner replicas of the same unit. Once linked,
+   * an identity cannot be linked to another owner.
+   */
+  owner?: Identity
   /** The public half of the user nkey the credentials are for (the volunteer keeps the seed). */
   natsKey: string
   /** Each HTTP request's time limit. Default 15000 ms. */
@@ -101,6 +108,7 @@ export async function signUp(o: SignUpOptions): Promise<SignupReply> {
     peerId: o.identity.id,
     natsKey: o.natsKey,
     challenge: challenge.challenge,
+    ...(o.owner === undefined ? {} : await ownerLink(o.owner, o.identity.id)),
   }
   const envelope = await seal('volunteer.signup', payload, o.identity)
   const reply = parseSignupReply(

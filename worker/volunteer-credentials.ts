@@ -50,7 +50,7 @@ export interface VolunteerCredentialsInit {
   /** Wait before trying again after a failed sign-up (doubling up to 5 minutes). Default 2000 ms. */
   retryMs?: number
   /** Passed to each sign-up (fetch, timeouts, progress). */
-  signup?: Pick<SignUpOptions, 'fetch' | 'requestTimeoutMs' | 'powTimeoutMs' | 'onPow'>
+  signup?: Pick<SignUpOptions, 'fetch' | 'requestTimeoutMs' | 'powTimeoutMs' | 'onPow' | 'owner'>
   now?: () => number
 }
 
@@ -154,7 +154,10 @@ export function createVolunteerCredentials(init: VolunteerCredentialsInit): Volu
       jwt,
       expiresAt,
     })
-    log.info('signed up: NATS credentials issued', { expiresAt: new Date(expiresAt).toISOString() })
+    log.info('signed up: NATS credentials issued', {
+      expiresAt: new Date(expiresAt).toISOString(),
+      ...(reply.owner === undefined || reply.owner === identity.id ? {} : { owner: reply.owner }),
+    })
     schedule()
   }
 

@@ -1,11 +1,13 @@
 // Volunteer sign-up (shared/volunteer-signup.ts): single-use challenges kept in Redis, so any
 // coordinator of a deployment can answer a sign-up whose challenge another one issued; a proof of
 // work bound to the challenge and the identity; a signature by the identity key; a fixed-window limit
-// per source address shared in Redis. A sign-up that passes gets a user JWT for the volunteer's nkey.
+// per source address shared in Redis. A sign-up that passes gets a user JWT for the volunteer's nkey,
+// and the identity's owner and network are recorded for replica placement (volunteer-attributes.ts).
 import type { Redis } from 'ioredis'
 import {
   checkPow,
   open,
+  ownerLinkValid,
   parseSignupPayload,
   parseSignupRequest,
   randomBytes,
@@ -18,7 +20,9 @@ import {
 } from '../../shared/index.js'
 import { powPrefix } from '../../shared/proof-of-work.js'
 import type { Counters } from '../counters.js'
+import type { ClientNetworkRules } from './client-network.js'
 import { addressKey, createRateLimit } from './rate-limit.js'
+import { createVolunteerAttributes } from './volunteer-attributes.js'
 import type { VolunteerIssuer } from './volunteer-issuer.js'
 
 export interface SignupTuning {
@@ -48,6 +52,8 @@ export interface SignupServiceInit {
   prefix: string
   issuer: VolunteerIssuer
   tuning: SignupTuning
+  /** The placement network of a client address (client-network.ts). */
+  networks: Pick<ClientNetworkRules, 'networkOf'>
   counters: Counters
   log: Logger
   now?: () => number
@@ -67,6 +73,7 @@ export function createSignupService(init: SignupServiceInit): SignupService {
   const { redis, tuning, counters, log } = init
   const now = init.now ?? Date.now
   const challengeKey = (c: string): string => `${init.prefix}signup:challenge:${c}`
+  const attributes = createVolunteerAttributes({ redis, prefix: init.prefix })
   const attempts = createRateLimit(
     redis,
     `${init.prefix}signup:rate:`,
@@ -128,6 +135,8 @@ export function createSignupService(init: SignupServiceInit): SignupService {
         payload = parseSignupPayload(decoded)
         if (toBase64Url(request.envelope.signer) !== payload.peerId)
           throw new ValidationError('signer', 'must be the public key named by peerId')
+        if (!(await ownerLinkValid(payload)))
+          throw new ValidationError('ownerSig', "does not verify with the owner key over this identity's consent")
       } catch (err) {
         return refuse(err)
       }
@@ -142,10 +151,30 @@ export function createSignupService(init: SignupServiceInit): SignupService {
         return refuse(
           new ValidationError('pow', `does not give ${bits} leading zero bits for this challenge`),
         )
+      const network = init.networks.networkOf(address)
+      const recorded = await attributes.record(payload.peerId, payload.owner, network, now())
+      if (!recorded.ok)
+        return refuse(
+          new ValidationError(
+            'owner',
+            `this identity is linked to the owner ${recorded.owner}; an identity's owner cannot change`,
+          ),
+        )
       const credentials = init.issuer.issue(payload.peerId, payload.natsKey)
       counters.volunteersSignedUp++
-      log.info('volunteer signed up', { peerId: payload.peerId, expiresAt: credentials.expiresAt })
-      return { v: 1, peerId: payload.peerId, jwt: credentials.jwt, expiresAt: credentials.expiresAt }
+      log.info('volunteer signed up', {
+        peerId: payload.peerId,
+        owner: recorded.owner,
+        network,
+        expiresAt: credentials.expiresAt,
+      })
+      return {
+        v: 1,
+        peerId: payload.peerId,
+        jwt: credentials.jwt,
+        expiresAt: credentials.expiresAt,
+        owner: recorded.owner,
+      }
     },
   }
 }

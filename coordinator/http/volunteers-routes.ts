@@ -3,6 +3,7 @@
 // per source address; the answer is NATS credentials for the volunteer's own subjects.
 import { Router } from '@koa/router'
 import { MAX_SIGNUP_BODY_BYTES, ProtocolError } from '../../shared/index.js'
+import type { ClientNetworkRules } from '../credentials/client-network.js'
 import { RateLimitedError, type SignupService } from '../credentials/signup-service.js'
 import { readJsonBody } from './body.js'
 import { HttpError } from './http-error.js'
@@ -10,6 +11,8 @@ import { HttpError } from './http-error.js'
 export interface VolunteersRoutesInit {
   /** Undefined when this coordinator cannot issue credentials (no NATS account seed). */
   signup: SignupService | undefined
+  /** Who the client is: the socket's peer, or the forwarded address behind a trusted proxy. */
+  networks: Pick<ClientNetworkRules, 'clientAddress'>
 }
 
 /** RateLimitedError → 429 with Retry-After; a body that is not a map → 400. */
@@ -43,11 +46,17 @@ export function volunteersRouter(init: VolunteersRoutesInit): Router {
       )
     return init.signup
   }
+  // koa's ctx.ip is the socket's peer (the app does not set `proxy`): forwarded headers count
+  // only from the trusted proxies of the tuning.
+  const client = (ctx: { ip: string; get(header: string): string }): string => {
+    const forwarded = ctx.get('X-Forwarded-For')
+    return init.networks.clientAddress(ctx.ip, forwarded === '' ? undefined : forwarded)
+  }
 
   router.get('/challenge', async (ctx) => {
     const s = service()
     ctx.set('Cache-Control', 'no-store')
-    ctx.body = await answer(() => s.challenge(ctx.ip))
+    ctx.body = await answer(() => s.challenge(client(ctx)))
   })
 
   router.post('/', async (ctx) => {
@@ -55,7 +64,7 @@ export function volunteersRouter(init: VolunteersRoutesInit): Router {
     const body = await readJsonBody(ctx, MAX_SIGNUP_BODY_BYTES)
     ctx.set('Cache-Control', 'no-store')
     ctx.status = 201
-    ctx.body = await answer(() => s.signUp(ctx.ip, body))
+    ctx.body = await answer(() => s.signUp(client(ctx), body))
   })
 
   return router

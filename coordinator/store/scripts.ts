@@ -84,6 +84,101 @@ local function leaseCap(worker, base, per, max)
   if cap > max then cap = max end
   return cap
 end
+-- ---- Replica placement (docs/security.md, "Replica placement") ----
+-- Which ready replica may go to which worker. A unit's replicas never go to the same identity twice,
+-- nor to two identities of one owner, nor to two identities of one network unless that network is
+-- exempt (recorded as ''). Owner and network are recorded at sign-up as \`owner\` and \`net\` of
+-- worker:{id}; an identity without them (issued credentials directly) is its own owner, on no network.
+-- The identities a unit's replicas went to are its worker set, less those that let theirs go
+-- (unit:{uid}:dropped): those stay excluded themselves but no longer hold a replica for their owner
+-- or network.
+local placementSeen = {}
+local function placementAttrs(w)
+  local a = placementSeen[w]
+  if not a then
+    local r = redis.call('HMGET', p..'worker:'..w, 'owner', 'net')
+    a = { r[1] or w, r[2] or '' }
+    placementSeen[w] = a
+  end
+  return a
+end
+-- Whether \`w\` may take a replica of unit \`uid\`; \`leaving\` (a transfer's giver, or nil) is not counted.
+local function placementEligible(uid, w, leaving)
+  local me = placementAttrs(w)
+  for _, other in ipairs(redis.call('SMEMBERS', p..'unit:'..uid..':workers')) do
+    if other == w then return false end
+    if other ~= leaving and redis.call('SISMEMBER', p..'unit:'..uid..':dropped', other) == 0 then
+      local o = placementAttrs(other)
+      if o[1] == me[1] then return false end
+      if me[2] ~= '' and o[2] == me[2] then return false end
+    end
+  end
+  return true
+end
+-- A Park-Miller generator seeded per call by the coordinator (ARGV), so picks cannot be predicted
+-- from outside and do not depend on Redis's own script PRNG.
+local placementState = 1
+local function placementSeed(s)
+  placementState = (tonumber(s) or 1) % 2147483646 + 1
+end
+-- A uniform integer in [0, n).
+local function placementRandom(n)
+  placementState = (placementState * 48271) % 2147483647
+  return math.floor((placementState - 1) / 2147483646 * n)
+end
+-- Up to \`budget\` ready replicas to try, in random order within each priority band, bands in order:
+-- all of a band when it fits the budget, else a window of it at a random position (wrapping round).
+-- Ready scores are (100 - priority) x 1e12 + a sequence number (readyScore), one band per priority.
+local PLACEMENT_BAND = 1000000000000
+local function placementCandidates(budget)
+  local out = {}
+  local from = 0
+  local key = p..'ready'
+  while #out < budget do
+    local head = redis.call('ZRANGE', key, from, from, 'WITHSCORES')
+    if #head == 0 then break end
+    local band = math.floor(tonumber(head[2]) / PLACEMENT_BAND)
+    local count = redis.call('ZCOUNT', key, string.format('%.0f', band * PLACEMENT_BAND),
+      '('..string.format('%.0f', (band + 1) * PLACEMENT_BAND))
+    if count < 1 then count = 1 end
+    local take = math.min(count, budget - #out)
+    local start = 0
+    if take < count then start = placementRandom(count) end
+    local window = redis.call('ZRANGE', key, from + start, from + math.min(count, start + take) - 1)
+    if start + take > count then
+      for _, rid in ipairs(redis.call('ZRANGE', key, from, from + start + take - count - 1)) do
+        window[#window + 1] = rid
+      end
+    end
+    for i = #window, 2, -1 do
+      local j = placementRandom(i) + 1
+      window[i], window[j] = window[j], window[i]
+    end
+    for _, rid in ipairs(window) do out[#out + 1] = rid end
+    from = from + count
+  end
+  return out
+end
+-- A unit's replicas are spread out in time: once one is leased, the next may be leased only after a
+-- random delay of spread/2 to spread ms, unless the lease ended without a result meanwhile (its
+-- replacement is not a second replica alongside it). The ms left before unit \`uid\` may be leased
+-- again (0: now).
+local function placementSpreadWait(uid, now)
+  local u = redis.call('HMGET', p..'unit:'..uid, 'spreadUntil', 'spreadAfter')
+  local at = tonumber(u[1] or '0')
+  if at <= now then return 0 end
+  local s = redis.call('HGET', p..'replica:'..u[2], 'state')
+  if s ~= 'leased' and s ~= 'done' then return 0 end
+  return at - now
+end
+local function placementLeased(uid, rid, now, spread)
+  if spread > 0 then
+    local half = math.floor(spread / 2)
+    redis.call('HSET', p..'unit:'..uid, 'spreadUntil', now + spread - half + placementRandom(half + 1),
+      'spreadAfter', rid)
+  end
+end
+-- ---- end of replica placement ----
 `
 
 /**
@@ -112,7 +207,8 @@ return created
 
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
- *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, hasHolding, held...)
+ *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, placementSeed, spreadMs,
+ *      hasHolding, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
  * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
@@ -122,8 +218,11 @@ return created
  *    to the worker like a hand-back (but it may get that unit later: it never saw it).
  * 3. Cap: the worker may hold `leaseCap` leases at once (see HELPERS); it gets at most the room left,
  *    and status 'leases' when that is less than it asked for.
- * 4. Lease: ready replicas in priority order, skipping units this worker holds, computed or let go,
- *    so a unit's quorum always comes from distinct workers. A replica reissued after a lease ended
+ * 4. Lease: ready replicas of the highest priority band first, picked at random within the band
+ *    (see "Replica placement" in HELPERS), never a unit this worker holds, computed or let go, nor
+ *    one a replica of which went to an identity of the same owner or (non-exempt) network; a unit
+ *    leased less than its random spread ago waits (\`retryAfterMs\` says until when, when nothing
+ *    was leased). A replica reissued after a lease ended
  *    without a result goes only to a worker with standing (validated work) during its first
  *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
  *    unit among themselves while honest workers wait. Each lease's deadline is at most its
@@ -142,7 +241,9 @@ local capBase, capPer, capMax = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber
 local lifeFloor, lifeFactor = tonumber(ARGV[13]), tonumber(ARGV[14])
 local maxWorkers = tonumber(ARGV[15])
 local reissueHold = tonumber(ARGV[16])
-local hasHolding = ARGV[17] == '1'
+placementSeed(ARGV[17])
+local spread = tonumber(ARGV[18])
+local hasHolding = ARGV[19] == '1'
 local lk = p..'worker:'..worker..':leases'
 local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
@@ -165,7 +266,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 18, #ARGV do held[ARGV[i]] = true end
+  for i = 20, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)
@@ -194,7 +295,8 @@ local out = {}
 local jobs = {}
 local cands = {}
 local established = standing(worker) >= 1
-if want > 0 then cands = redis.call('ZRANGE', p..'ready', 0, scan - 1) end
+local spreadWait = 0
+if want > 0 then cands = placementCandidates(scan) end
 for _, rid in ipairs(cands) do
   if #out >= want then break end
   local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'reissue', 'createdAt')
@@ -213,7 +315,13 @@ for _, rid in ipairs(cands) do
     if (j[1] ~= 'queued' and j[1] ~= 'running') or us ~= 'pending' then
       redis.call('ZREM', p..'ready', rid)
       redis.call('HSET', p..'replica:'..rid, 'state', 'cancelled')
-    elseif accepts[j[2]] and redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 0 then
+    elseif not accepts[j[2]] or not placementEligible(uid, worker, nil) then
+      -- Not for this worker (placement).
+    elseif placementSpreadWait(uid, now) > 0 then
+      local wait = placementSpreadWait(uid, now)
+      if spreadWait == 0 or wait < spreadWait then spreadWait = wait end
+    else
+      placementLeased(uid, rid, now, spread)
       redis.call('ZREM', p..'ready', rid)
       redis.call('SADD', p..'unit:'..uid..':workers', worker)
       local maxUntil = now + math.max(lifeFloor, lifeFactor * tonumber(j[3] or '0'))
@@ -233,7 +341,8 @@ for _, rid in ipairs(cands) do
 end
 -- The cap held the grant back only if there was more to grant than the room it left.
 if status == 'leases' and #out < want then status = 'ok' end
-return { status, 0, cap, holding + #out, reclaimed, out }
+if #out > 0 then spreadWait = 0 end
+return { status, spreadWait, cap, holding + #out, reclaimed, out }
 `
 
 /**
@@ -243,6 +352,8 @@ return { status, 0, cap, holding + #out, reclaimed, out }
  * already holds, computed or let go is never moved: it goes back to the queue at once (no one waits
  * for its deadline) and is refused, as is a replica `from` no longer holds or whose lifetime is
  * over. A moved lease keeps its replica's lifetime bound: passing it around does not extend it.
+ * Placement holds for transfers too: `to` must be eligible for the unit as for a work request (not
+ * the same owner or network as another holder; the giver does not count, it is leaving).
  */
 export const TRANSFER = `${HELPERS}
 local from, to = ARGV[2], ARGV[3]
@@ -259,7 +370,7 @@ for i = 7, #ARGV do
     and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending' and maxUntil > now
   if not held then
     refused[#refused + 1] = rid
-  elseif redis.call('SISMEMBER', p..'unit:'..uid..':workers', to) == 1 then
+  elseif not placementEligible(uid, to, from) then
     back = back + giveBack(rid, from, now, maxWorkers, true)
     refused[#refused + 1] = rid
   else

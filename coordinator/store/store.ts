@@ -1,6 +1,7 @@
 // The coordinator's only state: Redis. Jobs are hashes; units, replicas and leases change only
 // through the atomic scripts in scripts.ts.
 import type { Redis } from 'ioredis'
+import { randomInt } from 'node:crypto'
 import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
 
@@ -83,13 +84,18 @@ export interface LeaseRules {
   leaseLifetimeFactor: number
   maxWorkersPerUnit: number
   reissueHoldMs: number
+  /** A unit's next replica is leased at least half this long, at most this long, after the last. */
+  replicaSpreadMs: number
 }
 
 /** What one work request got. */
 export interface WorkOutcome {
   /** `rate`: out of work requests for now; `leases`: fewer units than asked, at the lease cap. */
   status: 'ok' | 'rate' | 'leases'
-  /** For `rate`: when the next request may be served. */
+  /**
+   * For `rate`: when the next request may be served. Otherwise, when nothing was leased, the ms until
+   * a replica this worker may take comes out of its spread (0: none is waiting).
+   */
   retryAfterMs: number
   /** Leases the worker may hold at once now. */
   cap: number
@@ -324,6 +330,9 @@ export function createStore(init: StoreInit) {
         rules.leaseLifetimeFactor,
         rules.maxWorkersPerUnit,
         rules.reissueHoldMs,
+        // A fresh secret seed per request for the random pick (placement).
+        randomInt(1, 2147483647),
+        rules.replicaSpreadMs,
         holding === undefined ? '0' : '1',
         ...(holding ?? []),
       )
@@ -555,6 +564,15 @@ export function createStore(init: StoreInit) {
     async cancel(jobId: string, now: number): Promise<JobState | undefined> {
       const prev = await redis.cohortCancel(p, jobId, now)
       return prev === null ? undefined : (prev as JobState)
+    },
+
+    /**
+     * What sign-up recorded about an identity for replica placement: its owner (itself when not
+     * linked, or never signed up here) and its network ('' when exempt or unknown).
+     */
+    async identityAttributes(worker: string): Promise<{ owner: string; network: string }> {
+      const [owner, net] = await redis.hmget(`${p}worker:${worker}`, 'owner', 'net')
+      return { owner: owner ?? worker, network: net ?? '' }
     },
 
     async workerStats(worker: string): Promise<WorkerStats> {

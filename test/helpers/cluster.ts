@@ -107,6 +107,9 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     // Every worker of a test signs up from 127.0.0.1, cheaply: tests of sign-up itself set their own.
     signupPowBits: 8,
     signupPerAddress: 10_000,
+    // Many tests hand a unit's replicas to two raw volunteers back to back on purpose: no spread in
+    // time between them. test/placement.test.ts tests the spread, and ordinary jobs under it.
+    replicaSpreadMs: 0,
     // Tests of other features call the API without a key: anonymous callers, without limits.
     // test/api-owners.test.ts sets its own keys, quotas and anonymous setting.
     anonymous: true,

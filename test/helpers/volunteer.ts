@@ -14,6 +14,7 @@ import {
   type CredentialStore,
   type StoredCredentials,
   type VolunteerCredentials,
+  type VolunteerCredentialsInit,
 } from '../../worker/index.js'
 
 /**
@@ -40,6 +41,8 @@ export interface VolunteerConnectionOptions {
   name?: string
   /** Reconnect after a server restart (default false: fail fast). */
   reconnect?: boolean
+  /** Passed to the sign-up (an owner key to link to, a fetch that adds headers). */
+  signup?: VolunteerCredentialsInit['signup']
 }
 
 /** A credential store in memory; `saved` holds what was stored. */
@@ -59,6 +62,7 @@ export function memoryCredentialStore(): CredentialStore & { saved: StoredCreden
 export function volunteerCredentials(
   access: { coordinatorUrl: string },
   identity: Identity,
+  signup?: VolunteerCredentialsInit['signup'],
 ): VolunteerCredentials {
   return createVolunteerCredentials({
     coordinatorUrl: access.coordinatorUrl,
@@ -66,6 +70,7 @@ export function volunteerCredentials(
     store: memoryCredentialStore(),
     log: silentLogger,
     retryMs: 200,
+    ...(signup === undefined ? {} : { signup }),
   })
 }
 
@@ -94,7 +99,7 @@ export async function connectVolunteer(
     })
     return open(jwtAuthenticator(issuer.issue(identity.id, user.getPublicKey()).jwt, user.getSeed()))
   }
-  const credentials = volunteerCredentials(access, identity)
+  const credentials = volunteerCredentials(access, identity, opts.signup)
   const nc = await connectWithCredentials(credentials, open)
   void nc.closed().then(() => credentials.stop())
   return nc
