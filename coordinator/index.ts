@@ -29,6 +29,11 @@ export {
   type NatsTrust,
 } from './credentials/nats-trust.js'
 export {
+  createClientNetworkRules,
+  DEFAULT_EXEMPT_NETWORKS,
+  type ClientNetworkRules,
+} from './credentials/client-network.js'
+export {
   createVolunteerIssuer,
   volunteerPermissions,
   type VolunteerCredentials,

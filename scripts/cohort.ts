@@ -11,7 +11,8 @@ import { createProcessLogger } from './log-sink.js'
 import { writeNatsSetup } from './nats-setup.js'
 import { watchJob } from './progress.js'
 import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
-import { defaultWorkerKeyFile, startWorker } from './run-worker.js'
+import { defaultOwnerKeyFile, defaultWorkerKeyFile, startWorker } from './run-worker.js'
+import { loadOrCreateIdentity } from '../worker/index.js'
 import { loadWorkerPolicy, workerStateDir } from './worker-config.js'
 import { printWorkerStatus } from './worker-status.js'
 import { onShutdown } from './signals.js'
@@ -78,6 +79,14 @@ program
   .option('--api-keys-file <path>', 'API keys, names, roles and quotas, JSON (env COHORT_API_KEYS_FILE)')
   .option('--anonymous', 'let callers without a key use the API, as one owner with small quotas')
   .option('--upload-retention-hours <n>', 'hours an upload is kept after its last use', '168')
+  .option(
+    '--trusted-proxy <cidr...>',
+    'reverse proxies whose X-Forwarded-For names the client at sign-up (default: none)',
+  )
+  .option(
+    '--placement-exempt <cidr...>',
+    'networks without a placement network ("none" for no exemption; default loopback, RFC 1918, fc00::/7)',
+  )
   .action(
     async (o: {
       port: string
@@ -96,8 +105,11 @@ program
       leaseMs: string
       redisPrefix: string
       subjectPrefix: string
+      trustedProxy?: string[]
+      placementExempt?: string[]
     }) => {
       const log = logger('coordinator')
+      const exempt = o.placementExempt?.filter((c) => c !== 'none')
       const signupPowBits = intFlag('signup-pow-bits', o.signupPowBits, 0, 32)
       const signupPerAddress = intFlag('signup-per-address', o.signupPerAddress, 1, 1_000_000)
       const { coordinator, key } = await startCoordinator({
@@ -119,6 +131,8 @@ program
           subjectPrefix: o.subjectPrefix,
           ...(signupPowBits === undefined ? {} : { signupPowBits }),
           ...(signupPerAddress === undefined ? {} : { signupPerAddress }),
+          ...(o.trustedProxy === undefined ? {} : { trustedProxies: o.trustedProxy }),
+          ...(exempt === undefined ? {} : { placementExemptNetworks: exempt }),
           anonymous: o.anonymous === true,
           uploadRetentionMs:
             (intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600) ?? 168) * 3600_000,
@@ -141,6 +155,10 @@ const workerCommand = program
   )
   .option('--trust <key...>', 'coordinator public keys to trust (env COHORT_TRUST)')
   .option('--key-file <path>', 'identity key file (created when missing)')
+  .option(
+    '--owner-key-file <path>',
+    'owner key linking this identity to your other machines (`cohort owner-key`; env COHORT_OWNER_KEY_FILE)',
+  )
   .option('--threads <n>', 'compute threads (default: all cores)')
   .option('--buffer <n>', 'units held beyond the running ones (default: threads)')
   .option('--log-file <path>', 'append log lines to this file')
@@ -166,6 +184,7 @@ const workerCommand = program
       coordinator?: string
       trust?: string[]
       keyFile?: string
+      ownerKeyFile?: string
       threads?: string
       buffer?: string
       logFile?: string
@@ -197,6 +216,7 @@ const workerCommand = program
         natsPass: env.natsPass,
         coordinatorUrl: o.coordinator ?? env.coordinatorUrl,
         keyFile,
+        ownerKeyFile: o.ownerKeyFile ?? env.ownerKeyFile,
         trust: o.trust ?? env.trust,
         threads: intFlag('threads', o.threads, 1, 1024),
         bufferUnits: intFlag('buffer', o.buffer, 0, 1024),
@@ -217,6 +237,17 @@ workerCommand
     const o = cmd.optsWithGlobals<{ stateDir?: string; keyFile?: string; json?: boolean }>()
     const dir = workerStateDir(o.stateDir, env, o.keyFile ?? defaultWorkerKeyFile())
     await printWorkerStatus(dir, o.json === true, process.stdout)
+  })
+
+program
+  .command('owner-key')
+  .description(
+    'create (or show) an owner key: give it to `cohort worker --owner-key-file` on each of your machines',
+  )
+  .option('--file <path>', 'owner key file (created when missing)', defaultOwnerKeyFile())
+  .action(async (o: { file: string }) => {
+    const { identity, created } = await loadOrCreateIdentity(o.file)
+    process.stdout.write(`${created ? 'created' : 'existing'} owner key ${o.file}: owner ${identity.id}\n`)
   })
 
 program

@@ -31,6 +31,8 @@ export interface EnvConfig {
   /** Policy settings from the environment: COHORT_WORKER_RUN (always|idle), COHORT_WORKER_DUTY_CYCLE. */
   workerRun: string | undefined
   workerDutyCycle: string | undefined
+  /** The worker's owner key file (COHORT_OWNER_KEY_FILE), linking the machines of one volunteer. */
+  ownerKeyFile: string | undefined
 }
 
 const LEVELS: ReadonlySet<string> = new Set(['debug', 'info', 'warn', 'error'])
@@ -65,6 +67,7 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
     workerStateDir: get('COHORT_WORKER_STATE_DIR'),
     workerRun: get('COHORT_WORKER_RUN'),
     workerDutyCycle: get('COHORT_WORKER_DUTY_CYCLE'),
+    ownerKeyFile: get('COHORT_OWNER_KEY_FILE'),
   }
 }
 

@@ -1,10 +1,11 @@
 // `cohort worker`: the volunteer daemon as a process (identity file, NATS session, thread pool).
 import { connect } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/nats-core'
+import { existsSync } from 'node:fs'
 import { availableParallelism, homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
-import { ConfigError, errorFields, inboxPrefixFor, type Logger } from '../shared/index.js'
+import { ConfigError, errorFields, inboxPrefixFor, type Identity, type Logger } from '../shared/index.js'
 import {
   connectWithCredentials,
   createCredentialFile,
@@ -36,6 +37,11 @@ export interface RunWorkerOptions {
    */
   coordinatorUrl?: string | undefined
   keyFile: string
+  /**
+   * An owner key file (`cohort owner-key`): the identity is linked to that owner at sign-up, and
+   * never gets two replicas of a unit with the owner's other identities. Must exist.
+   */
+  ownerKeyFile?: string | undefined
   trust: string[]
   threads?: number | undefined
   bufferUnits?: number | undefined
@@ -51,6 +57,19 @@ export function defaultWorkerKeyFile(): string {
   return join(homedir(), '.cohort', 'worker-key.json')
 }
 
+export function defaultOwnerKeyFile(): string {
+  return join(homedir(), '.cohort', 'owner-key.json')
+}
+
+/** The owner key at `path`; it must exist (a typo must not make a new owner of each machine). */
+async function loadOwnerKey(path: string): Promise<Identity> {
+  if (!existsSync(path))
+    throw new ConfigError(
+      `owner key file ${path} does not exist: create it with \`cohort owner-key --file ${path}\``,
+    )
+  return (await loadOrCreateIdentity(path)).identity
+}
+
 export async function startWorker(
   o: RunWorkerOptions,
 ): Promise<{ daemon: WorkerDaemon; stop(): Promise<void> }> {
@@ -58,6 +77,7 @@ export async function startWorker(
   const trusted = await parseTrusted(o.trust)
   const { identity, created } = await loadOrCreateIdentity(o.keyFile)
   if (created) o.log.info('created a new worker identity', { keyFile: o.keyFile, id: identity.id })
+  const owner = o.ownerKeyFile === undefined ? undefined : await loadOwnerKey(o.ownerKeyFile)
   const natsUrl = o.natsUrl
   const options = {
     servers: natsUrl,
@@ -75,7 +95,10 @@ export async function startWorker(
       identity,
       store: createCredentialFile(credentialFile),
       log: o.log.child('signup'),
-      signup: { onPow: (p) => o.log.info('proof of work done', p) },
+      signup: {
+        onPow: (p) => o.log.info('proof of work done', p),
+        ...(owner === undefined ? {} : { owner }),
+      },
     })
     credentials = creds
     nats = await connectWithCredentials(creds, (authenticator) =>

@@ -95,7 +95,10 @@ export function ownerConsentBody(peerId: string): Uint8Array {
 }
 
 /** The `owner` and `ownerSig` fields of a sign-up payload that links `peerId` to `owner`. */
-export async function ownerLink(owner: Identity, peerId: string): Promise<{ owner: string; ownerSig: string }> {
+export async function ownerLink(
+  owner: Identity,
+  peerId: string,
+): Promise<{ owner: string; ownerSig: string }> {
   const sig = await signDetached('volunteer.owner', ownerConsentBody(peerId), owner)
   return { owner: owner.id, ownerSig: toBase64Url(sig) }
 }
@@ -235,6 +238,8 @@ export function parseSignupReply(value: unknown): SignupReply {
     peerId: str(r, 'peerId', PEER_ID_PATTERN, '43 base64url characters'),
     jwt: str(r, 'jwt', /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a JWT'),
     expiresAt,
-    ...(r['owner'] === undefined ? {} : { owner: str(r, 'owner', PEER_ID_PATTERN, '43 base64url characters') }),
+    ...(r['owner'] === undefined
+      ? {}
+      : { owner: str(r, 'owner', PEER_ID_PATTERN, '43 base64url characters') }),
   }
 }

@@ -41,6 +41,18 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['a dataset limit above 512 MiB', { maxDatasetBytes: 512 * 1024 * 1024 + 1 }, /maxDatasetBytes/],
   ['a module memory cap above 256 pages', { maxModulePages: 257 }, /maxModulePages/],
   ['an egress budget below one chunk', { egressBytesPerMinute: 1024 }, /egressBytesPerMinute/],
+  ['a trusted proxy that is not a CIDR range', { trustedProxies: ['10.0.0.0/33'] }, /trustedProxies\[0\]/],
+  [
+    'exempt networks that are not a list',
+    { placementExemptNetworks: '10.0.0.0/8' },
+    /placementExemptNetworks/,
+  ],
+  [
+    'an exempt network that is not an address',
+    { placementExemptNetworks: ['lan'] },
+    /placementExemptNetworks\[0\]/,
+  ],
+  ['a negative replica spread', { replicaSpreadMs: -1 }, /replicaSpreadMs/],
 ]
 for (const [what, given, message] of bad) {
   test(`options - ${what} is refused naming the field`, (t) => {

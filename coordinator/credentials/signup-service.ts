@@ -136,7 +136,10 @@ export function createSignupService(init: SignupServiceInit): SignupService {
         if (toBase64Url(request.envelope.signer) !== payload.peerId)
           throw new ValidationError('signer', 'must be the public key named by peerId')
         if (!(await ownerLinkValid(payload)))
-          throw new ValidationError('ownerSig', "does not verify with the owner key over this identity's consent")
+          throw new ValidationError(
+            'ownerSig',
+            "does not verify with the owner key over this identity's consent",
+          )
       } catch (err) {
         return refuse(err)
       }

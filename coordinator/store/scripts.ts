@@ -352,8 +352,9 @@ return { status, spreadWait, cap, holding + #out, reclaimed, out }
  * already holds, computed or let go is never moved: it goes back to the queue at once (no one waits
  * for its deadline) and is refused, as is a replica `from` no longer holds or whose lifetime is
  * over. A moved lease keeps its replica's lifetime bound: passing it around does not extend it.
- * Placement holds for transfers too: `to` must be eligible for the unit as for a work request (not
- * the same owner or network as another holder; the giver does not count, it is leaving).
+ * Placement holds for transfers too: a replica is not moved to an identity of the same owner or
+ * network as another holder of its unit (the giver does not count, it is leaving); it stays with the
+ * giver, so asking for it costs the giver nothing.
  */
 export const TRANSFER = `${HELPERS}
 local from, to = ARGV[2], ARGV[3]
@@ -370,8 +371,11 @@ for i = 7, #ARGV do
     and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending' and maxUntil > now
   if not held then
     refused[#refused + 1] = rid
-  elseif not placementEligible(uid, to, from) then
+  elseif redis.call('SISMEMBER', p..'unit:'..uid..':workers', to) == 1 then
     back = back + giveBack(rid, from, now, maxWorkers, true)
+    refused[#refused + 1] = rid
+  elseif not placementEligible(uid, to, from) then
+    -- Placement: refused, and the giver keeps the lease (a Sybil asking for it costs the giver nothing).
     refused[#refused + 1] = rid
   else
     local deadline = math.min(now + leaseMs, maxUntil)
