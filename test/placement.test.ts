@@ -375,8 +375,10 @@ test('placement - ordinary jobs on 2 local honest workers complete at quorum 2 u
   })
   t.teardown(() => cluster.stop())
   const [w1, w2] = [await cluster.addWorker(), await cluster.addWorker()]
+  const started = Date.now()
   const job = await cluster.api.submit({ type: 'primes', params: { to: 100_000, unitSize: 10_000 } })
   const done = await waitForJob(cluster.api, job.id)
+  t.log(`10 units at quorum 2 completed in ${Date.now() - started} ms`)
   t.is(done.state, 'completed')
   t.like(await cluster.api.result(job.id), { result: { count: 9592 } })
   const holders = await replicaHolders(cluster.coordinators[0]!.store, job.id, 10)
