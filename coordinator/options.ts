@@ -53,6 +53,11 @@ export interface CoordinatorTuning {
    * Default 10000 ms; 0 turns it off.
    */
   reissueHoldMs: number
+  /**
+   * A worker that let a unit go (handed it back, lost its lease) gets that unit again only after a
+   * replica of it has waited this long with nobody else taking it. Default 30000 ms.
+   */
+  letGoGraceMs: number
   /** Ready replicas scanned per work request to find ones this worker may take. Default 512. */
   leaseScan: number
   /** Default quorum of agreeing results from distinct workers. Default 2. */
@@ -122,6 +127,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   leaseLifetimeFloorMs: 600_000,
   leaseLifetimeFactor: 20,
   reissueHoldMs: 10_000,
+  letGoGraceMs: 30_000,
   leaseScan: 512,
   defaultQuorum: 2,
   maxBodyBytes: 64 * 1024,
@@ -175,6 +181,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('leaseLifetimeFloorMs', t.leaseLifetimeFloorMs, 1000, 7 * 24 * 3600_000)
   intIn('leaseLifetimeFactor', t.leaseLifetimeFactor, 1, 1000)
   intIn('reissueHoldMs', t.reissueHoldMs, 0, 3600_000)
+  intIn('letGoGraceMs', t.letGoGraceMs, 0, 7 * 24 * 3600_000)
   intIn('leaseScan', t.leaseScan, 16, 100_000)
   intIn('defaultQuorum', t.defaultQuorum, 1, 10)
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)

@@ -112,7 +112,7 @@ return created
 
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
- *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, hasHolding, held...)
+ *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, hasHolding, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
  * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
@@ -128,6 +128,11 @@ return created
  *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
  *    unit among themselves while honest workers wait. Each lease's deadline is at most its
  *    lifetime bound `maxUntil` = now + max(lifeFloorMs, lifeFactor x the job's unit estimate).
+ *    A worker that let a unit go gets it again only once a replica of it has waited `letGoGraceMs`
+ *    without anyone else taking it: everyone else gets first pick, so letting go never steers a worker
+ *    to a unit, and a small cluster (two workers at quorum 2) still finishes a unit one of them gave
+ *    back. Such a grant takes the worker off the unit's let-go list (it counts there again if it lets
+ *    go once more).
  */
 export const WORK = `${HELPERS}
 local worker = ARGV[2]
@@ -142,7 +147,8 @@ local capBase, capPer, capMax = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber
 local lifeFloor, lifeFactor = tonumber(ARGV[13]), tonumber(ARGV[14])
 local maxWorkers = tonumber(ARGV[15])
 local reissueHold = tonumber(ARGV[16])
-local hasHolding = ARGV[17] == '1'
+local letGoGrace = tonumber(ARGV[17])
+local hasHolding = ARGV[18] == '1'
 local lk = p..'worker:'..worker..':leases'
 local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
@@ -165,7 +171,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 18, #ARGV do held[ARGV[i]] = true end
+  for i = 19, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)
@@ -213,7 +219,9 @@ for _, rid in ipairs(cands) do
     if (j[1] ~= 'queued' and j[1] ~= 'running') or us ~= 'pending' then
       redis.call('ZREM', p..'ready', rid)
       redis.call('HSET', p..'replica:'..rid, 'state', 'cancelled')
-    elseif accepts[j[2]] and redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 0 then
+    elseif accepts[j[2]] and (redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 0 or
+        (now - tonumber(r[5] or now) >= letGoGrace and
+          redis.call('SREM', p..'unit:'..uid..':dropped', worker) == 1)) then
       redis.call('ZREM', p..'ready', rid)
       redis.call('SADD', p..'unit:'..uid..':workers', worker)
       local maxUntil = now + math.max(lifeFloor, lifeFactor * tonumber(j[3] or '0'))

@@ -83,6 +83,7 @@ export interface LeaseRules {
   leaseLifetimeFactor: number
   maxWorkersPerUnit: number
   reissueHoldMs: number
+  letGoGraceMs: number
 }
 
 /** What one work request got. */
@@ -324,6 +325,7 @@ export function createStore(init: StoreInit) {
         rules.leaseLifetimeFactor,
         rules.maxWorkersPerUnit,
         rules.reissueHoldMs,
+        rules.letGoGraceMs,
         holding === undefined ? '0' : '1',
         ...(holding ?? []),
       )
