@@ -305,6 +305,18 @@ test('backtracking - the entry point is idempotent, and a backtrack survives kil
   t.false(await raw.markCaught(x.identity.id, 'again', Date.now()), 'caught once')
   const index = async () => redis.zcard(`${cluster.redisPrefix}worker:${x.identity.id}:units`)
   t.is(await index(), N)
+  // A coordinator killed between the script that reopens a unit and the decision on it leaves units
+  // 0 to 9 reopened, undecided and still in the index: they are done again below.
+  for (let i = 0; i < 10; i++) {
+    const r = await raw.backtrackUnit(
+      `${job.id}:${i}`,
+      x.identity.id,
+      `worker ${x.identity.id} caught: ${reason}`,
+      Date.now(),
+    )
+    t.like(r, { unitState: 'pending', discarded: 1, reopened: true })
+  }
+  t.is(await index(), N)
   const deadline = Date.now() + 60_000
   while ((await index()) === N && Date.now() < deadline) {
     // Polled without a pause, so the stop lands as early as possible.
