@@ -54,6 +54,16 @@ export interface Counters {
   dataRequestsRefused: number
   /** Data requests refused because the requester's egress budget was spent (told when to retry). */
   egressRefused: number
+  /** Identities caught with a wrong result (by this coordinator's decisions). */
+  workersCaught: number
+  /** Requests of caught identities refused (work, results). */
+  bannedRefused: number
+  /** Results of caught identities discarded by backtracking. */
+  resultsDiscarded: number
+  /** Validated units reopened by backtracking, to be validated again. */
+  unitsReopened: number
+  /** Jobs whose result was merged again after backtracking. */
+  jobsRevised: number
 }
 
 export function createCounters(): Counters {
@@ -87,5 +97,10 @@ export function createCounters(): Counters {
     repliesRefused: 0,
     dataRequestsRefused: 0,
     egressRefused: 0,
+    workersCaught: 0,
+    bannedRefused: 0,
+    resultsDiscarded: 0,
+    unitsReopened: 0,
+    jobsRevised: 0,
   }
 }

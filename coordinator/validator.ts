@@ -1,5 +1,6 @@
 // The validator: takes signed results, checks them, and accepts a unit once a quorum of distinct
 // workers agree. Disagreement issues more replicas, up to the job's limit; then the unit fails.
+// A worker whose result disagrees with an accepted one is caught, and backtracked (backtracker.ts).
 import type { NatsConnection } from '@nats-io/nats-core'
 import {
   checkWorkerSigned,
@@ -31,6 +32,8 @@ export interface ValidatorInit {
   onReissue: () => void
   /** Called when every unit of a job is validated. */
   onJobDone: (jobId: string) => Promise<void>
+  /** Called when a worker is caught with a wrong result: it is backtracked. */
+  onCaught: (worker: string, reason: string) => Promise<void>
 }
 
 export interface Validator {
@@ -38,6 +41,11 @@ export interface Validator {
   stop(): Promise<void>
   /** Evaluate a unit's results again (used after a restart and by tests). */
   evaluate(unitId: string, jobType: AnyJobType): Promise<DecideOutcome>
+  /**
+   * Decide a unit again and act on the verdict (reissue, job done, workers caught): after
+   * backtracking discarded some of its results. False when its job type is unknown here.
+   */
+  reevaluate(unitId: string): Promise<boolean>
 }
 
 interface Group {
@@ -97,7 +105,15 @@ export function createValidator(init: ValidatorInit): Validator {
         best?.replicaIds ?? [],
         Date.now(),
       )
-      if (outcome.verdict !== 'stale' || attempt >= MAX_STALE_RETRIES) return outcome
+      if (outcome.verdict !== 'stale' || attempt >= MAX_STALE_RETRIES) {
+        for (const worker of outcome.caught) {
+          counters.workersCaught++
+          const reason = `its result for unit ${unitId} disagreed with the accepted one`
+          log.warn('worker caught with a wrong result', { worker, unitId })
+          await init.onCaught(worker, reason)
+        }
+        return outcome
+      }
     }
   }
 
@@ -155,6 +171,7 @@ export function createValidator(init: ValidatorInit): Validator {
     const { status, detail } = await store.submit(r, Date.now())
     if (status === 'rejected') {
       counters.resultsRejected++
+      if (detail.startsWith('this identity is banned')) counters.bannedRefused++
       return { type: 'result.ack', v: 1, status, reason: detail }
     }
     if (status === 'duplicate') counters.resultsDuplicate++
@@ -166,6 +183,13 @@ export function createValidator(init: ValidatorInit): Validator {
 
   return {
     evaluate,
+    async reevaluate(unitId) {
+      const jobId = unitId.slice(0, unitId.lastIndexOf(':'))
+      const jobType = await jobTypeOf(jobId)
+      if (jobType === undefined) return false
+      await afterDecision(jobId, unitId, await evaluate(unitId, jobType))
+      return true
+    },
     start() {
       service = serve({
         nats: init.nats,

@@ -21,6 +21,17 @@ export interface JobsRoutesInit {
   uploads: Uploads
 }
 
+/** A job's revisions as the API shows them (times as ISO strings). */
+function revisionsView(j: JobRecord) {
+  return j.revisions.map((r) => ({
+    at: new Date(r.at).toISOString(),
+    reason: r.reason,
+    units: r.units,
+    ...(r.revisedAt === undefined ? {} : { revisedAt: new Date(r.revisedAt).toISOString() }),
+    ...(r.changed === undefined ? {} : { changed: r.changed }),
+  }))
+}
+
 /** What GET /v1/jobs/:id shows. */
 export function jobView(j: JobRecord) {
   const done = j.unitsValidated + j.unitsFailed
@@ -44,6 +55,9 @@ export function jobView(j: JobRecord) {
     createdAt: new Date(j.createdAt).toISOString(),
     updatedAt: new Date(j.updatedAt).toISOString(),
     ...(j.error === undefined ? {} : { error: j.error }),
+    // Backtracking: the result was (or is being) recomputed because an identity that backed some of
+    // its units was caught with a wrong result.
+    ...(j.revisions.length === 0 ? {} : { revisions: revisionsView(j) }),
     links: { self: `/v1/jobs/${j.id}`, result: `/v1/jobs/${j.id}/result` },
   }
 }
@@ -184,7 +198,8 @@ export function jobsRouter(init: JobsRoutesInit): Router {
 
   router.get('/jobs/:id/result', async (ctx) => {
     const job = await loadJob(ctx.params['id'] ?? '', callerOf(ctx))
-    if (job.state !== 'completed') {
+    // A result under revision is still readable, marked as such.
+    if (job.state !== 'completed' && job.state !== 'revising') {
       const why =
         job.state === 'failed'
           ? `job failed: ${job.error ?? 'unknown reason'}`
@@ -193,7 +208,15 @@ export function jobsRouter(init: JobsRoutesInit): Router {
             : `job is ${job.state} (${job.unitsValidated} of ${job.unitsTotal} units validated); try again later`
       throw new HttpError(409, 'result-not-ready', why, { state: job.state })
     }
-    ctx.body = { id: job.id, type: job.type, version: job.version, params: job.params, result: job.result }
+    ctx.body = {
+      id: job.id,
+      type: job.type,
+      version: job.version,
+      params: job.params,
+      result: job.result,
+      ...(job.state === 'revising' ? { revising: true } : {}),
+      ...(job.revisions.length === 0 ? {} : { revisions: revisionsView(job) }),
+    }
   })
 
   router.delete('/jobs/:id', async (ctx) => {

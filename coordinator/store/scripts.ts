@@ -5,7 +5,7 @@
 // All scripts take the key prefix as ARGV[1] (single Redis / sentinel deployments; see docs).
 
 /** Shared Lua helpers, prepended to scripts that need them. */
-const HELPERS = `
+export const HELPERS = `
 local p = ARGV[1]
 local function readyScore(jid)
   local prio = tonumber(redis.call('HGET', p..'job:'..jid, 'priority') or '0')
@@ -19,9 +19,23 @@ local function newReplica(uid, jid, now)
   redis.call('ZADD', p..'ready', readyScore(jid), rid)
   return rid
 end
+-- Active: its units are being computed. A completed job whose result is being revised
+-- (backtracking) is active again until its result is merged anew.
 local function jobActive(jid)
   local s = redis.call('HGET', p..'job:'..jid, 'state')
-  return s == 'queued' or s == 'running'
+  return s == 'queued' or s == 'running' or s == 'revising'
+end
+-- An identity caught with a wrong result: recorded once (1 the first time, else 0), banned from then
+-- on, and due for backtracking (\`backtrack:due\`) until every unit it returned a result for has been
+-- validated again (coordinator/backtracker.ts).
+local function catchWorker(worker, reason, now)
+  if redis.call('HSETNX', p..'worker:'..worker, 'caught', now) == 0 then return 0 end
+  redis.call('HSET', p..'worker:'..worker, 'caughtReason', reason)
+  redis.call('ZADD', p..'backtrack:due', now, worker)
+  return 1
+end
+local function banned(worker)
+  return redis.call('HEXISTS', p..'worker:'..worker, 'caught') == 1
 end
 local function unitFail(uid, jid, reason, now)
   redis.call('HSET', p..'unit:'..uid, 'state', 'failed', 'error', reason)
@@ -115,6 +129,7 @@ return created
  *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, hasHolding, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
+ * 0. Ban: a caught identity (backtracking) gets status 'banned' and nothing else.
  * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
  *    every coordinator draws from the same one. Without a token: status 'rate', nothing else done.
  * 2. Lost grants: with `hasHolding` = '1', any lease recorded for the worker that is not in `held`
@@ -150,6 +165,8 @@ local reissueHold = tonumber(ARGV[16])
 local letGoGrace = tonumber(ARGV[17])
 local hasHolding = ARGV[18] == '1'
 local lk = p..'worker:'..worker..':leases'
+-- 0. A caught identity gets no more work.
+if banned(worker) then return { 'banned', 0, 0, 0, 0, {} } end
 local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
 local rk = p..'rate:'..worker
@@ -216,7 +233,7 @@ for _, rid in ipairs(cands) do
       jobs[jid] = j
     end
     local us = redis.call('HGET', p..'unit:'..uid, 'state')
-    if (j[1] ~= 'queued' and j[1] ~= 'running') or us ~= 'pending' then
+    if (j[1] ~= 'queued' and j[1] ~= 'running' and j[1] ~= 'revising') or us ~= 'pending' then
       redis.call('ZREM', p..'ready', rid)
       redis.call('HSET', p..'replica:'..rid, 'state', 'cancelled')
     elseif accepts[j[2]] and (redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 0 or
@@ -258,12 +275,14 @@ local now = tonumber(ARGV[4])
 local leaseMs = tonumber(ARGV[5])
 local maxWorkers = tonumber(ARGV[6])
 local moved, refused, back = {}, {}, 0
+-- Nothing moves to or from a caught identity (its leases are revoked by backtracking).
+local blocked = banned(from) or banned(to)
 for i = 7, #ARGV do
   local rid = ARGV[i]
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId', 'maxUntil')
   local uid, jid = r[3], r[4]
   local maxUntil = tonumber(r[5] or '0')
-  local held = r[1] == 'leased' and r[2] == from and uid and jobActive(jid)
+  local held = not blocked and r[1] == 'leased' and r[2] == from and uid and jobActive(jid)
     and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending' and maxUntil > now
   if not held then
     refused[#refused + 1] = rid
@@ -303,10 +322,11 @@ local lifeFloor = tonumber(ARGV[5])
 local maxWorkers = tonumber(ARGV[6])
 local out = {}
 local ended = 0
+local isBanned = banned(worker)
 for i = 7, #ARGV do
   local rid = ARGV[i]
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'jobId', 'unitId', 'maxUntil', 'leasedAt')
-  local ok = r[1] == 'leased' and r[2] == worker and jobActive(r[3])
+  local ok = not isBanned and r[1] == 'leased' and r[2] == worker and jobActive(r[3])
     and redis.call('HGET', p..'unit:'..r[4], 'state') == 'pending'
   local deadline = now + leaseMs
   if ok then
@@ -371,11 +391,15 @@ return #rids
  *   -> { status, reason-or-unit-state }
  * Stores a result once per replica: a second submission of the same replica is a duplicate. The
  * worker's claimed compute time is kept as information only, bounded by how long the replica has
- * been leased: credit comes from the job type's estimate (see DECIDE).
+ * been leased: credit comes from the job type's estimate (see DECIDE). A caught identity's results
+ * are refused. A stored result enters the worker's reverse index (\`worker:{id}:units\`).
  */
 export const SUBMIT = `${HELPERS}
 local rid, worker, uid, digest, output = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now, computeMs = tonumber(ARGV[7]), tonumber(ARGV[8])
+if banned(worker) then
+  return { 'rejected', 'this identity is banned: '..(redis.call('HGET', p..'worker:'..worker, 'caughtReason') or '') }
+end
 local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'worker', 'leasedAt')
 if not r[1] then return { 'rejected', 'unknown replica' } end
 if r[1] ~= uid then return { 'rejected', 'replica does not belong to that unit' } end
@@ -399,6 +423,15 @@ local us = redis.call('HGET', p..'unit:'..uid, 'state')
 if us == 'pending' then
   redis.call('HSET', p..'unit:'..uid..':results', rid, digest..'|'..worker..'|'..computeMs)
   redis.call('HSETNX', p..'unit:'..uid..':outputs', digest, output)
+  -- The reverse index: every unit this worker has a result for, so that all of them can be validated
+  -- again if it is caught. Entries of units whose data has expired are dropped as they are met: each
+  -- submission looks at the two oldest entries and drops them, or moves them to the back.
+  local wk = p..'worker:'..worker..':units'
+  for _, o in ipairs(redis.call('ZRANGE', wk, 0, 1)) do
+    if redis.call('EXISTS', p..'unit:'..o) == 0 then redis.call('ZREM', wk, o)
+    else redis.call('ZADD', wk, now, o) end
+  end
+  redis.call('ZADD', wk, now, uid)
 end
 redis.call('HINCRBY', p..'worker:'..worker, 'results', 1)
 return { 'accepted', redis.call('HGET', p..'unit:'..uid, 'state') }
@@ -406,9 +439,10 @@ return { 'accepted', redis.call('HGET', p..'unit:'..uid, 'state') }
 
 /**
  * decide(prefix, uid, now, nResults, bestSize, bestDigest, agreeingCsv)
- *   -> { verdict, validated, failed, total }
+ *   -> { verdict, validated, failed, total, { newly caught worker, ... }? }
  * The validator's verdict on one unit, given the agreement it computed over `nResults` results.
- * Returns 'stale' when more results arrived meanwhile, so the caller evaluates again.
+ * Returns 'stale' when results arrived or were discarded meanwhile, so the caller evaluates again.
+ * On 'validated', the workers whose results disagreed are caught (their ids, when newly caught).
  */
 export const DECIDE = `${HELPERS}
 local uid = ARGV[2]
@@ -425,6 +459,10 @@ local function counts(verdict)
 end
 if u[1] ~= 'pending' then return counts('settled') end
 if redis.call('HLEN', p..'unit:'..uid..':results') ~= nResults then return counts('stale') end
+-- A result discarded meanwhile (backtracking) makes the agreement stale too.
+for rid in string.gmatch(ARGV[7], '[^,]+') do
+  if redis.call('HEXISTS', p..'unit:'..uid..':results', rid) == 0 then return counts('stale') end
+end
 local quorum = tonumber(redis.call('HGET', p..'job:'..jid, 'quorum'))
 local maxReplicas = tonumber(redis.call('HGET', p..'job:'..jid, 'maxReplicas'))
 if bestSize >= quorum then
@@ -434,26 +472,47 @@ if bestSize >= quorum then
   -- Trust: every worker whose result agreed gains credit, the job type's estimate of the unit's
   -- compute time (not what the worker claims: that is kept apart, as information); the others lose
   -- standing.
+  -- Each result is judged once (\`judged\` on its replica); a unit validated again after
+  -- backtracking judges anew only the results whose verdict changed, so nothing is counted twice.
+  -- A worker whose result disagrees with the accepted one is caught (see catchWorker).
   local unitMs = tonumber(redis.call('HGET', p..'job:'..jid, 'unitMs') or '0')
   local agreeing = {}
   for rid in string.gmatch(ARGV[7], '[^,]+') do agreeing[rid] = true end
+  local caught = {}
   local res = redis.call('HGETALL', p..'unit:'..uid..':results')
   for i = 1, #res, 2 do
     local rid, val = res[i], res[i + 1]
     local w, ms = string.match(val, '^[^|]+|([^|]+)|(%d+)$')
+    local wk = p..'worker:'..w
+    local was = redis.call('HGET', p..'replica:'..rid, 'judged')
     if agreeing[rid] then
-      redis.call('HINCRBY', p..'worker:'..w, 'valid', 1)
-      redis.call('HINCRBY', p..'worker:'..w, 'creditMs', unitMs)
-      redis.call('HINCRBY', p..'worker:'..w, 'claimedMs', tonumber(ms))
-    else
-      redis.call('HINCRBY', p..'worker:'..w, 'invalid', 1)
+      if was ~= 'valid' then
+        redis.call('HINCRBY', wk, 'valid', 1)
+        redis.call('HINCRBY', wk, 'creditMs', unitMs)
+        redis.call('HINCRBY', wk, 'claimedMs', tonumber(ms))
+        if was == 'invalid' then redis.call('HINCRBY', wk, 'invalid', -1) end
+        redis.call('HSET', p..'replica:'..rid, 'judged', 'valid')
+      end
+    elseif was ~= 'invalid' then
+      redis.call('HINCRBY', wk, 'invalid', 1)
+      if was == 'valid' then
+        redis.call('HINCRBY', wk, 'valid', -1)
+        redis.call('HINCRBY', wk, 'creditMs', -unitMs)
+        redis.call('HINCRBY', wk, 'claimedMs', -tonumber(ms))
+      end
+      redis.call('HSET', p..'replica:'..rid, 'judged', 'invalid')
+      if catchWorker(w, 'its result for unit '..uid..' disagreed with the accepted one', now) == 1 then
+        caught[#caught + 1] = w
+      end
     end
   end
   -- Keep only the canonical output.
   local out = redis.call('HGET', p..'unit:'..uid..':outputs', bestDigest)
   redis.call('DEL', p..'unit:'..uid..':outputs')
   redis.call('HSET', p..'unit:'..uid, 'output', out)
-  return counts('validated')
+  local c = counts('validated')
+  c[5] = caught
+  return c
 end
 local issued = tonumber(u[3])
 local outstanding = issued - nResults
@@ -484,11 +543,41 @@ end
 return s
 `
 
-/** complete(prefix, jid, resultJson, now) -> 1 when the job moved to completed, else 0. */
+/**
+ * complete(prefix, jid, resultJson, now, generation) -> 1 when the job moved to completed, else 0.
+ * \`generation\` is the job's generation when its outputs were read: a unit reopened since
+ * (backtracking) makes the merge stale and it is refused. A job being revised records the revision:
+ * one entry per caught identity in \`revisions\` (at most 50 kept), \`changed\` when the result differs.
+ */
 export const COMPLETE = `${HELPERS}
-local jid, result, now = ARGV[2], ARGV[3], ARGV[4]
-local s = redis.call('HGET', p..'job:'..jid, 'state')
-if s ~= 'queued' and s ~= 'running' then return 0 end
+local jid, result, now, gen = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local jk = p..'job:'..jid
+local j = redis.call('HMGET', jk, 'state', 'generation', 'unitsValidated', 'unitsTotal', 'result', 'revisions')
+local s = j[1]
+if s ~= 'queued' and s ~= 'running' and s ~= 'revising' then return 0 end
+if (j[2] or '0') ~= gen or j[3] ~= j[4] then return 0 end
+if s == 'revising' then
+  local rk = jk..':revising'
+  local h = redis.call('HGETALL', rk)
+  local by = {}
+  for i = 1, #h, 2 do
+    local w, f = string.match(h[i], '^(.*)|(%a+)$')
+    by[w] = by[w] or {}
+    by[w][f] = h[i + 1]
+  end
+  local revs = cjson.decode(j[6] or '[]')
+  local fresh = {}
+  for _, e in pairs(by) do
+    fresh[#fresh + 1] = { at = tonumber(e.at), reason = e.reason, units = tonumber(e.units),
+      revisedAt = tonumber(now), changed = j[5] ~= result }
+  end
+  table.sort(fresh, function(a, b) return a.at < b.at end)
+  for _, e in ipairs(fresh) do revs[#revs + 1] = e end
+  while #revs > 50 do table.remove(revs, 1) end
+  if #revs > 0 then redis.call('HSET', jk, 'revisions', cjson.encode(revs)) end
+  redis.call('HINCRBY', jk, 'revisionsTotal', #fresh)
+  redis.call('DEL', rk)
+end
 redis.call('HSET', p..'job:'..jid, 'state', 'completed', 'result', result, 'updatedAt', now)
 redis.call('SREM', p..'active', jid)
 redis.call('ZADD', p..'ended', now, jid)
