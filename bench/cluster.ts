@@ -2,7 +2,12 @@
 // thread of their own (worker-host.ts), on the given Redis and NATS, with a Redis key prefix and NATS
 // subject prefix of their own (as the test cluster does).
 import { randomBytes } from 'node:crypto'
-import { createCoordinator, type Coordinator, type JobRecord } from '../coordinator/index.js'
+import {
+  createCoordinator,
+  type Coordinator,
+  type CoordinatorTuning,
+  type JobRecord,
+} from '../coordinator/index.js'
 import { builtinJobTypes } from '../jobs/index.js'
 import { createApiClient, type ApiClient } from '../scripts/api-client.js'
 import { generateIdentity } from '../shared/index.js'
@@ -25,6 +30,8 @@ export interface Endpoints {
 
 export interface BenchCluster {
   coordinator: Coordinator
+  /** NATS subject prefix of this cluster (raw protocol clients need it). */
+  subjectPrefix: string
   api: ApiClient
   workers: WorkerHost
   /** POST a job and wait, polling the coordinator's store, until it has completed. */
@@ -78,6 +85,8 @@ export async function startBenchCluster(init: {
   endpoints: Endpoints
   workers: WorkerSpec[]
   label: string
+  /** Coordinator options beyond the defaults (prefixes are always the cluster's own). */
+  tuning?: Partial<CoordinatorTuning>
 }): Promise<BenchCluster> {
   const { endpoints } = init
   const subjectPrefix = uniquePrefix(init.label)
@@ -90,7 +99,12 @@ export async function startBenchCluster(init: {
     jobTypes: builtinJobTypes.values(),
     log: benchLogger('coordinator'),
     port: 0,
-    tuning: { redisPrefix: `${uniquePrefix(init.label)}:`, subjectPrefix, ...BENCH_SIGNUP_TUNING },
+    tuning: {
+      ...BENCH_SIGNUP_TUNING,
+      ...init.tuning,
+      redisPrefix: `${uniquePrefix(init.label)}:`,
+      subjectPrefix,
+    },
   })
   await coordinator.start()
   let workers: WorkerHost
@@ -110,6 +124,7 @@ export async function startBenchCluster(init: {
   const api = createApiClient(coordinator.url)
   return {
     coordinator,
+    subjectPrefix,
     api,
     workers,
     async runJob(body, opts = {}) {

@@ -1,4 +1,5 @@
 // The human-readable report: markdown tables of the overhead, throughput and peer-to-peer results.
+import type { HoardingResult } from './hoarding.js'
 import type { CpuShares } from './machine.js'
 import type { OverheadResult, OverheadRow } from './overhead.js'
 import type { P2pModeRun, P2pResult } from './p2p.js'
@@ -140,4 +141,36 @@ export function cpuLine(c: CpuShares): string {
     `CPU time of all cores during this section: benchmark process ${pct(c.own)}, ` +
     `Redis + NATS ${pct(c.services)}, other processes ${pct(c.others)}.`
   return c.others > 0.1 ? `${line} **Other processes were busy: these figures are low and noisy.**` : line
+}
+
+export function hoardingTable(h: HoardingResult): string {
+  const rows = [0, h.hoarders].map((n) => {
+    const runs = h.runs.filter((r) => r.hoarders === n)
+    const med = (pick: (r: HoardingResult['runs'][number]) => number): string => fixed(median(runs.map(pick)))
+    return [
+      String(n),
+      runs.map((r) => r.state).join(', '),
+      med((r) => r.ms),
+      med((r) => r.hoardedLeases),
+      med((r) => r.leasesExpired + r.renewalsRefused),
+      med((r) => r.leaseCapReached),
+    ]
+  })
+  return [
+    table(
+      [
+        'hoarders',
+        'job state',
+        'POST -> completed ms',
+        'leases hoarded',
+        'leases taken back',
+        'requests at the cap',
+      ],
+      rows,
+    ),
+    '',
+    `${h.units} units of primes (10^6 numbers each) at quorum ${h.quorum}, ${h.workers} honest daemons x ` +
+      `${h.threadsPerWorker} threads; tuning ${JSON.stringify(h.tuning)}. ` +
+      `Completion time with ${h.hoarders} hoarders / without: ${fixed(h.ratio, 2)} (medians).`,
+  ].join('\n')
 }

@@ -1,7 +1,7 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
-// peer-to-peer content and browser benchmarks; prints markdown tables on stdout and writes
+// peer-to-peer content, hoarding and browser benchmarks; prints markdown tables on stdout and writes
 // bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|p2p|browser|signup] [--quick] [--threads N]
+//   node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup] [--quick] [--threads N]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,20 +21,23 @@ import {
   type MachineInfo,
 } from './machine.js'
 import { runOverhead, type OverheadResult, type UnitClass } from './overhead.js'
+import { runHoarding, type HoardingResult } from './hoarding.js'
 import { runP2p, type P2pResult } from './p2p.js'
-import { cpuLine, overheadTable, p2pTable, throughputTable } from './report.js'
+import { cpuLine, hoardingTable, overheadTable, p2pTable, throughputTable } from './report.js'
 import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
 const USAGE =
-  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|browser|signup] [--quick] [--threads N]'
-const SECTIONS = ['overhead', 'throughput', 'p2p', 'browser', 'signup'] as const
+  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup] [--quick] [--threads N]'
+const SECTIONS = ['overhead', 'throughput', 'p2p', 'hoarding', 'browser', 'signup'] as const
 
 interface Plan {
   overhead: boolean
   throughput: boolean
   /** One input shared by 8 peers: coordinator egress and spread time, client-server vs. p2p. */
   p2p: boolean
+  /** One job with 0 and with 20 hoarding identities (bench/hoarding.ts). */
+  hoarding: boolean
   /** Browser vs. daemon on the same units (bench/browser.ts). */
   browser: boolean
   /** What a volunteer identity costs: sign-up with the default proof of work (bench/signup.ts). */
@@ -70,6 +73,7 @@ function parsePlan(argv: string[]): Plan {
     overhead: only === undefined || only === 'overhead',
     throughput: only === undefined || only === 'throughput',
     p2p: only === undefined || only === 'p2p',
+    hoarding: only === undefined || only === 'hoarding',
     browser: only === undefined || only === 'browser',
     signup: only === undefined || only === 'signup',
     quick: values.quick,
@@ -104,11 +108,12 @@ interface Report {
   /** Share of all CPUs other processes used in the second before the run, and the load average then and after. */
   background: { cpuShareBefore: number; loadAverageBefore: number; loadAverageAfter?: number }
   /** Where the machine's CPU time went during each section (other processes distort the figures). */
-  cpu: { overhead?: CpuShares; throughput?: CpuShares; p2p?: CpuShares }
+  cpu: { overhead?: CpuShares; throughput?: CpuShares; p2p?: CpuShares; hoarding?: CpuShares }
   quick: boolean
   overhead?: OverheadResult
   throughput?: ThroughputResult
   p2p?: P2pResult
+  hoarding?: HoardingResult
   browser?: BrowserBenchResult
   signup?: SignupResult
 }
@@ -200,6 +205,18 @@ async function main(): Promise<void> {
       })
       report.cpu.p2p = account()
     }
+    if (plan.hoarding) {
+      const account = startCpuAccount(servicePids)
+      report.hoarding = await runHoarding({
+        endpoints,
+        hoarders: 20,
+        units: plan.quick ? 60 : 200,
+        workers: 2,
+        threadsPerWorker: Math.max(1, Math.min(4, Math.floor(plan.threads / 2))),
+        repeats,
+      })
+      report.cpu.hoarding = account()
+    }
     if (plan.signup && endpoints.natsAccountSeed !== undefined)
       report.signup = await runSignup({ endpoints, count: plan.quick ? 5 : 20 })
     // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
@@ -227,6 +244,15 @@ async function main(): Promise<void> {
   if (report.p2p !== undefined) {
     out.push('', '## Peer-to-peer content: one input shared by 8 workers', '', p2pTable(report.p2p))
     if (report.cpu.p2p !== undefined) out.push('', cpuLine(report.cpu.p2p))
+  }
+  if (report.hoarding !== undefined) {
+    out.push(
+      '',
+      '## Hoarding: one job with and without 20 hoarding identities',
+      '',
+      hoardingTable(report.hoarding),
+    )
+    if (report.cpu.hoarding !== undefined) out.push('', cpuLine(report.cpu.hoarding))
   }
   if (report.browser !== undefined) {
     out.push('', '## Browser vs. daemon: the same primes units', '', browserTables(report.browser))

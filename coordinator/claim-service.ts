@@ -70,7 +70,7 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
             claim.worker,
             movable,
             tuning.leaseMs,
-            tuning.maxLostLeases,
+            tuning.maxWorkersPerUnit,
             now,
           )
     counters.leasesTransferred += out.moved.length

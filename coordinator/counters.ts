@@ -14,6 +14,12 @@ export interface Counters {
   unitsFailed: number
   leasesExpired: number
   leasesReleased: number
+  /** Work requests refused by the per-worker rate limit. */
+  workRequestsLimited: number
+  /** Work requests that got fewer units than asked for because the worker was at its lease cap. */
+  leaseCapReached: number
+  /** Renewals refused because the replica's lease lifetime was over (the replica was reissued). */
+  renewalsRefused: number
   jobsCompleted: number
   httpErrors: number
   /** Modules refused at upload for breaking a rule. */
@@ -63,6 +69,9 @@ export function createCounters(): Counters {
     unitsFailed: 0,
     leasesExpired: 0,
     leasesReleased: 0,
+    workRequestsLimited: 0,
+    leaseCapReached: 0,
+    renewalsRefused: 0,
     jobsCompleted: 0,
     httpErrors: 0,
     modulesRefused: 0,

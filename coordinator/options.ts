@@ -1,5 +1,5 @@
 // Coordinator options: defaults in one place, every field documented, validated once.
-import { ConfigError, MAX_CONTENT_BYTES, MAX_POW_BITS } from '../shared/index.js'
+import { ConfigError, LIMITS, MAX_CONTENT_BYTES, MAX_POW_BITS } from '../shared/index.js'
 import {
   ANONYMOUS_QUOTA,
   parseApiKeyList,
@@ -20,8 +20,44 @@ export interface CoordinatorTuning {
   reapIntervalMs: number
   /** How often unfinished bookkeeping (planning, assimilation) is re-checked. Default 5000 ms. */
   sweepIntervalMs: number
-  /** Leases of one unit that may be lost (expired or handed back) before the unit fails. Default 10. */
-  maxLostLeases: number
+  /**
+   * Distinct workers that may take one unit and let it go without a result (hand it back, lose it
+   * in transit, let it expire) before the unit fails: the operator's budget for a unit nobody can
+   * finish. Lost leases are charged to workers, never to the unit, below this. Default 20.
+   */
+  maxWorkersPerUnit: number
+  /** Leases a worker with no validated work may hold at once. Default 4. */
+  leaseCapBase: number
+  /**
+   * Validated results (net of leases the worker let go) that earn one more concurrent lease.
+   * Default 2: cap = base + floor(max(0, valid - released - expired) / 2).
+   */
+  leaseCapPerValidated: number
+  /** Most leases any worker may hold at once. Default 256 (also the most: what one request lists). */
+  leaseCapMax: number
+  /** Work requests one worker may make in a burst (token bucket shared by all coordinators). Default 20. */
+  workRequestBurst: number
+  /** Work requests per second that refill a worker's bucket. Default 10. */
+  workRequestsPerSecond: number
+  /**
+   * A replica's lease, renewals and transfers included, ends at most this long after it was first
+   * leased, or `leaseLifetimeFactor` times the job type's unit estimate when that is longer.
+   * Default 600000 ms (10 minutes).
+   */
+  leaseLifetimeFloorMs: number
+  /** Lifetime bound as a multiple of `estimateCost(params).unitSeconds`. Default 20. */
+  leaseLifetimeFactor: number
+  /**
+   * A replica reissued after a lease ended without a result goes, for this long, only to workers
+   * with standing (at least one validated result more than leases they let go); then to anyone.
+   * Default 10000 ms; 0 turns it off.
+   */
+  reissueHoldMs: number
+  /**
+   * A worker that let a unit go (handed it back, lost its lease) gets that unit again only after a
+   * replica of it has waited this long with nobody else taking it. Default 30000 ms.
+   */
+  letGoGraceMs: number
   /** Ready replicas scanned per work request to find ones this worker may take. Default 512. */
   leaseScan: number
   /** Default quorum of agreeing results from distinct workers. Default 2. */
@@ -82,7 +118,16 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   leaseMs: 30_000,
   reapIntervalMs: 1_000,
   sweepIntervalMs: 5_000,
-  maxLostLeases: 10,
+  maxWorkersPerUnit: 20,
+  leaseCapBase: 4,
+  leaseCapPerValidated: 2,
+  leaseCapMax: 256,
+  workRequestBurst: 20,
+  workRequestsPerSecond: 10,
+  leaseLifetimeFloorMs: 600_000,
+  leaseLifetimeFactor: 20,
+  reissueHoldMs: 10_000,
+  letGoGraceMs: 30_000,
   leaseScan: 512,
   defaultQuorum: 2,
   maxBodyBytes: 64 * 1024,
@@ -127,7 +172,16 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('leaseMs', t.leaseMs, 500, 24 * 3600_000)
   intIn('reapIntervalMs', t.reapIntervalMs, 50, 60_000)
   intIn('sweepIntervalMs', t.sweepIntervalMs, 100, 600_000)
-  intIn('maxLostLeases', t.maxLostLeases, 1, 1000)
+  intIn('maxWorkersPerUnit', t.maxWorkersPerUnit, 1, 1000)
+  intIn('leaseCapBase', t.leaseCapBase, 1, LIMITS.maxReplicaIds)
+  intIn('leaseCapPerValidated', t.leaseCapPerValidated, 1, 1_000_000)
+  intIn('leaseCapMax', t.leaseCapMax, t.leaseCapBase, LIMITS.maxReplicaIds)
+  intIn('workRequestBurst', t.workRequestBurst, 1, 10_000)
+  intIn('workRequestsPerSecond', t.workRequestsPerSecond, 1, 10_000)
+  intIn('leaseLifetimeFloorMs', t.leaseLifetimeFloorMs, 1000, 7 * 24 * 3600_000)
+  intIn('leaseLifetimeFactor', t.leaseLifetimeFactor, 1, 1000)
+  intIn('reissueHoldMs', t.reissueHoldMs, 0, 3600_000)
+  intIn('letGoGraceMs', t.letGoGraceMs, 0, 7 * 24 * 3600_000)
   intIn('leaseScan', t.leaseScan, 16, 100_000)
   intIn('defaultQuorum', t.defaultQuorum, 1, 10)
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)

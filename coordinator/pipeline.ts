@@ -71,6 +71,15 @@ export async function loadPlanResources(
   return found
 }
 
+/**
+ * The job type's estimate of one unit's compute time, in whole ms (at least 1, at most 30 days): the
+ * base of the lease lifetime bound and of the credit for a validated result.
+ */
+export function unitEstimateMs(unitSeconds: number): number {
+  if (!Number.isFinite(unitSeconds) || unitSeconds <= 0) return 1
+  return Math.min(30 * 24 * 3600_000, Math.max(1, Math.ceil(unitSeconds * 1000)))
+}
+
 export function createPipeline(init: PipelineInit): Pipeline {
   const { store, log, tuning } = init
   const bullPrefix = `${tuning.redisPrefix}bull`
@@ -92,15 +101,17 @@ export function createPipeline(init: PipelineInit): Pipeline {
       return
     }
     let inputs: unknown[]
+    let unitMs: number
     try {
       const params = jobType.parseParams(rec.params) as unknown
       const resources = await loadPlanResources(jobType, params, init.sources)
       inputs = jobType.split(params, (hash) => resources.get(hash))
+      unitMs = unitEstimateMs(jobType.estimateCost(params).unitSeconds)
     } catch (err) {
       await store.failJob(rec.id, `planning failed: ${(err as Error).message}`, Date.now())
       return
     }
-    await store.setUnitsTotal(rec.id, inputs.length)
+    await store.setUnitsTotal(rec.id, inputs.length, unitMs)
     for (let i = 0; i < inputs.length; i += UNIT_BATCH) {
       const batch = inputs.slice(i, i + UNIT_BATCH).map((input, k) => ({ index: i + k, input }))
       await store.addUnits(rec.id, rec.quorum, batch, Date.now())

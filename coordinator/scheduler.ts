@@ -1,5 +1,7 @@
 // The scheduler: hands replicas to workers that ask (pull, as in BOINC), extends and takes back
-// leases, and reissues the replicas whose leases expired.
+// leases, and reissues the replicas whose leases expired. Lease accounting (docs/security.md): each
+// worker's work requests are rate-limited and its leases capped, a replica's lease has a lifetime
+// bound, and a lease that ends without a result is charged to the worker, not to the unit.
 import type { NatsConnection } from '@nats-io/nats-core'
 import {
   checkWorkerSigned,
@@ -12,6 +14,7 @@ import {
   ProtocolError,
   type LeaseReleased,
   type LeaseRenewed,
+  type GrantLimit,
   type Logger,
   type Subjects,
   type WorkGrant,
@@ -83,33 +86,67 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     const req = await workerEnvelope(value, ctx, 'work.request', parseWorkRequest)
     const accepts = req.accepts.filter((k) => init.kinds.has(k))
     const now = Date.now()
-    if (req.holding !== undefined) {
-      const reclaimed = await store.reclaim(req.worker, req.holding, tuning.maxLostLeases, now)
-      if (reclaimed > 0) {
-        counters.leasesReleased += reclaimed
-        log.info('leases lost in transit taken back', { worker: req.worker, reclaimed })
-        announceWork()
+    const out = await store.work(
+      req.worker,
+      accepts.length === 0 ? 0 : req.want,
+      accepts,
+      req.holding,
+      tuning,
+      now,
+    )
+    if (out.reclaimed > 0) {
+      counters.leasesReleased += out.reclaimed
+      log.info('leases lost in transit taken back', { worker: req.worker, reclaimed: out.reclaimed })
+      announceWork()
+    }
+    let limit: GrantLimit | undefined
+    if (out.status === 'rate') {
+      counters.workRequestsLimited++
+      limit = {
+        by: 'rate',
+        cap: out.cap,
+        holding: out.holding,
+        message: `too many work requests: ask again in ${out.retryAfterMs} ms`,
+      }
+    } else if (out.status === 'leases') {
+      counters.leaseCapReached++
+      limit = {
+        by: 'leases',
+        cap: out.cap,
+        holding: out.holding,
+        message: `this worker may hold ${out.cap} leases at once (more as its results are validated)`,
       }
     }
-    const leased =
-      accepts.length === 0
-        ? []
-        : await store.lease(req.worker, req.want, tuning.leaseMs, accepts, now, tuning.leaseScan)
+    const leased = out.leased
     counters.unitsLeased += leased.length
     const units = await Promise.all(leased.map((r) => signer.sign(r, req.worker, now)))
     if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
-    return { type: 'work.grant', v: 1, units, retryAfterMs: units.length === 0 ? EMPTY_RETRY_MS : 0 }
+    const retryAfterMs = out.status === 'rate' ? out.retryAfterMs : units.length === 0 ? EMPTY_RETRY_MS : 0
+    return { type: 'work.grant', v: 1, units, retryAfterMs, ...(limit === undefined ? {} : { limit }) }
   }
 
   const onRenew = async (value: unknown, ctx: RequestContext): Promise<LeaseRenewed> => {
     const req = await workerEnvelope(value, ctx, 'lease.renew', parseLeaseRenew)
-    const { expiresAt, lost } = await store.renew(req.worker, req.replicaIds, tuning.leaseMs, Date.now())
+    const { expiresAt, lost, pastLifetime } = await store.renew(
+      req.worker,
+      req.replicaIds,
+      tuning,
+      Date.now(),
+    )
+    if (pastLifetime > 0) {
+      counters.renewalsRefused += pastLifetime
+      log.info('renewal past the lease lifetime refused; replicas reissued', {
+        worker: req.worker,
+        n: pastLifetime,
+      })
+      announceWork()
+    }
     return { type: 'lease.renewed', v: 1, expiresAt, lost }
   }
 
   const onRelease = async (value: unknown, ctx: RequestContext): Promise<LeaseReleased> => {
     const req = await workerEnvelope(value, ctx, 'lease.release', parseLeaseRelease)
-    const released = await store.release(req.worker, req.replicaIds, tuning.maxLostLeases, Date.now())
+    const released = await store.release(req.worker, req.replicaIds, tuning.maxWorkersPerUnit, Date.now())
     counters.leasesReleased += released
     if (released > 0) {
       log.info('leases handed back', { worker: req.worker, released, reason: req.reason })
@@ -119,7 +156,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
   }
 
   const reap = async (): Promise<number> => {
-    const n = await store.expire(Date.now(), 500, tuning.maxLostLeases)
+    const n = await store.expire(Date.now(), 500, tuning.maxWorkersPerUnit)
     if (n > 0) {
       counters.leasesExpired += n
       log.info('leases expired; replicas reissued', { n })

@@ -147,7 +147,7 @@ export function createValidator(init: ValidatorInit): Validator {
     if (problem !== undefined) {
       // A broken result counts against the worker; its lease is taken back so the unit moves on.
       counters.resultsRejected++
-      await store.release(r.worker, [r.replicaId], init.tuning.maxLostLeases, Date.now())
+      await store.release(r.worker, [r.replicaId], init.tuning.maxWorkersPerUnit, Date.now())
       init.onReissue()
       log.warn('result refused', { worker: r.worker, replicaId: r.replicaId, reason: problem })
       return { type: 'result.ack', v: 1, status: 'rejected', reason: problem }

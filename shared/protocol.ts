@@ -306,12 +306,41 @@ export function parseModuleGet(value: unknown): ModuleGet {
 
 // ---- replies (unsigned; they travel on the requester's private inbox) ---------------------------
 
+/** Why a grant carries fewer units than the worker asked for. */
+export interface GrantLimit {
+  /**
+   * `rate`: the worker asked too often; nothing was granted, ask again after `retryAfterMs`.
+   * `leases`: the worker holds as many leases as it may (`cap`, which grows with its validated work).
+   */
+  by: 'rate' | 'leases'
+  /** Leases this worker may hold at once now. */
+  cap: number
+  /** Leases it holds now, this grant included. */
+  holding: number
+  /** The same in words, for logs. */
+  message: string
+}
+
 export interface WorkGrant {
   type: 'work.grant'
   v: 1
   units: SignedEnvelope[]
   /** When no unit was granted: how long to wait before asking again. */
   retryAfterMs: number
+  /** Present when a rule held the grant back (not when there was simply no work). */
+  limit?: GrantLimit
+}
+
+function parseGrantLimit(value: unknown): GrantLimit {
+  const r = expectRecord(value, 'limit')
+  const by = r['by']
+  if (by !== 'rate' && by !== 'leases') throw new ProtocolError('limit.by must be rate or leases')
+  return {
+    by,
+    cap: intField(r, 'cap', 0, LIMITS.maxReplicaIds),
+    holding: intField(r, 'holding', 0, 100_000),
+    message: stringField(r, 'message', 200),
+  }
 }
 
 export function parseWorkGrant(value: unknown): WorkGrant {
@@ -323,6 +352,7 @@ export function parseWorkGrant(value: unknown): WorkGrant {
     v: 1,
     units: arrayField(r, 'units', LIMITS.maxWant).map((u) => parseEnvelope(u, 'unit', LIMITS.maxUnitBytes)),
     retryAfterMs: intField(r, 'retryAfterMs', 0, 600_000),
+    ...(r['limit'] === undefined ? {} : { limit: parseGrantLimit(r['limit']) }),
   }
 }
 

@@ -32,7 +32,8 @@ const services = useServices(test)
 type Teardown = { teardown(fn: () => unknown): void }
 
 async function cluster(t: Teardown, leaseMs = 60_000): Promise<Cluster> {
-  const c = await startCluster({ services: services(), tuning: { leaseMs } })
+  // No hold on reissued replicas: the workers here are new identities with no validated work.
+  const c = await startCluster({ services: services(), tuning: { leaseMs, reissueHoldMs: 0 } })
   t.teardown(() => c.stop())
   return c
 }

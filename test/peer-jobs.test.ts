@@ -31,8 +31,14 @@ import { connectVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test, { websocket: false })
 
+/**
+ * Workers here hold more units than a new identity may (the lease cap): these tests are about what
+ * peers do with a full buffer.
+ */
+const BIG_CAP = { leaseCapBase: 16 }
+
 /** Leases far longer than any test: a unit that moved did not wait for an expiry. */
-const LONG_LEASES = { leaseMs: 600_000 }
+const LONG_LEASES = { leaseMs: 600_000, ...BIG_CAP }
 
 /**
  * A slow machine: every unit takes `ms` longer. The wait is the thing tested (a peer slower than its
@@ -128,7 +134,7 @@ test('handoff - a worker stopping gracefully gives its unstarted units to a peer
 test('overload - units a worker cannot start before their leases run out go to a peer with room', async (t) => {
   // 3 s leases, renewed every second; units take about a second here: from the fourth buffered unit
   // on, the worker would not start them within a lease.
-  const cluster = await startCluster({ services: services(), tuning: { leaseMs: 3_000 } })
+  const cluster = await startCluster({ services: services(), tuning: { leaseMs: 3_000, ...BIG_CAP } })
   t.teardown(() => cluster.stop())
   const busy = await cluster.addWorker({ threads: 1, bufferUnits: 11, wrap: slow(1_000) })
   const job = await cluster.api.submit({

@@ -249,7 +249,8 @@ test.serial(
   'deadlines - the worker never holds more units than it can finish before their lease deadline',
   async (t) => {
     const leaseMs = 3_000
-    const cluster = await startCluster({ services: services(), tuning: { leaseMs } })
+    // The coordinator's lease cap lifted, so that only the worker's own deadline rule limits it.
+    const cluster = await startCluster({ services: services(), tuning: { leaseMs, leaseCapBase: 64 } })
     t.teardown(() => cluster.stop())
     const dir = await tempDir(t)
     // --buffer 50 would let it hold 51 units; the deadline cap allows far fewer.

@@ -403,7 +403,13 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
 
   const fill = async (): Promise<void> => {
     let backoff = 250
+    // A coordinator that rate-limited this worker said when to ask again: no wake-up comes sooner.
+    let notBefore = 0
     while (!stopping) {
+      if (Date.now() < notBefore) {
+        await wake.wait(notBefore - Date.now())
+        continue
+      }
       // Results on their way back do not take room: only units still to compute do.
       const guestCap = init.guest?.admit(
         [...held.values()].map((h) => ({
@@ -426,6 +432,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       try {
         const grant = await client.requestWork(want, accepts, [...held.keys()].slice(0, LIMITS.maxReplicaIds))
         backoff = 250
+        if (grant.limit !== undefined) log.debug('work request limited', { ...grant.limit })
+        if (grant.limit?.by === 'rate') notBefore = Date.now() + grant.retryAfterMs
         await accept(grant.units)
         // Too late to run them: stop() or pause() hands them straight back.
         if (stopping) break

@@ -32,28 +32,57 @@ local function unitFail(uid, jid, reason, now)
     redis.call('ZADD', p..'ended', now, jid)
   end
 end
--- A lease ended without a result (expired or handed back): free the worker's slot and issue a
--- replacement, unless the unit has been handed out too often.
-local function leaseEnded(rid, uid, jid, worker, newState, now, maxLost)
-  redis.call('HSET', p..'replica:'..rid, 'state', newState)
+-- A lease ended without a result (expired, handed back, renewed past its lifetime): the loss is
+-- the worker's, not the unit's. It is counted on the worker (\`released\` or \`expired\` on
+-- worker:{id}), and the worker stays in the unit's worker set, so it never gets this unit again.
+-- The unit gets a replacement replica unless \`maxWorkers\` distinct workers have now let it go, the
+-- operator's budget: then it fails. Nothing is charged when the unit or job had settled.
+-- With \`keepEligible\` (a grant lost in transit, which the worker never saw; a handoff refused
+-- because the claimant holds another replica of the unit) the loss is charged too, but the worker is
+-- neither excluded from the unit nor counted against its budget: a network fault or a peer's refusal
+-- cannot leave a unit without eligible workers.
+local function leaseEnded(rid, uid, jid, worker, newState, now, maxWorkers, keepEligible)
+  redis.call('HSET', p..'replica:'..rid, 'state', newState, 'endedAt', now)
   redis.call('ZREM', p..'leases', rid)
   redis.call('SREM', p..'worker:'..worker..':leases', rid)
-  redis.call('SREM', p..'unit:'..uid..':workers', worker)
   if redis.call('HGET', p..'unit:'..uid, 'state') ~= 'pending' or not jobActive(jid) then return 0 end
-  local lost = redis.call('HINCRBY', p..'unit:'..uid, 'lost', 1)
-  if lost > maxLost then
-    unitFail(uid, jid, 'leases lost '..lost..' times', now)
-    return 0
+  redis.call('HINCRBY', p..'worker:'..worker, newState, 1)
+  redis.call('HINCRBY', p..'unit:'..uid, 'lost', 1)
+  if keepEligible then
+    redis.call('SREM', p..'unit:'..uid..':workers', worker)
+  else
+    redis.call('SADD', p..'unit:'..uid..':workers', worker)
+    redis.call('SADD', p..'unit:'..uid..':dropped', worker)
+    local dropped = redis.call('SCARD', p..'unit:'..uid..':dropped')
+    if dropped >= maxWorkers then
+      unitFail(uid, jid, dropped..' distinct workers took it and let it go without a result', now)
+      return 0
+    end
   end
-  newReplica(uid, jid, now)
+  local rid2 = newReplica(uid, jid, now)
+  -- Held for workers with standing for a while (WORK), unless the worker never had the unit.
+  if not keepEligible then redis.call('HSET', p..'replica:'..rid2, 'reissue', 1) end
   return 1
 end
 -- The worker gives a lease back (or lost it in transit): 1 when it still held it.
-local function giveBack(rid, worker, now, maxLost)
+local function giveBack(rid, worker, now, maxWorkers, keepEligible)
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
   if r[1] ~= 'leased' or r[2] ~= worker then return 0 end
-  leaseEnded(rid, r[3], r[4], worker, 'released', now, maxLost)
+  leaseEnded(rid, r[3], r[4], worker, 'released', now, maxWorkers, keepEligible)
   return 1
+end
+-- A worker's standing: its validated results net of the leases it let go (never below 0).
+local function standing(worker)
+  local w = redis.call('HMGET', p..'worker:'..worker, 'valid', 'released', 'expired')
+  local earned = tonumber(w[1] or '0') - tonumber(w[2] or '0') - tonumber(w[3] or '0')
+  if earned < 0 then earned = 0 end
+  return earned
+end
+-- Leases a worker may hold at once: base, plus one per \`per\` of standing, up to \`max\`.
+local function leaseCap(worker, base, per, max)
+  local cap = base + math.floor(standing(worker) / per)
+  if cap > max then cap = max end
+  return cap
 end
 `
 
@@ -82,12 +111,30 @@ return created
 `
 
 /**
- * lease(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv)
- *   -> { {rid, uid, jid, kind, input, deadline}, ... }
- * Takes ready replicas in priority order, skipping units this worker already holds or computed,
- * so a unit's quorum always comes from distinct workers.
+ * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
+ *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, hasHolding, held...)
+ *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
+ * One work request, in one call:
+ * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
+ *    every coordinator draws from the same one. Without a token: status 'rate', nothing else done.
+ * 2. Lost grants: with `hasHolding` = '1', any lease recorded for the worker that is not in `held`
+ *    was lost on the way (a grant whose reply never arrived) and goes back to the queue now, charged
+ *    to the worker like a hand-back (but it may get that unit later: it never saw it).
+ * 3. Cap: the worker may hold `leaseCap` leases at once (see HELPERS); it gets at most the room left,
+ *    and status 'leases' when that is less than it asked for.
+ * 4. Lease: ready replicas in priority order, skipping units this worker holds, computed or let go,
+ *    so a unit's quorum always comes from distinct workers. A replica reissued after a lease ended
+ *    without a result goes only to a worker with standing (validated work) during its first
+ *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
+ *    unit among themselves while honest workers wait. Each lease's deadline is at most its
+ *    lifetime bound `maxUntil` = now + max(lifeFloorMs, lifeFactor x the job's unit estimate).
+ *    A worker that let a unit go gets it again only once a replica of it has waited `letGoGraceMs`
+ *    without anyone else taking it: everyone else gets first pick, so letting go never steers a worker
+ *    to a unit, and a small cluster (two workers at quorum 2) still finishes a unit one of them gave
+ *    back. Such a grant takes the worker off the unit's let-go list (it counts there again if it lets
+ *    go once more).
  */
-export const LEASE = `${HELPERS}
+export const WORK = `${HELPERS}
 local worker = ARGV[2]
 local want = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -95,84 +142,136 @@ local leaseMs = tonumber(ARGV[5])
 local scan = tonumber(ARGV[6])
 local accepts = {}
 for k in string.gmatch(ARGV[7], '[^,]+') do accepts[k] = true end
+local burst, perSecond = tonumber(ARGV[8]), tonumber(ARGV[9])
+local capBase, capPer, capMax = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local lifeFloor, lifeFactor = tonumber(ARGV[13]), tonumber(ARGV[14])
+local maxWorkers = tonumber(ARGV[15])
+local reissueHold = tonumber(ARGV[16])
+local letGoGrace = tonumber(ARGV[17])
+local hasHolding = ARGV[18] == '1'
+local lk = p..'worker:'..worker..':leases'
+local cap = leaseCap(worker, capBase, capPer, capMax)
+-- 1. Token bucket, in thousandths of a request (integers only in Redis).
+local rk = p..'rate:'..worker
+local b = redis.call('HMGET', rk, 'tokens', 'at')
+local full = burst * 1000
+local tokens = tonumber(b[1] or full)
+local elapsed = now - tonumber(b[2] or now)
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(full, tokens + elapsed * perSecond)
+local ttl = math.ceil(full / perSecond) + 1000
+if tokens < 1000 then
+  redis.call('HSET', rk, 'tokens', tokens, 'at', now)
+  redis.call('PEXPIRE', rk, ttl)
+  return { 'rate', math.ceil((1000 - tokens) / perSecond), cap, redis.call('SCARD', lk), 0, {} }
+end
+redis.call('HSET', rk, 'tokens', tokens - 1000, 'at', now)
+redis.call('PEXPIRE', rk, ttl)
+-- 2. Grants lost in transit.
+local reclaimed = 0
+if hasHolding then
+  local held = {}
+  for i = 19, #ARGV do held[ARGV[i]] = true end
+  for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
+    if not held[rid] then
+      local given = giveBack(rid, worker, now, maxWorkers, true)
+      if given == 0 then redis.call('SREM', lk, rid) end
+      reclaimed = reclaimed + given
+    end
+  end
+  if reclaimed > 0 then cap = leaseCap(worker, capBase, capPer, capMax) end
+end
+-- 3. The cap. Entries of leases that ended elsewhere (a result, a cancelled job) are dropped first.
+local holding = redis.call('SCARD', lk)
+if holding + want > cap then
+  for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
+    local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker')
+    if r[1] ~= 'leased' or r[2] ~= worker then redis.call('SREM', lk, rid) end
+  end
+  holding = redis.call('SCARD', lk)
+end
+local status = 'ok'
+if holding + want > cap then
+  status = 'leases'
+  want = cap - holding
+end
+-- 4. Lease.
 local out = {}
-local cands = redis.call('ZRANGE', p..'ready', 0, scan - 1)
+local jobs = {}
+local cands = {}
+local established = standing(worker) >= 1
+if want > 0 then cands = redis.call('ZRANGE', p..'ready', 0, scan - 1) end
 for _, rid in ipairs(cands) do
   if #out >= want then break end
-  local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state')
+  local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'reissue', 'createdAt')
   local uid, jid = r[1], r[2]
   if not uid or r[3] ~= 'ready' then
     redis.call('ZREM', p..'ready', rid)
+  elseif r[4] and not established and now - tonumber(r[5] or '0') < reissueHold then
+    -- Held for workers with standing for a while (see above).
   else
-    local j = redis.call('HMGET', p..'job:'..jid, 'state', 'kind')
-    local u = redis.call('HMGET', p..'unit:'..uid, 'state', 'input')
-    if (j[1] ~= 'queued' and j[1] ~= 'running') or u[1] ~= 'pending' then
+    local j = jobs[jid]
+    if not j then
+      j = redis.call('HMGET', p..'job:'..jid, 'state', 'kind', 'unitMs')
+      jobs[jid] = j
+    end
+    local us = redis.call('HGET', p..'unit:'..uid, 'state')
+    if (j[1] ~= 'queued' and j[1] ~= 'running') or us ~= 'pending' then
       redis.call('ZREM', p..'ready', rid)
       redis.call('HSET', p..'replica:'..rid, 'state', 'cancelled')
-    elseif accepts[j[2]] and redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 0 then
+    elseif accepts[j[2]] and (redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 0 or
+        (now - tonumber(r[5] or now) >= letGoGrace and
+          redis.call('SREM', p..'unit:'..uid..':dropped', worker) == 1)) then
       redis.call('ZREM', p..'ready', rid)
       redis.call('SADD', p..'unit:'..uid..':workers', worker)
-      local deadline = now + leaseMs
-      redis.call('HSET', p..'replica:'..rid, 'state', 'leased', 'worker', worker, 'deadline', deadline, 'leasedAt', now)
+      local maxUntil = now + math.max(lifeFloor, lifeFactor * tonumber(j[3] or '0'))
+      local deadline = math.min(now + leaseMs, maxUntil)
+      redis.call('HSET', p..'replica:'..rid, 'state', 'leased', 'worker', worker, 'deadline', deadline,
+        'leasedAt', now, 'maxUntil', maxUntil)
       redis.call('ZADD', p..'leases', deadline, rid)
-      redis.call('SADD', p..'worker:'..worker..':leases', rid)
-      if j[1] == 'queued' then redis.call('HSET', p..'job:'..jid, 'state', 'running', 'updatedAt', now) end
-      out[#out + 1] = { rid, uid, jid, j[2], u[2], tostring(deadline) }
+      redis.call('SADD', lk, rid)
+      if j[1] == 'queued' then
+        redis.call('HSET', p..'job:'..jid, 'state', 'running', 'updatedAt', now)
+        j[1] = 'running'
+      end
+      local input = redis.call('HGET', p..'unit:'..uid, 'input')
+      out[#out + 1] = { rid, uid, jid, j[2], input, tostring(deadline) }
     end
   end
 end
-return out
+-- The cap held the grant back only if there was more to grant than the room it left.
+if status == 'leases' and #out < want then status = 'ok' end
+return { status, 0, cap, holding + #out, reclaimed, out }
 `
 
 /**
- * reclaim(prefix, worker, now, maxLost, held...) -> number of leases taken back.
- * A worker asks for work one request at a time and lists what it holds: any lease the coordinator
- * recorded for it that is not in that list was lost on the way (a grant whose reply never arrived),
- * and goes back to the queue now instead of at its deadline.
- */
-export const RECLAIM = `${HELPERS}
-local worker = ARGV[2]
-local now = tonumber(ARGV[3])
-local maxLost = tonumber(ARGV[4])
-local held = {}
-for i = 5, #ARGV do held[ARGV[i]] = true end
-local n = 0
-for _, rid in ipairs(redis.call('SMEMBERS', p..'worker:'..worker..':leases')) do
-  if not held[rid] then
-    local given = giveBack(rid, worker, now, maxLost)
-    if given == 0 then redis.call('SREM', p..'worker:'..worker..':leases', rid) end
-    n = n + given
-  end
-end
-return n
-`
-
-/**
- * transfer(prefix, from, to, now, leaseMs, maxLost, rid...)
+ * transfer(prefix, from, to, now, leaseMs, maxWorkers, rid...)
  *   -> { { {rid, uid, jid, kind, input, deadline}, ... }, { refused rid, ... }, givenBack }
  * Moves leases `from` holds to `to`, as `from` signed (a handoff, a steal). A replica of a unit `to`
- * already holds or computed is never moved: it goes back to the queue at once (no one waits for its
- * deadline) and is refused, as is a replica `from` no longer holds.
+ * already holds, computed or let go is never moved: it goes back to the queue at once (no one waits
+ * for its deadline) and is refused, as is a replica `from` no longer holds or whose lifetime is
+ * over. A moved lease keeps its replica's lifetime bound: passing it around does not extend it.
  */
 export const TRANSFER = `${HELPERS}
 local from, to = ARGV[2], ARGV[3]
 local now = tonumber(ARGV[4])
 local leaseMs = tonumber(ARGV[5])
-local maxLost = tonumber(ARGV[6])
+local maxWorkers = tonumber(ARGV[6])
 local moved, refused, back = {}, {}, 0
 for i = 7, #ARGV do
   local rid = ARGV[i]
-  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
+  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId', 'maxUntil')
   local uid, jid = r[3], r[4]
+  local maxUntil = tonumber(r[5] or '0')
   local held = r[1] == 'leased' and r[2] == from and uid and jobActive(jid)
-    and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending'
+    and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending' and maxUntil > now
   if not held then
     refused[#refused + 1] = rid
   elseif redis.call('SISMEMBER', p..'unit:'..uid..':workers', to) == 1 then
-    back = back + giveBack(rid, from, now, maxLost)
+    back = back + giveBack(rid, from, now, maxWorkers, true)
     refused[#refused + 1] = rid
   else
-    local deadline = now + leaseMs
+    local deadline = math.min(now + leaseMs, maxUntil)
     redis.call('SREM', p..'unit:'..uid..':workers', from)
     redis.call('SADD', p..'unit:'..uid..':workers', to)
     redis.call('HSET', p..'replica:'..rid, 'worker', to, 'deadline', deadline, 'transferredFrom', from,
@@ -189,19 +288,42 @@ end
 return { moved, refused, back }
 `
 
-/** renew(prefix, worker, now, leaseMs, rid...) -> { rid, deadline-or-"lost", ... } */
+/**
+ * renew(prefix, worker, now, leaseMs, lifeFloorMs, maxWorkers, rid...)
+ *   -> { { rid, deadline-or-"lost", ... }, refusedPastLifetime }
+ * A renewal never moves a deadline past the replica's lifetime bound. Once that bound is reached the
+ * renewal is refused: the lease ends as expired (charged to the worker) and the replica is issued
+ * again to another worker.
+ */
 export const RENEW = `${HELPERS}
 local worker = ARGV[2]
 local now = tonumber(ARGV[3])
 local leaseMs = tonumber(ARGV[4])
+local lifeFloor = tonumber(ARGV[5])
+local maxWorkers = tonumber(ARGV[6])
 local out = {}
-for i = 5, #ARGV do
+local ended = 0
+for i = 7, #ARGV do
   local rid = ARGV[i]
-  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'jobId', 'unitId')
+  local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'jobId', 'unitId', 'maxUntil', 'leasedAt')
   local ok = r[1] == 'leased' and r[2] == worker and jobActive(r[3])
     and redis.call('HGET', p..'unit:'..r[4], 'state') == 'pending'
+  local deadline = now + leaseMs
   if ok then
-    local deadline = now + leaseMs
+    local maxUntil = tonumber(r[5] or '0')
+    if maxUntil == 0 then
+      -- Leased before lifetimes were recorded: bound it from its first lease.
+      maxUntil = tonumber(r[6] or now) + lifeFloor
+      redis.call('HSET', p..'replica:'..rid, 'maxUntil', maxUntil)
+    end
+    if deadline > maxUntil then deadline = maxUntil end
+    if deadline <= now then
+      leaseEnded(rid, r[4], r[3], worker, 'expired', now, maxWorkers, false)
+      ended = ended + 1
+      ok = false
+    end
+  end
+  if ok then
     redis.call('HSET', p..'replica:'..rid, 'deadline', deadline)
     redis.call('ZADD', p..'leases', deadline, rid)
     out[#out + 1] = rid
@@ -212,31 +334,31 @@ for i = 5, #ARGV do
     out[#out + 1] = 'lost'
   end
 end
-return out
+return { out, ended }
 `
 
-/** release(prefix, worker, now, maxLost, rid...) -> number released. The worker hands leases back. */
+/** release(prefix, worker, now, maxWorkers, rid...) -> number released. The worker hands leases back. */
 export const RELEASE = `${HELPERS}
 local worker = ARGV[2]
 local now = tonumber(ARGV[3])
-local maxLost = tonumber(ARGV[4])
+local maxWorkers = tonumber(ARGV[4])
 local n = 0
 for i = 5, #ARGV do
-  n = n + giveBack(ARGV[i], worker, now, maxLost)
+  n = n + giveBack(ARGV[i], worker, now, maxWorkers, false)
 end
 return n
 `
 
-/** expire(prefix, now, limit, maxLost) -> number of leases that had passed their deadline. */
+/** expire(prefix, now, limit, maxWorkers) -> number of leases that had passed their deadline. */
 export const EXPIRE = `${HELPERS}
 local now = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
-local maxLost = tonumber(ARGV[4])
+local maxWorkers = tonumber(ARGV[4])
 local rids = redis.call('ZRANGEBYSCORE', p..'leases', '-inf', now, 'LIMIT', 0, limit)
 for _, rid in ipairs(rids) do
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId')
   if r[1] == 'leased' then
-    leaseEnded(rid, r[3], r[4], r[2], 'expired', now, maxLost)
+    leaseEnded(rid, r[3], r[4], r[2], 'expired', now, maxWorkers, false)
   else
     redis.call('ZREM', p..'leases', rid)
   end
@@ -247,12 +369,14 @@ return #rids
 /**
  * submit(prefix, rid, worker, uid, digest, output, now, computeMs)
  *   -> { status, reason-or-unit-state }
- * Stores a result once per replica: a second submission of the same replica is a duplicate.
+ * Stores a result once per replica: a second submission of the same replica is a duplicate. The
+ * worker's claimed compute time is kept as information only, bounded by how long the replica has
+ * been leased: credit comes from the job type's estimate (see DECIDE).
  */
 export const SUBMIT = `${HELPERS}
 local rid, worker, uid, digest, output = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local now, computeMs = ARGV[7], ARGV[8]
-local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'worker')
+local now, computeMs = tonumber(ARGV[7]), tonumber(ARGV[8])
+local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'worker', 'leasedAt')
 if not r[1] then return { 'rejected', 'unknown replica' } end
 if r[1] ~= uid then return { 'rejected', 'replica does not belong to that unit' } end
 if r[4] ~= worker then return { 'rejected', 'replica was not leased to this worker' } end
@@ -265,6 +389,9 @@ if js == 'cancelled' or js == 'failed' then
   redis.call('SREM', p..'worker:'..worker..':leases', rid)
   return { 'rejected', 'job is '..js }
 end
+local heldMs = now - tonumber(r[5] or now)
+if heldMs < 0 then heldMs = 0 end
+if computeMs > heldMs then computeMs = heldMs end
 redis.call('HSET', p..'replica:'..rid, 'state', 'done', 'digest', digest, 'computeMs', computeMs, 'doneAt', now)
 redis.call('ZREM', p..'leases', rid)
 redis.call('SREM', p..'worker:'..worker..':leases', rid)
@@ -304,7 +431,10 @@ if bestSize >= quorum then
   redis.call('HSET', p..'unit:'..uid, 'state', 'validated', 'digest', bestDigest, 'validatedAt', now)
   redis.call('HINCRBY', p..'job:'..jid, 'unitsValidated', 1)
   redis.call('HSET', p..'job:'..jid, 'updatedAt', now)
-  -- Trust: every worker whose result agreed gains credit; the others lose standing.
+  -- Trust: every worker whose result agreed gains credit, the job type's estimate of the unit's
+  -- compute time (not what the worker claims: that is kept apart, as information); the others lose
+  -- standing.
+  local unitMs = tonumber(redis.call('HGET', p..'job:'..jid, 'unitMs') or '0')
   local agreeing = {}
   for rid in string.gmatch(ARGV[7], '[^,]+') do agreeing[rid] = true end
   local res = redis.call('HGETALL', p..'unit:'..uid..':results')
@@ -313,7 +443,8 @@ if bestSize >= quorum then
     local w, ms = string.match(val, '^[^|]+|([^|]+)|(%d+)$')
     if agreeing[rid] then
       redis.call('HINCRBY', p..'worker:'..w, 'valid', 1)
-      redis.call('HINCRBY', p..'worker:'..w, 'creditMs', tonumber(ms))
+      redis.call('HINCRBY', p..'worker:'..w, 'creditMs', unitMs)
+      redis.call('HINCRBY', p..'worker:'..w, 'claimedMs', tonumber(ms))
     else
       redis.call('HINCRBY', p..'worker:'..w, 'invalid', 1)
     end

@@ -60,17 +60,54 @@ export interface WorkerStats {
   results: number
   valid: number
   invalid: number
+  /** Credit: the job type's estimated compute time of each unit this worker helped validate. */
   creditMs: number
+  /** What the worker claimed for those units (information only; each bounded by its lease's age). */
+  claimedMs: number
+  /** Leases it handed back or lost in transit while its unit still needed them. */
+  released: number
+  /** Leases that expired in its hands (or were renewed past their lifetime). */
+  expired: number
+}
+
+/** The lease rules a work request is served by (the coordinator's tuning has them all). */
+export interface LeaseRules {
+  leaseMs: number
+  leaseScan: number
+  workRequestBurst: number
+  workRequestsPerSecond: number
+  leaseCapBase: number
+  leaseCapPerValidated: number
+  leaseCapMax: number
+  leaseLifetimeFloorMs: number
+  leaseLifetimeFactor: number
+  maxWorkersPerUnit: number
+  reissueHoldMs: number
+  letGoGraceMs: number
+}
+
+/** What one work request got. */
+export interface WorkOutcome {
+  /** `rate`: out of work requests for now; `leases`: fewer units than asked, at the lease cap. */
+  status: 'ok' | 'rate' | 'leases'
+  /** For `rate`: when the next request may be served. */
+  retryAfterMs: number
+  /** Leases the worker may hold at once now. */
+  cap: number
+  /** Leases it holds after this request. */
+  holding: number
+  /** Leases taken back because the worker no longer listed them (grants lost in transit). */
+  reclaimed: number
+  leased: LeasedReplica[]
 }
 
 type Reply = string | number | null | Reply[]
 
 interface ScriptedRedis extends Redis {
   cohortAddUnits(...args: (string | number)[]): Promise<number>
-  cohortLease(...args: (string | number)[]): Promise<string[][]>
-  cohortRenew(...args: (string | number)[]): Promise<string[]>
+  cohortWork(...args: (string | number)[]): Promise<[string, number, number, number, number, string[][]]>
+  cohortRenew(...args: (string | number)[]): Promise<[string[], number]>
   cohortRelease(...args: (string | number)[]): Promise<number>
-  cohortReclaim(...args: (string | number)[]): Promise<number>
   cohortTransfer(...args: (string | number)[]): Promise<[string[][], string[], number]>
   cohortExpire(...args: (string | number)[]): Promise<number>
   cohortSubmit(...args: (string | number | Uint8Array)[]): Promise<string[]>
@@ -131,10 +168,9 @@ export function createStore(init: StoreInit) {
     if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua })
   }
   define('cohortAddUnits', scripts.ADD_UNITS)
-  define('cohortLease', scripts.LEASE)
+  define('cohortWork', scripts.WORK)
   define('cohortRenew', scripts.RENEW)
   define('cohortRelease', scripts.RELEASE)
-  define('cohortReclaim', scripts.RECLAIM)
   define('cohortTransfer', scripts.TRANSFER)
   define('cohortExpire', scripts.EXPIRE)
   define('cohortSubmit', scripts.SUBMIT)
@@ -241,8 +277,12 @@ export function createStore(init: StoreInit) {
       return redis.smembers(`${p}active`)
     },
 
-    async setUnitsTotal(jobId: string, total: number): Promise<void> {
-      await redis.hset(jobKey(jobId), 'unitsTotal', total)
+    /**
+     * The job's unit count, and the job type's estimate of one unit's compute time in ms: the base
+     * of each lease's lifetime bound and of the credit for each validated result.
+     */
+    async setUnitsTotal(jobId: string, total: number, unitMs: number): Promise<void> {
+      await redis.hset(jobKey(jobId), 'unitsTotal', total, 'unitMs', unitMs)
     },
 
     async markPlanned(jobId: string, now: number): Promise<void> {
@@ -256,9 +296,47 @@ export function createStore(init: StoreInit) {
       return redis.cohortAddUnits(...args)
     },
 
-    async lease(worker: string, want: number, leaseMs: number, accepts: string[], now: number, scan: number) {
-      const rows = await redis.cohortLease(p, worker, want, now, leaseMs, scan, accepts.join(','))
-      return rows.map(leasedRow)
+    /**
+     * Serve one work request (see WORK): rate limit, grants lost in transit (when `holding` is
+     * given), the lease cap, then up to `want` replicas of the kinds in `accepts`.
+     */
+    async work(
+      worker: string,
+      want: number,
+      accepts: string[],
+      holding: string[] | undefined,
+      rules: LeaseRules,
+      now: number,
+    ): Promise<WorkOutcome> {
+      const [status, retryAfterMs, cap, held, reclaimed, rows] = await redis.cohortWork(
+        p,
+        worker,
+        want,
+        now,
+        rules.leaseMs,
+        rules.leaseScan,
+        accepts.join(','),
+        rules.workRequestBurst,
+        rules.workRequestsPerSecond,
+        rules.leaseCapBase,
+        rules.leaseCapPerValidated,
+        rules.leaseCapMax,
+        rules.leaseLifetimeFloorMs,
+        rules.leaseLifetimeFactor,
+        rules.maxWorkersPerUnit,
+        rules.reissueHoldMs,
+        rules.letGoGraceMs,
+        holding === undefined ? '0' : '1',
+        ...(holding ?? []),
+      )
+      return {
+        status: status as WorkOutcome['status'],
+        retryAfterMs: Number(retryAfterMs),
+        cap: Number(cap),
+        holding: Number(held),
+        reclaimed: Number(reclaimed),
+        leased: rows.map(leasedRow),
+      }
     },
 
     /** Move the leases `from` holds on `replicaIds` to `to` (see TRANSFER). */
@@ -267,7 +345,7 @@ export function createStore(init: StoreInit) {
       to: string,
       replicaIds: string[],
       leaseMs: number,
-      maxLost: number,
+      maxWorkersPerUnit: number,
       now: number,
     ): Promise<TransferOutcome> {
       const [moved, refused, givenBack] = await redis.cohortTransfer(
@@ -276,14 +354,31 @@ export function createStore(init: StoreInit) {
         to,
         now,
         leaseMs,
-        maxLost,
+        maxWorkersPerUnit,
         ...replicaIds,
       )
       return { moved: moved.map(leasedRow), refused, givenBack: Number(givenBack) }
     },
 
-    async renew(worker: string, replicaIds: string[], leaseMs: number, now: number) {
-      const flat = await redis.cohortRenew(p, worker, now, leaseMs, ...replicaIds)
+    /**
+     * Extend leases, never past their lifetime bound. `lost`: replicas the worker no longer holds;
+     * `pastLifetime`: how many of those ended now because their lifetime was over (reissued).
+     */
+    async renew(
+      worker: string,
+      replicaIds: string[],
+      rules: Pick<LeaseRules, 'leaseMs' | 'leaseLifetimeFloorMs' | 'maxWorkersPerUnit'>,
+      now: number,
+    ) {
+      const [flat, ended] = await redis.cohortRenew(
+        p,
+        worker,
+        now,
+        rules.leaseMs,
+        rules.leaseLifetimeFloorMs,
+        rules.maxWorkersPerUnit,
+        ...replicaIds,
+      )
       const expiresAt: Record<string, number> = {}
       const lost: string[] = []
       for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -292,16 +387,17 @@ export function createStore(init: StoreInit) {
         if (v === 'lost') lost.push(rid)
         else expiresAt[rid] = Number(v)
       }
-      return { expiresAt, lost }
+      return { expiresAt, lost, pastLifetime: Number(ended) }
     },
 
-    async release(worker: string, replicaIds: string[], maxLost: number, now: number): Promise<number> {
-      return redis.cohortRelease(p, worker, now, maxLost, ...replicaIds)
-    },
-
-    /** Take back this worker's leases that are not in `held` (grants lost in transit). */
-    async reclaim(worker: string, held: string[], maxLost: number, now: number): Promise<number> {
-      return redis.cohortReclaim(p, worker, now, maxLost, ...held)
+    /** The worker hands leases back: charged to it, and it never gets those units again. */
+    async release(
+      worker: string,
+      replicaIds: string[],
+      maxWorkersPerUnit: number,
+      now: number,
+    ): Promise<number> {
+      return redis.cohortRelease(p, worker, now, maxWorkersPerUnit, ...replicaIds)
     },
 
     /**
@@ -335,8 +431,8 @@ export function createStore(init: StoreInit) {
       return (await redis.set(`${p}nonce:${worker}:${nonce}`, '1', 'PX', ttlMs, 'NX')) === 'OK'
     },
 
-    async expire(now: number, limit: number, maxLost: number): Promise<number> {
-      return redis.cohortExpire(p, now, limit, maxLost)
+    async expire(now: number, limit: number, maxWorkersPerUnit: number): Promise<number> {
+      return redis.cohortExpire(p, now, limit, maxWorkersPerUnit)
     },
 
     async submit(
@@ -443,7 +539,7 @@ export function createStore(init: StoreInit) {
         const seqs = await Promise.all(ids.map((u) => redis.hget(`${p}unit:${u}`, 'replicaSeq')))
         const pipe = redis.pipeline()
         ids.forEach((u, k) => {
-          for (const suffix of ['', ':workers', ':results', ':outputs'])
+          for (const suffix of ['', ':workers', ':dropped', ':results', ':outputs'])
             pipe.pexpire(`${p}unit:${u}${suffix}`, unitTtlMs)
           for (let r = 1; r <= Number(seqs[k] ?? 0); r++) pipe.pexpire(`${p}replica:${u}:r${r}`, unitTtlMs)
         })
@@ -470,6 +566,9 @@ export function createStore(init: StoreInit) {
         valid: num(h['valid']),
         invalid: num(h['invalid']),
         creditMs: num(h['creditMs']),
+        claimedMs: num(h['claimedMs']),
+        released: num(h['released']),
+        expired: num(h['expired']),
       }
     },
 

@@ -26,7 +26,7 @@ import {
 } from '../../worker/index.js'
 import type { TestServices } from './services.js'
 import { uniquePrefix } from './services.js'
-import { connectVolunteer, type SignupAccess } from './volunteer.js'
+import { connectVolunteer, issuedAccess, type SignupAccess } from './volunteer.js'
 import { writeFile } from 'node:fs/promises'
 import { Redis } from 'ioredis'
 
@@ -137,10 +137,14 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
   const addWorker: Cluster['addWorker'] = async (opts = {}) => {
     const wid = opts.identity ?? (await generateIdentity(true))
     // Signs up with the first coordinator, as `cohort worker --coordinator` does.
+    // With no coordinator (tests that play the coordinator themselves), credentials are issued with
+    // the deployment's account seed, exactly as a coordinator would issue them.
     const signup =
-      opts.coordinatorUrl === undefined
-        ? access()
-        : { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+      opts.coordinatorUrl !== undefined
+        ? { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+        : coordinators.length === 0
+          ? issuedAccess(services, subjectPrefix)
+          : access()
     const nats = await connectVolunteer(signup, wid, { reconnect: true })
     const base = createPoolRunner({ threads: opts.threads ?? 1 })
     const daemon = createWorkerDaemon({
