@@ -28,6 +28,7 @@ import type { TestServices } from './services.js'
 import { uniquePrefix } from './services.js'
 import { connectVolunteer, issuedAccess, type SignupAccess } from './volunteer.js'
 import { writeFile } from 'node:fs/promises'
+import { Redis } from 'ioredis'
 
 export const CLI = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url))
 
@@ -260,6 +261,18 @@ export async function waitUntil(
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** The state of every replica of this cluster that was ever leased to `worker`, read from Redis. */
+export async function replicaStates(cluster: Cluster, worker: string): Promise<string[]> {
+  const redis = new Redis(cluster.cliArgs.redisUrl)
+  try {
+    const keys = await redis.keys(`${cluster.redisPrefix}replica:*`)
+    const rows = await Promise.all(keys.map((k) => redis.hmget(k, 'state', 'worker')))
+    return rows.filter(([, w]) => w === worker).map(([state]) => state ?? '')
+  } finally {
+    redis.disconnect()
   }
 }
 
