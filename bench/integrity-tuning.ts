@@ -43,6 +43,7 @@ export function integrityTuning(): IntegrityTuning {
       ...BENCH_SIGNUP_TUNING,
       // Jobs are posted without an API key; quotas are not what this measures.
       anonymous: true,
+      anonymousQuota: { unitsInFlight: null, storedBytes: null, requestsPerMinute: null, maxPriority: 0 },
       ...(extra as Partial<CoordinatorTuning>),
     },
     networkOptions,

@@ -1,7 +1,7 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
 // peer-to-peer content, hoarding and browser benchmarks; prints markdown tables on stdout and writes
 // bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N]
+//   node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,7 +30,7 @@ import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
 const USAGE =
-  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N]'
+  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]'
 const SECTIONS = ['overhead', 'throughput', 'p2p', 'hoarding', 'browser', 'signup', 'integrity'] as const
 
 interface Plan {
@@ -48,6 +48,8 @@ interface Plan {
   integrity: boolean
   quick: boolean
   threads: number
+  /** Units per integrity scenario instead of the section's default (more units, a tighter bound). */
+  integrityUnits: number | undefined
 }
 
 function parsePlan(argv: string[]): Plan {
@@ -57,6 +59,7 @@ function parsePlan(argv: string[]): Plan {
       only: { type: 'string' },
       quick: { type: 'boolean', default: false },
       threads: { type: 'string' },
+      'integrity-units': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -73,6 +76,13 @@ function parsePlan(argv: string[]): Plan {
   if (!Number.isSafeInteger(threads) || threads < 1 || threads > 64) {
     throw new Error(`--threads must be an integer from 1 to 64\n${USAGE}`)
   }
+  const units = values['integrity-units']
+  const integrityUnits = units === undefined ? undefined : Number(units)
+  if (
+    integrityUnits !== undefined &&
+    (!Number.isSafeInteger(integrityUnits) || integrityUnits < 1 || integrityUnits > 100_000)
+  )
+    throw new Error(`--integrity-units must be an integer from 1 to 100000\n${USAGE}`)
   return {
     overhead: only === undefined || only === 'overhead',
     throughput: only === undefined || only === 'throughput',
@@ -83,6 +93,7 @@ function parsePlan(argv: string[]): Plan {
     integrity: only === undefined || only === 'integrity',
     quick: values.quick,
     threads,
+    integrityUnits,
   }
 }
 
@@ -233,7 +244,8 @@ async function main(): Promise<void> {
       report.signup = await runSignup({ endpoints, count: plan.quick ? 5 : 20 })
     if (plan.integrity) {
       const account = startCpuAccount(servicePids)
-      report.integrity = await runIntegrity(integrityOptions(endpoints, plan.quick))
+      const options = integrityOptions(endpoints, plan.quick)
+      report.integrity = await runIntegrity({ ...options, units: plan.integrityUnits ?? options.units })
       report.cpu.integrity = account()
     }
     // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
