@@ -9,6 +9,7 @@
 //   quorum). Options are looked up by name in the coordinator's defaults, so the benchmark runs on a
 //   coordinator that has none of them and reports what it found.
 import { DEFAULT_TUNING, type CoordinatorTuning } from '../coordinator/index.js'
+import { BENCH_API_TUNING } from './api-access.js'
 import { BENCH_SIGNUP_TUNING } from './nats-login.js'
 
 /** Loopback in the forms a Node HTTP server reports it. */
@@ -41,9 +42,7 @@ export function integrityTuning(): IntegrityTuning {
   return {
     tuning: {
       ...BENCH_SIGNUP_TUNING,
-      // Jobs are posted without an API key; quotas are not what this measures.
-      anonymous: true,
-      anonymousQuota: { unitsInFlight: null, storedBytes: null, requestsPerMinute: null, maxPriority: 0 },
+      ...BENCH_API_TUNING,
       ...(extra as Partial<CoordinatorTuning>),
     },
     networkOptions,
