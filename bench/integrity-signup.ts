@@ -6,20 +6,26 @@
 // it stands for travels in `X-Forwarded-For`, which a coordinator that trusts loopback as a proxy
 // takes as the client's (integrity-tuning.ts turns that on where the coordinator has the option; a
 // coordinator without it sees loopback for all, as before).
-// Owners: the identities of one owner (a Sybil group, or one person's machines) name the same owner
-// key in their signed sign-up payload (`owner`: the owner's peer id). A coordinator that does not
-// know the field ignores it.
+// Owners: the identities of one owner (a Sybil group, or one person's machines) link themselves to
+// one owner key in their signed sign-up payload: `owner` (the owner's peer id) and `ownerSig` (the
+// owner's detached Ed25519 signature, tag `volunteer.owner`, over the msgpack of
+// `{ type: 'volunteer.owner', v: 1, peerId }`). A coordinator that does not know the fields ignores them.
 import { connect } from '@nats-io/transport-node'
 import { jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { createUser } from '@nats-io/nkeys'
 import {
+  concatBytes,
+  encode,
   inboxPrefixFor,
   parseSignupChallenge,
   parseSignupReply,
   powPrefix,
   seal,
+  sign,
   signupRequest,
   solvePow,
+  toBase64Url,
+  utf8,
   type Identity,
 } from '../shared/index.js'
 
@@ -33,6 +39,13 @@ export interface SimulatedSignup {
 }
 
 const TIMEOUT_MS = 15_000
+
+/** The sign-up payload's fields that link identity `peerId` to `owner`. */
+async function ownerLink(owner: Identity, peerId: string): Promise<{ owner: string; ownerSig: string }> {
+  const consent = encode({ type: 'volunteer.owner', v: 1, peerId })
+  const sig = await sign(owner, concatBytes(utf8('cohort/v1/volunteer.owner\u0000'), consent))
+  return { owner: owner.id, ownerSig: toBase64Url(sig) }
+}
 
 async function call(url: URL, address: string, init: RequestInit): Promise<unknown> {
   const response = await fetch(url, {
@@ -61,7 +74,7 @@ export async function signUpSimulated(o: SimulatedSignup): Promise<{ jwt: string
     peerId: o.identity.id,
     natsKey,
     challenge: challenge.challenge,
-    ...(o.owner === undefined ? {} : { owner: o.owner.id }),
+    ...(o.owner === undefined ? {} : await ownerLink(o.owner, o.identity.id)),
   }
   const envelope = await seal('volunteer.signup', payload, o.identity)
   const reply = parseSignupReply(
