@@ -222,7 +222,10 @@ test('lease abuse - a unit given back goes to its giver again only after nobody 
     return again.length === 1
   })
   // A lower bound only: a slow machine makes it later, never earlier.
-  t.true(Date.now() - releasedAt >= graceMs, `not before the grace period: after ${Date.now() - releasedAt} ms`)
+  t.true(
+    Date.now() - releasedAt >= graceMs,
+    `not before the grace period: after ${Date.now() - releasedAt} ms`,
+  )
   t.is(again[0]!.unitId, unitId)
   t.not(again[0]!.replicaId, got[0]!.replicaId)
 })
