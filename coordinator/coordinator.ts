@@ -16,6 +16,7 @@ import {
   type Identity,
   type Logger,
 } from '../shared/index.js'
+import { createCaughtEvents } from './caught.js'
 import { createClaimService } from './claim-service.js'
 import { createSignupService } from './credentials/signup-service.js'
 import { createVolunteerIssuer } from './credentials/volunteer-issuer.js'
@@ -165,6 +166,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           tuning,
           counters,
           log: log.child('signup'),
+          ...(tuning.vouchSignups
+            ? { onSignedUp: async (id: string) => void (await store.vouch([id])) }
+            : {}),
         })
   const volunteers = volunteersRouter({ signup })
   extraHttp.unshift(
@@ -216,6 +220,24 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)
+      // Earned trust: the deployment's parameters, read by the scripts, and the operator's own hosts.
+      await store.setTrustParams({
+        saboteurFraction: tuning.saboteurFraction,
+        vouchedCredibility: tuning.vouchedCredibility,
+        anchorCredibility: tuning.anchorCredibility,
+        unanchoredGroup: tuning.unanchoredGroup,
+        minCredibility: tuning.defaultMinCredibility,
+        spotCheckRate: tuning.defaultSpotCheckRate,
+      })
+      await store.vouch(tuning.vouchedWorkers)
+      const caughtEvents = createCaughtEvents({
+        connection: bullConnection,
+        redisPrefix: tuning.redisPrefix,
+        store,
+        counters,
+        log: log.child('caught'),
+        sweepIntervalMs: tuning.sweepIntervalMs,
+      })
       const common = { nats: nc, subjects, tuning, counters }
       const pipeline = createPipeline({
         connection: bullConnection,
@@ -241,6 +263,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         jobTypes,
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
+        onCaught: (ids) => caughtEvents.caught(ids),
       })
       // Data requests: tied to a lease that needs the data, and within a per-identity budget.
       const needs = createLeaseNeeds({ store, jobTypes, modules, datasets, counters })
@@ -283,7 +306,17 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       chunkService.start()
       claimService.start()
       uploadReaper.start()
-      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline, uploadReaper]
+      caughtEvents.start()
+      parts = [
+        validator,
+        claimService,
+        scheduler,
+        moduleService,
+        chunkService,
+        pipeline,
+        uploadReaper,
+        caughtEvents,
+      ]
       const app = createApp({
         store,
         modules,
@@ -308,6 +341,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`
       // Pick up anything a previous coordinator left unfinished.
       await pipeline.sweep()
+      await caughtEvents.sweep()
       log.info('coordinator started', { url, keyId: init.identity.keyId })
     },
     async stop() {

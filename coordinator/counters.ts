@@ -54,6 +54,12 @@ export interface Counters {
   dataRequestsRefused: number
   /** Data requests refused because the requester's egress budget was spent (told when to retry). */
   egressRefused: number
+  /** Identities caught: a result disagreed with an accepted one (a failed spot check among them). */
+  identitiesCaught: number
+  /** Units accepted on one trusted identity's result alone (adaptive replication). */
+  unitsAcceptedAlone: number
+  /** Lone results of trusted identities drawn for a spot check (their held replicas went out). */
+  spotChecks: number
 }
 
 export function createCounters(): Counters {
@@ -87,5 +93,8 @@ export function createCounters(): Counters {
     repliesRefused: 0,
     dataRequestsRefused: 0,
     egressRefused: 0,
+    identitiesCaught: 0,
+    unitsAcceptedAlone: 0,
+    spotChecks: 0,
   }
 }

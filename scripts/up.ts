@@ -100,6 +100,8 @@ export async function up(o: UpOptions): Promise<Cluster> {
     const keyFile = join(dataDir, 'workers', `worker-${i}.json`)
     // Created here, so the console can name each worker and a restarted one keeps its identity.
     const { identity } = await loadOrCreateIdentity(keyFile)
+    // The operator's own hosts: vouched for, so their results anchor units from the first one.
+    await coordinator.store.vouch([identity.id])
     const name = `worker ${i} (${identity.id.slice(0, 8)})`
     const w = supervise({
       name,

@@ -57,6 +57,12 @@ export interface ClusterInit {
   services: TestServices
   coordinators?: number
   tuning?: Partial<CoordinatorTuning>
+  /**
+   * Vouch for every identity that signs up with this cluster (`vouchSignups`), as `cohort up` does
+   * for its own daemons (default true): their results anchor units from the first one. Tests of
+   * earned trust set false and vouch for their honest workers with `vouch(...)` or `addWorker`.
+   */
+  vouch?: boolean
 }
 
 export interface Cluster {
@@ -78,9 +84,13 @@ export interface Cluster {
     peers?: PeerOptions | false
     /** The coordinator to sign up with (default: the first of this cluster). */
     coordinatorUrl?: string
+    /** Vouch for this worker (in a cluster started with `vouch: false`). */
+    vouch?: boolean
   }): Promise<TestWorker>
   /** Where a volunteer of this cluster signs up (the first coordinator) and connects. */
   readonly volunteerAccess: SignupAccess
+  /** Vouch for identities as the operator's own hosts (for raw volunteers that play honest workers). */
+  vouch(...ids: string[]): Promise<void>
   /** Environment-style arguments for a `cohort` child process of this cluster. */
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
   /** Arguments of a `cohort worker` child process of this cluster, with its key file. */
@@ -111,6 +121,8 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     // test/api-owners.test.ts sets its own keys, quotas and anonymous setting.
     anonymous: true,
     anonymousQuota: { unitsInFlight: null, storedBytes: null, requestsPerMinute: null, maxPriority: 100 },
+    // Every identity that signs up is the test's own host, unless the test is about earned trust.
+    vouchSignups: init.vouch !== false,
     ...init.tuning,
   }
 
@@ -141,6 +153,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
         ? access()
         : { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
     const nats = await connectVolunteer(signup, wid, { reconnect: true })
+    if (opts.vouch === true) await vouch(wid.id)
     const base = createPoolRunner({ threads: opts.threads ?? 1 })
     const daemon = createWorkerDaemon({
       nats,
@@ -169,6 +182,12 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     return w
   }
 
+  const vouch = async (...ids: string[]): Promise<void> => {
+    const c = coordinators[0]
+    if (c === undefined) throw new Error('no coordinator')
+    await c.store.vouch(ids)
+  }
+
   const access = (): SignupAccess => {
     const c = coordinators[0]
     if (c === undefined) throw new Error('no coordinator')
@@ -193,6 +212,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     },
     addCoordinator,
     addWorker,
+    vouch,
     cliArgs: { natsUrl: services.natsUrl, redisUrl: services.redisUrl, trust: identity.id },
     workerArgs: (keyFile, ...extra) => [
       'worker',
