@@ -51,8 +51,15 @@ export interface UpOptions {
 
 const CLI = fileURLToPath(new URL('../../bin/cohort.js', import.meta.url))
 
-/** The demo job: π(10^9), a published value anyone can check. */
-export const DEMO_JOB = { type: 'primes', params: { to: 1_000_000_000 }, redundancy: { quorum: 2 } }
+/**
+ * The demo job: π(10^9), a published value anyone can check. Every unit is cross-checked
+ * (`spotCheckRate` 1), even once the daemons have earned units alone, as the demo says.
+ */
+export const DEMO_JOB = {
+  type: 'primes',
+  params: { to: 1_000_000_000 },
+  redundancy: { quorum: 2, spotCheckRate: 1 },
+}
 export const DEMO_ANSWER = 50_847_534
 
 export interface Cluster {
