@@ -6,7 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createCoordinator, type Coordinator, type CoordinatorTuning } from '../../coordinator/index.js'
+import { Redis } from 'ioredis'
+import {
+  createCoordinator,
+  createStore,
+  type Coordinator,
+  type CoordinatorTuning,
+} from '../../coordinator/index.js'
 import { builtinJobTypes } from '../../jobs/index.js'
 import {
   createLogger,
@@ -58,9 +64,10 @@ export interface ClusterInit {
   coordinators?: number
   tuning?: Partial<CoordinatorTuning>
   /**
-   * Vouch for every identity that signs up with this cluster (`vouchSignups`), as `cohort up` does
-   * for its own daemons (default true): their results anchor units from the first one. Tests of
-   * earned trust set false and vouch for their honest workers with `vouch(...)` or `addWorker`.
+   * Vouch for the worker daemons `addWorker` starts and for every identity that signs up with this
+   * cluster's coordinators (`vouchSignups`), as `cohort up` does for its own daemons (default true):
+   * their results anchor units from the first one. Tests of earned trust set false and vouch for
+   * their honest workers with `addWorker({ vouch: true })` or `vouch(...)`.
    */
   vouch?: boolean
 }
@@ -84,7 +91,7 @@ export interface Cluster {
     peers?: PeerOptions | false
     /** The coordinator to sign up with (default: the first of this cluster). */
     coordinatorUrl?: string
-    /** Vouch for this worker (in a cluster started with `vouch: false`). */
+    /** Vouch for this worker (default: as the cluster's `vouch`). */
     vouch?: boolean
   }): Promise<TestWorker>
   /** Where a volunteer of this cluster signs up (the first coordinator) and connects. */
@@ -153,7 +160,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
         ? access()
         : { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
     const nats = await connectVolunteer(signup, wid, { reconnect: true })
-    if (opts.vouch === true) await vouch(wid.id)
+    if (opts.vouch ?? init.vouch !== false) await vouch(wid.id)
     const base = createPoolRunner({ threads: opts.threads ?? 1 })
     const daemon = createWorkerDaemon({
       nats,
@@ -182,10 +189,15 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     return w
   }
 
+  // Vouching goes straight to the cluster's Redis: a worker may sign up with a coordinator the
+  // cluster did not start (a CLI child process).
+  let admin: { redis: Redis; store: ReturnType<typeof createStore> } | undefined
   const vouch = async (...ids: string[]): Promise<void> => {
-    const c = coordinators[0]
-    if (c === undefined) throw new Error('no coordinator')
-    await c.store.vouch(ids)
+    if (admin === undefined) {
+      const redis = new Redis(services.redisUrl)
+      admin = { redis, store: createStore({ redis, prefix: redisPrefix }) }
+    }
+    await admin.store.vouch(ids)
   }
 
   const access = (): SignupAccess => {
@@ -243,6 +255,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     async stop() {
       await Promise.allSettled(workers.map((w) => w.stop()))
       await Promise.allSettled(coordinators.map((c) => c.stop()))
+      admin?.redis.disconnect()
     },
   }
 }
