@@ -89,10 +89,12 @@ end
 -- Adaptive replication: when a unit's first replica is leased to an identity whose earned
 -- credibility reaches the job's target (and the anchor level), the unit's other replicas are held
 -- (state 'held', out of the ready queue): its result may be accepted alone (DECIDE).
+-- Never for a job that asks every unit to be checked (rate 1), or that allows a single replica
+-- (maxReplicas 1: a spot check could not be made).
 local function soloEligible(jid, w)
-  local j = redis.call('HMGET', p..'job:'..jid, 'minCredibility', 'spotCheckRate')
+  local j = redis.call('HMGET', p..'job:'..jid, 'minCredibility', 'spotCheckRate', 'maxReplicas')
   local target = tonumber(j[1] or trust().target)
-  if tonumber(j[2] or trust().rate) >= 1 then return false end
+  if tonumber(j[2] or trust().rate) >= 1 or tonumber(j[3] or '0') < 2 then return false end
   local cr = earnedCredibility(w)
   return cr >= target and cr >= trust().anchor
 end
