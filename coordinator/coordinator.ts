@@ -171,6 +171,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           tuning,
           counters,
           log: log.child('signup'),
+          ...(tuning.vouchSignups
+            ? { onSignedUp: async (id: string) => void (await store.vouch([id])) }
+            : {}),
         })
   const volunteers = volunteersRouter({ signup })
   extraHttp.unshift(
@@ -227,6 +230,16 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)
+      // Earned trust: the deployment's parameters, read by the scripts, and the operator's own hosts.
+      await store.setTrustParams({
+        saboteurFraction: tuning.saboteurFraction,
+        vouchedCredibility: tuning.vouchedCredibility,
+        anchorCredibility: tuning.anchorCredibility,
+        unanchoredGroup: tuning.unanchoredGroup,
+        minCredibility: tuning.defaultMinCredibility,
+        spotCheckRate: tuning.defaultSpotCheckRate,
+      })
+      await store.vouch(tuning.vouchedWorkers)
       const common = { nats: nc, subjects, tuning, counters }
       const pipeline = createPipeline({
         connection: bullConnection,

@@ -54,8 +54,12 @@ export interface Counters {
   dataRequestsRefused: number
   /** Data requests refused because the requester's egress budget was spent (told when to retry). */
   egressRefused: number
-  /** Identities caught with a wrong result (by this coordinator's decisions). */
-  workersCaught: number
+  /** Identities caught: a result disagreed with an accepted one (a failed spot check among them). */
+  identitiesCaught: number
+  /** Units accepted on one trusted identity's result alone (adaptive replication). */
+  unitsAcceptedAlone: number
+  /** Lone results of trusted identities drawn for a spot check (their held replicas went out). */
+  spotChecks: number
   /** Requests of caught identities refused (work, results). */
   bannedRefused: number
   /** Results of caught identities discarded by backtracking. */
@@ -97,7 +101,9 @@ export function createCounters(): Counters {
     repliesRefused: 0,
     dataRequestsRefused: 0,
     egressRefused: 0,
-    workersCaught: 0,
+    identitiesCaught: 0,
+    unitsAcceptedAlone: 0,
+    spotChecks: 0,
     bannedRefused: 0,
     resultsDiscarded: 0,
     unitsReopened: 0,

@@ -31,6 +31,8 @@ export interface JobView {
   units: { total: number; validated: number; failed: number; pending: number; planned: boolean }
   progress: number
   extraReplicas: number
+  /** How many agreeing results a unit needs, and how credible they must be (docs/security.md). */
+  redundancy: { quorum: number; maxReplicas: number; minCredibility: number; spotCheckRate: number }
   error?: string
   revisions?: RevisionView[]
 }

@@ -78,9 +78,14 @@ program
   .option('--api-keys-file <path>', 'API keys, names, roles and quotas, JSON (env COHORT_API_KEYS_FILE)')
   .option('--anonymous', 'let callers without a key use the API, as one owner with small quotas')
   .option('--upload-retention-hours <n>', 'hours an upload is kept after its last use', '168')
+  .option(
+    '--vouch <peer-id...>',
+    "the operator's own worker hosts (peer ids), trusted to anchor results (see docs/security.md)",
+  )
   .action(
     async (o: {
       port: string
+      vouch?: string[]
       host: string
       apiKeysFile?: string
       anonymous?: boolean
@@ -120,6 +125,7 @@ program
           ...(signupPowBits === undefined ? {} : { signupPowBits }),
           ...(signupPerAddress === undefined ? {} : { signupPerAddress }),
           anonymous: o.anonymous === true,
+          vouchedWorkers: (o.vouch ?? []).flatMap((v) => v.split(',')).filter((v) => v !== ''),
           uploadRetentionMs:
             (intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600) ?? 168) * 3600_000,
         },

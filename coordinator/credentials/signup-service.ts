@@ -51,6 +51,8 @@ export interface SignupServiceInit {
   counters: Counters
   log: Logger
   now?: () => number
+  /** Called for each identity that signed up, before its credentials are returned. */
+  onSignedUp?: (peerId: string) => Promise<void>
 }
 
 export interface SignupService {
@@ -143,6 +145,7 @@ export function createSignupService(init: SignupServiceInit): SignupService {
           new ValidationError('pow', `does not give ${bits} leading zero bits for this challenge`),
         )
       const credentials = init.issuer.issue(payload.peerId, payload.natsKey)
+      await init.onSignedUp?.(payload.peerId)
       counters.volunteersSignedUp++
       log.info('volunteer signed up', { peerId: payload.peerId, expiresAt: credentials.expiresAt })
       return { v: 1, peerId: payload.peerId, jwt: credentials.jwt, expiresAt: credentials.expiresAt }

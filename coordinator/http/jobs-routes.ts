@@ -41,7 +41,12 @@ export function jobView(j: JobRecord) {
     version: j.version,
     state: j.state,
     params: j.params,
-    redundancy: { quorum: j.quorum, maxReplicas: j.maxReplicas },
+    redundancy: {
+      quorum: j.quorum,
+      maxReplicas: j.maxReplicas,
+      minCredibility: j.minCredibility,
+      spotCheckRate: j.spotCheckRate,
+    },
     priority: j.priority,
     units: {
       total: j.unitsTotal,
@@ -124,7 +129,11 @@ export function jobsRouter(init: JobsRoutesInit): Router {
 
   router.post('/jobs', async (ctx) => {
     const caller = callerOf(ctx)
-    const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, tuning.defaultQuorum)
+    const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, {
+      quorum: tuning.defaultQuorum,
+      minCredibility: tuning.defaultMinCredibility,
+      spotCheckRate: tuning.defaultSpotCheckRate,
+    })
     if (req.priority > caller.quota.maxPriority)
       throw new ValidationError('priority', `must be at most ${caller.quota.maxPriority} for this API key`)
     const { jobType, params } = req
@@ -161,6 +170,8 @@ export function jobsRouter(init: JobsRoutesInit): Router {
         params,
         quorum: req.quorum,
         maxReplicas: req.maxReplicas,
+        minCredibility: req.minCredibility,
+        spotCheckRate: req.spotCheckRate,
         priority: req.priority,
         owner: caller.owner,
       },

@@ -6,7 +6,7 @@ import { HELPERS } from './scripts.js'
 
 /** catch(prefix, worker, reason, now) -> 1 when newly caught, 0 when it was caught before. */
 export const CATCH = `${HELPERS}
-return catchWorker(ARGV[2], ARGV[3], ARGV[4])
+return markCaught(ARGV[2], ARGV[3], ARGV[4])
 `
 
 /**

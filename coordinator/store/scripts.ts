@@ -3,6 +3,7 @@
 // leaves a consistent state behind.
 //
 // All scripts take the key prefix as ARGV[1] (single Redis / sentinel deployments; see docs).
+import { TRUST_HELPERS } from './trust-scripts.js'
 
 /** Shared Lua helpers, prepended to scripts that need them. */
 export const HELPERS = `
@@ -25,18 +26,6 @@ local function jobActive(jid)
   local s = redis.call('HGET', p..'job:'..jid, 'state')
   return s == 'queued' or s == 'running' or s == 'revising'
 end
--- An identity caught with a wrong result: recorded once (1 the first time, else 0), banned from then
--- on, and due for backtracking (\`backtrack:due\`) until every unit it returned a result for has been
--- validated again (coordinator/backtracker.ts).
-local function catchWorker(worker, reason, now)
-  if redis.call('HSETNX', p..'worker:'..worker, 'caught', now) == 0 then return 0 end
-  redis.call('HSET', p..'worker:'..worker, 'caughtReason', reason)
-  redis.call('ZADD', p..'backtrack:due', now, worker)
-  return 1
-end
-local function banned(worker)
-  return redis.call('HEXISTS', p..'worker:'..worker, 'caught') == 1
-end
 local function unitFail(uid, jid, reason, now)
   redis.call('HSET', p..'unit:'..uid, 'state', 'failed', 'error', reason)
   redis.call('HINCRBY', p..'job:'..jid, 'unitsFailed', 1)
@@ -46,6 +35,7 @@ local function unitFail(uid, jid, reason, now)
     redis.call('ZADD', p..'ended', now, jid)
   end
 end
+${TRUST_HELPERS}
 -- A lease ended without a result (expired, handed back, renewed past its lifetime): the loss is
 -- the worker's, not the unit's. It is counted on the worker (\`released\` or \`expired\` on
 -- worker:{id}), and the worker stays in the unit's worker set, so it never gets this unit again.
@@ -60,6 +50,8 @@ local function leaseEnded(rid, uid, jid, worker, newState, now, maxWorkers, keep
   redis.call('ZREM', p..'leases', rid)
   redis.call('SREM', p..'worker:'..worker..':leases', rid)
   if redis.call('HGET', p..'unit:'..uid, 'state') ~= 'pending' or not jobActive(jid) then return 0 end
+  -- A unit left to this worker alone (adaptive replication) goes back to full replication.
+  if redis.call('HGET', p..'unit:'..uid, 'solo') == worker then releaseHeld(uid, jid) end
   redis.call('HINCRBY', p..'worker:'..worker, newState, 1)
   redis.call('HINCRBY', p..'unit:'..uid, 'lost', 1)
   if keepEligible then
@@ -141,7 +133,9 @@ return created
  *    so a unit's quorum always comes from distinct workers. A replica reissued after a lease ended
  *    without a result goes only to a worker with standing (validated work) during its first
  *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
- *    unit among themselves while honest workers wait. Each lease's deadline is at most its
+ *    unit among themselves while honest workers wait. A caught identity gets nothing; a unit whose
+ *    first replica goes to an identity with earned trust has its other replicas held
+ *    (\`adaptiveLease\`, trust-scripts.ts). Each lease's deadline is at most its
  *    lifetime bound `maxUntil` = now + max(lifeFloorMs, lifeFactor x the job's unit estimate).
  *    A worker that let a unit go gets it again only once a replica of it has waited `letGoGraceMs`
  *    without anyone else taking it: everyone else gets first pick, so letting go never steers a worker
@@ -166,7 +160,7 @@ local letGoGrace = tonumber(ARGV[17])
 local hasHolding = ARGV[18] == '1'
 local lk = p..'worker:'..worker..':leases'
 -- 0. A caught identity gets no more work.
-if banned(worker) then return { 'banned', 0, 0, 0, 0, {} } end
+if isCaught(worker) then return { 'banned', 0, 0, 0, 0, {} } end
 local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
 local rk = p..'rate:'..worker
@@ -217,6 +211,8 @@ local out = {}
 local jobs = {}
 local cands = {}
 local established = standing(worker) >= 1
+-- Credibility (TRUST_HELPERS): a caught identity gets no more units.
+if isCaught(worker) then want = 0 end
 if want > 0 then cands = redis.call('ZRANGE', p..'ready', 0, scan - 1) end
 for _, rid in ipairs(cands) do
   if #out >= want then break end
@@ -241,6 +237,8 @@ for _, rid in ipairs(cands) do
           redis.call('SREM', p..'unit:'..uid..':dropped', worker) == 1)) then
       redis.call('ZREM', p..'ready', rid)
       redis.call('SADD', p..'unit:'..uid..':workers', worker)
+      -- Adaptive replication (TRUST_HELPERS): a trusted identity's first replica holds the others.
+      adaptiveLease(uid, jid, worker)
       local maxUntil = now + math.max(lifeFloor, lifeFactor * tonumber(j[3] or '0'))
       local deadline = math.min(now + leaseMs, maxUntil)
       redis.call('HSET', p..'replica:'..rid, 'state', 'leased', 'worker', worker, 'deadline', deadline,
@@ -276,7 +274,7 @@ local leaseMs = tonumber(ARGV[5])
 local maxWorkers = tonumber(ARGV[6])
 local moved, refused, back = {}, {}, 0
 -- Nothing moves to or from a caught identity (its leases are revoked by backtracking).
-local blocked = banned(from) or banned(to)
+local blocked = isCaught(from) or isCaught(to)
 for i = 7, #ARGV do
   local rid = ARGV[i]
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId', 'maxUntil')
@@ -293,6 +291,10 @@ for i = 7, #ARGV do
     local deadline = math.min(now + leaseMs, maxUntil)
     redis.call('SREM', p..'unit:'..uid..':workers', from)
     redis.call('SADD', p..'unit:'..uid..':workers', to)
+    -- A unit left to \`from\` alone (adaptive replication) stays so only if \`to\` may hold it alone.
+    if redis.call('HGET', p..'unit:'..uid, 'solo') == from then
+      if soloEligible(jid, to) then redis.call('HSET', p..'unit:'..uid, 'solo', to) else releaseHeld(uid, jid) end
+    end
     redis.call('HSET', p..'replica:'..rid, 'worker', to, 'deadline', deadline, 'transferredFrom', from,
       'transferredAt', now)
     redis.call('HINCRBY', p..'replica:'..rid, 'transfers', 1)
@@ -322,7 +324,7 @@ local lifeFloor = tonumber(ARGV[5])
 local maxWorkers = tonumber(ARGV[6])
 local out = {}
 local ended = 0
-local isBanned = banned(worker)
+local isBanned = isCaught(worker)
 for i = 7, #ARGV do
   local rid = ARGV[i]
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'jobId', 'unitId', 'maxUntil', 'leasedAt')
@@ -397,7 +399,7 @@ return #rids
 export const SUBMIT = `${HELPERS}
 local rid, worker, uid, digest, output = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now, computeMs = tonumber(ARGV[7]), tonumber(ARGV[8])
-if banned(worker) then
+if isCaught(worker) then
   return { 'rejected', 'this identity is banned: '..(redis.call('HGET', p..'worker:'..worker, 'caughtReason') or '') }
 end
 local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'worker', 'leasedAt')
@@ -438,48 +440,103 @@ return { 'accepted', redis.call('HGET', p..'unit:'..uid, 'state') }
 `
 
 /**
- * decide(prefix, uid, now, nResults, bestSize, bestDigest, agreeingCsv)
- *   -> { verdict, validated, failed, total, { newly caught worker, ... }? }
- * The validator's verdict on one unit, given the agreement it computed over `nResults` results.
- * Returns 'stale' when results arrived or were discarded meanwhile, so the caller evaluates again.
- * On 'validated', the workers whose results disagreed are caught (their ids, when newly caught).
+ * decide(prefix, uid, now, nResults, draw, group...)
+ *   -> { verdict, validated, failed, total, { caught identity, ... }, note }
+ * The validator's verdict on one unit, given the groups of agreeing results it computed over
+ * `nResults` results: each group is `digest|replicaId,replicaId,...`. `draw` is a uniform random
+ * number in [0, 1), the spot-check draw. Returns 'stale' when more results arrived meanwhile, so the
+ * caller evaluates again. `note` is 'solo' for a result accepted alone (adaptive replication),
+ * 'check' when such a result was drawn for a spot check.
+ *
+ * A group is acceptable (docs/security.md, "Credibility and adaptive replication") when its
+ * credibility reaches the job's `minCredibility`, it holds at least one identity at the anchor
+ * level (or, when the operator allows it, `unanchored` identities), and it has `quorum` members —
+ * or it is the one result of a unit left to a trusted identity and not drawn for a check (a checked
+ * unit needs two). Caught identities count for nothing. The unit is validated when exactly one group
+ * is acceptable; every identity whose result disagreed is then caught. Otherwise more replicas are
+ * issued, up to `maxReplicas`, and then the unit fails.
  */
 export const DECIDE = `${HELPERS}
 local uid = ARGV[2]
 local now = ARGV[3]
 local nResults = tonumber(ARGV[4])
-local bestSize = tonumber(ARGV[5])
-local bestDigest = ARGV[6]
-local u = redis.call('HMGET', p..'unit:'..uid, 'state', 'jobId', 'issued')
+local draw = tonumber(ARGV[5])
+local u = redis.call('HMGET', p..'unit:'..uid, 'state', 'jobId', 'issued', 'solo', 'check', 'drawn')
 local jid = u[2]
-if not jid then return { 'unknown', 0, 0, 0 } end
-local function counts(verdict)
+if not jid then return { 'unknown', 0, 0, 0, {}, '' } end
+local function counts(verdict, caught, note)
   local j = redis.call('HMGET', p..'job:'..jid, 'unitsValidated', 'unitsFailed', 'unitsTotal')
-  return { verdict, tonumber(j[1] or '0'), tonumber(j[2] or '0'), tonumber(j[3] or '0') }
+  return { verdict, tonumber(j[1] or '0'), tonumber(j[2] or '0'), tonumber(j[3] or '0'), caught or {}, note or '' }
 end
 if u[1] ~= 'pending' then return counts('settled') end
 if redis.call('HLEN', p..'unit:'..uid..':results') ~= nResults then return counts('stale') end
--- A result discarded meanwhile (backtracking) makes the agreement stale too.
-for rid in string.gmatch(ARGV[7], '[^,]+') do
-  if redis.call('HEXISTS', p..'unit:'..uid..':results', rid) == 0 then return counts('stale') end
+local jf = redis.call('HMGET', p..'job:'..jid, 'quorum', 'maxReplicas', 'minCredibility', 'spotCheckRate')
+local quorum = tonumber(jf[1])
+local maxReplicas = tonumber(jf[2])
+local target = tonumber(jf[3] or trust().target)
+local rate = tonumber(jf[4] or trust().rate)
+local solo, check = u[4], u[5]
+local note = ''
+-- Spot check: the one result of a unit left to a trusted identity is checked at the job's rate,
+-- drawn once, after the result is in (nothing the identity saw depends on it): the held replicas go
+-- out, and the unit then needs at least two agreeing identities.
+if solo and not u[6] and nResults == 1 then
+  redis.call('HSET', p..'unit:'..uid, 'drawn', 1)
+  if draw < rate then
+    releaseHeld(uid, jid)
+    redis.call('HSET', p..'unit:'..uid, 'check', solo)
+    check, solo, note = solo, nil, 'check'
+  end
 end
-local quorum = tonumber(redis.call('HGET', p..'job:'..jid, 'quorum'))
-local maxReplicas = tonumber(redis.call('HGET', p..'job:'..jid, 'maxReplicas'))
-if bestSize >= quorum then
-  redis.call('HSET', p..'unit:'..uid, 'state', 'validated', 'digest', bestDigest, 'validatedAt', now)
+local need = quorum
+if check and need < 2 then need = 2 end
+local res = redis.call('HGETALL', p..'unit:'..uid..':results')
+local workerOf = {}
+for i = 1, #res, 2 do workerOf[res[i]] = string.match(res[i + 1], '^[^|]+|([^|]+)|') end
+local groups = {}
+local accepted, contested = nil, false
+for gi = 6, #ARGV do
+  local digest, list = string.match(ARGV[gi], '^([^|]*)|(.*)$')
+  local g = { digest = digest, rids = {}, members = {}, crs = {}, anchored = false }
+  for rid in string.gmatch(list or '', '[^,]+') do
+    -- A result discarded meanwhile (backtracking) makes the agreement stale.
+    if not workerOf[rid] then return counts('stale') end
+    g.rids[#g.rids + 1] = rid
+    local w = workerOf[rid]
+    local cr = w and credibility(w) or 0
+    if cr > 0 then
+      g.members[#g.members + 1] = w
+      g.crs[#g.crs + 1] = cr
+      if cr >= trust().anchor then g.anchored = true end
+    end
+  end
+  g.size = #g.members
+  g.cr = 0
+  if g.size > 0 then g.cr = groupCredibility(g.crs, 0) end
+  g.alone = solo ~= nil and g.size == 1 and g.members[1] == solo
+  g.ok = g.cr >= target and (g.size >= need or g.alone)
+    and (g.anchored or (trust().unanchored > 0 and g.size >= trust().unanchored))
+  if g.ok then
+    if accepted then contested = true else accepted = g end
+  end
+  groups[#groups + 1] = g
+end
+if accepted and not contested then
+  local g = accepted
+  redis.call('HSET', p..'unit:'..uid, 'state', 'validated', 'digest', g.digest, 'validatedAt', now)
+  moveReplicas(uid, jid, 'held', 'cancelled')
   redis.call('HINCRBY', p..'job:'..jid, 'unitsValidated', 1)
   redis.call('HSET', p..'job:'..jid, 'updatedAt', now)
   -- Trust: every worker whose result agreed gains credit, the job type's estimate of the unit's
   -- compute time (not what the worker claims: that is kept apart, as information); the others lose
-  -- standing.
+  -- standing and are caught (markCaught).
   -- Each result is judged once (\`judged\` on its replica); a unit validated again after
   -- backtracking judges anew only the results whose verdict changed, so nothing is counted twice.
-  -- A worker whose result disagrees with the accepted one is caught (see catchWorker).
   local unitMs = tonumber(redis.call('HGET', p..'job:'..jid, 'unitMs') or '0')
   local agreeing = {}
-  for rid in string.gmatch(ARGV[7], '[^,]+') do agreeing[rid] = true end
+  for _, rid in ipairs(g.rids) do agreeing[rid] = true end
   local caught = {}
-  local res = redis.call('HGETALL', p..'unit:'..uid..':results')
+  local newlyValid = {}
   for i = 1, #res, 2 do
     local rid, val = res[i], res[i + 1]
     local w, ms = string.match(val, '^[^|]+|([^|]+)|(%d+)$')
@@ -492,6 +549,7 @@ if bestSize >= quorum then
         redis.call('HINCRBY', wk, 'claimedMs', tonumber(ms))
         if was == 'invalid' then redis.call('HINCRBY', wk, 'invalid', -1) end
         redis.call('HSET', p..'replica:'..rid, 'judged', 'valid')
+        newlyValid[w] = true
       end
     elseif was ~= 'invalid' then
       redis.call('HINCRBY', wk, 'invalid', 1)
@@ -501,34 +559,74 @@ if bestSize >= quorum then
         redis.call('HINCRBY', wk, 'claimedMs', -tonumber(ms))
       end
       redis.call('HSET', p..'replica:'..rid, 'judged', 'invalid')
-      if catchWorker(w, 'its result for unit '..uid..' disagreed with the accepted one', now) == 1 then
-        caught[#caught + 1] = w
+      local reason = 'its result for unit '..uid..' disagreed with the accepted one'
+      if w == check then reason = 'failed a spot check: '..reason end
+      if markCaught(w, reason, now) == 1 then caught[#caught + 1] = w end
+    end
+  end
+  -- Checked results: the identity under a spot check, and each member the rest of the group would
+  -- have vouched for (its credibility without that member reaches the anchor level). A result
+  -- accepted alone was checked by nobody and earns nothing.
+  if g.size >= 2 then
+    for i, w in ipairs(g.members) do
+      if newlyValid[w] and (w == check or groupCredibility(g.crs, i) >= trust().anchor) then
+        redis.call('HINCRBY', p..'worker:'..w, 'passed', 1)
+        if w == check then redis.call('HINCRBY', p..'worker:'..w, 'spotPassed', 1) end
       end
     end
   end
+  if g.alone then note = 'solo' end
   -- Keep only the canonical output.
-  local out = redis.call('HGET', p..'unit:'..uid..':outputs', bestDigest)
+  local out = redis.call('HGET', p..'unit:'..uid..':outputs', g.digest)
   redis.call('DEL', p..'unit:'..uid..':outputs')
   redis.call('HSET', p..'unit:'..uid, 'output', out)
-  local c = counts('validated')
-  c[5] = caught
-  return c
+  return counts('validated', caught, note)
 end
+-- Not accepted: a unit left to one identity goes back to full replication.
+releaseHeld(uid, jid)
 local issued = tonumber(u[3])
-local outstanding = issued - nResults
-if bestSize + outstanding + (maxReplicas - issued) < quorum then
-  unitFail(uid, jid, 'no quorum of '..quorum..' agreeing results after '..issued..' replicas', now)
-  return counts('failed')
+local best = nil
+for _, g in ipairs(groups) do
+  if not best or g.size > best.size or (g.size == best.size and g.cr > best.cr) then best = g end
 end
-local needed = quorum - bestSize - outstanding
+local bestSize = 0
+if best then bestSize = best.size end
+local outstanding = issued - nResults
+local function why()
+  local msg = 'no quorum of '..need..' agreeing results after '..issued..' replicas'
+  if contested then
+    return msg..': two groups of agreeing results each reached credibility '..target
+  end
+  if best and bestSize >= need then
+    msg = msg..' reached credibility '..target..' (best: '..bestSize..' agreeing at '
+      ..string.format('%.6g', best.cr)
+    if not best.anchored then msg = msg..', none of them trusted' end
+    msg = msg..')'
+  end
+  return msg
+end
+if bestSize + outstanding + (maxReplicas - issued) < need
+  or (outstanding <= 0 and issued >= maxReplicas) then
+  unitFail(uid, jid, why(), now)
+  return counts('failed', {}, note)
+end
+local needed = need - bestSize - outstanding
+if needed < 1 and outstanding <= 0 then needed = 1 end
 if needed > 0 then
   if needed > maxReplicas - issued then needed = maxReplicas - issued end
   for i = 1, needed do newReplica(uid, jid, now) end
   redis.call('HINCRBY', p..'unit:'..uid, 'issued', needed)
   redis.call('HINCRBY', p..'job:'..jid, 'replicasExtra', needed)
-  return counts('reissued')
+  return counts('reissued', {}, note)
 end
-return counts('waiting')
+return counts('waiting', {}, note)
+`
+
+/**
+ * credibility(prefix, worker) -> { credibility, earned } as strings: what DECIDE and WORK use now.
+ */
+export const CREDIBILITY = `${HELPERS}
+return { tostring(credibility(ARGV[2])), tostring(earnedCredibility(ARGV[2])) }
 `
 
 /** cancel(prefix, jid, now) -> previous state. Only active jobs can be cancelled. */

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis'
 import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
 import * as backtrackScripts from './backtrack-scripts.js'
+import * as trustScripts from './trust-scripts.js'
 
 /** `revising`: a completed job whose result is being recomputed after backtracking (still readable). */
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'revising'
@@ -28,6 +29,10 @@ export interface NewJob {
   params: unknown
   quorum: number
   maxReplicas: number
+  /** Credibility a unit's accepted result must reach (docs/security.md). */
+  minCredibility: number
+  /** Chance that a result accepted alone (adaptive replication) is checked by other replicas. */
+  spotCheckRate: number
   priority: number
   owner: string
 }
@@ -73,8 +78,32 @@ export interface DecideOutcome {
   validated: number
   failed: number
   total: number
-  /** Workers caught by this decision: their results disagreed with the accepted one. */
+  /** Identities caught by this decision (their result disagreed with the accepted one). */
   caught: string[]
+  /** `solo`: accepted alone (adaptive replication); `check`: a lone result drawn for a spot check. */
+  note: '' | 'solo' | 'check'
+}
+
+/** A group of agreeing results: a digest (the canonical one if accepted) and its replicas. */
+export interface ResultGroup {
+  digest: string
+  replicaIds: string[]
+}
+
+/** The deployment's trust parameters (docs/security.md, "Credibility and adaptive replication"). */
+export interface TrustParams {
+  /** Assumed fraction of saboteurs among identities, f. */
+  saboteurFraction: number
+  /** Credibility of a vouched (operator's own) host that has not earned more. */
+  vouchedCredibility: number
+  /** Credibility an identity needs to anchor a group of agreeing results. */
+  anchorCredibility: number
+  /** Agreeing identities that may validate a unit without an anchor (0: never). */
+  unanchoredGroup: number
+  /** Default minimum credibility of jobs that do not set one. */
+  minCredibility: number
+  /** Default spot-check rate of jobs that do not set one. */
+  spotCheckRate: number
 }
 
 export interface WorkerStats {
@@ -89,6 +118,14 @@ export interface WorkerStats {
   released: number
   /** Leases that expired in its hands (or were renewed past their lifetime). */
   expired: number
+  /** Checked results: agreements the rest of their group vouched for, and spot checks passed. */
+  passed: number
+  /** Spot checks passed (its lone result checked by other replicas, and agreed). */
+  spotPassed: number
+  /** Whether the operator vouched for this identity (its own host). */
+  vouched: boolean
+  /** When it was caught (ms), and why; absent while it never was. */
+  caught?: { at: number; reason: string }
 }
 
 /** The lease rules a work request is served by (the coordinator's tuning has them all). */
@@ -133,6 +170,9 @@ interface ScriptedRedis extends Redis {
   cohortExpire(...args: (string | number)[]): Promise<number>
   cohortSubmit(...args: (string | number | Uint8Array)[]): Promise<string[]>
   cohortDecide(...args: (string | number)[]): Promise<Reply[]>
+  cohortCredibility(...args: (string | number)[]): Promise<[string, string]>
+  cohortVouch(...args: (string | number)[]): Promise<number>
+  cohortTrustParams(...args: (string | number)[]): Promise<string>
   cohortCancel(...args: (string | number)[]): Promise<string | null>
   cohortComplete(...args: (string | number)[]): Promise<number>
   cohortCreateJob(...args: (string | number)[]): Promise<number>
@@ -245,6 +285,9 @@ export function createStore(init: StoreInit) {
   define('cohortExpire', scripts.EXPIRE)
   define('cohortSubmit', scripts.SUBMIT)
   define('cohortDecide', scripts.DECIDE)
+  define('cohortCredibility', scripts.CREDIBILITY)
+  define('cohortVouch', trustScripts.VOUCH)
+  define('cohortTrustParams', trustScripts.SET_TRUST_PARAMS)
   define('cohortCancel', scripts.CANCEL)
   define('cohortComplete', scripts.COMPLETE)
   define('cohortCreateJob', ownerScripts.CREATE_JOB)
@@ -306,6 +349,8 @@ export function createStore(init: StoreInit) {
         params: JSON.stringify(job.params),
         quorum: job.quorum,
         maxReplicas: job.maxReplicas,
+        minCredibility: job.minCredibility,
+        spotCheckRate: job.spotCheckRate,
         priority: job.priority,
         owner: job.owner,
         state: 'queued',
@@ -353,6 +398,8 @@ export function createStore(init: StoreInit) {
         params: JSON.parse(h['params'] ?? 'null') as unknown,
         quorum: num(h['quorum']),
         maxReplicas: num(h['maxReplicas']),
+        minCredibility: num(h['minCredibility']),
+        spotCheckRate: num(h['spotCheckRate']),
         priority: num(h['priority']),
         owner: h['owner'] ?? '',
         state: h['state'] as JobState,
@@ -580,22 +627,58 @@ export function createStore(init: StoreInit) {
       return redis.hmgetBuffer(`${p}unit:${unitId}:outputs`, ...digests)
     },
 
+    /**
+     * Decide a unit on the groups of agreeing results over `nResults` results (see DECIDE); `draw`
+     * is a uniform random number in [0, 1) for the spot-check draw.
+     */
     async decide(
       unitId: string,
       nResults: number,
-      bestSize: number,
-      bestDigest: string,
-      agreeing: string[],
+      groups: ResultGroup[],
+      draw: number,
       now: number,
-    ) {
-      const r = await redis.cohortDecide(p, unitId, now, nResults, bestSize, bestDigest, agreeing.join(','))
+    ): Promise<DecideOutcome> {
+      const r = await redis.cohortDecide(
+        p,
+        unitId,
+        now,
+        nResults,
+        draw,
+        ...groups.map((g) => `${g.digest}|${g.replicaIds.join(',')}`),
+      )
       return {
         verdict: r[0] as Verdict,
         validated: Number(r[1]),
         failed: Number(r[2]),
         total: Number(r[3]),
         caught: Array.isArray(r[4]) ? r[4].map(String) : [],
-      } satisfies DecideOutcome
+        note: (r[5] ?? '') as DecideOutcome['note'],
+      }
+    },
+
+    /** The credibility DECIDE gives `worker` now, and the part it earned (without a vouch). */
+    async credibility(worker: string): Promise<{ credibility: number; earned: number }> {
+      const [cr, earned] = await redis.cohortCredibility(p, worker)
+      return { credibility: Number(cr), earned: Number(earned) }
+    },
+
+    /** Vouch for the operator's own hosts; returns how many were not vouched before. */
+    async vouch(workers: string[]): Promise<number> {
+      if (workers.length === 0) return 0
+      return redis.cohortVouch(p, ...workers)
+    },
+
+    /** Write the deployment's trust parameters, read by every script. */
+    async setTrustParams(t: TrustParams): Promise<void> {
+      await redis.cohortTrustParams(
+        p,
+        t.saboteurFraction,
+        t.vouchedCredibility,
+        t.anchorCredibility,
+        t.unanchoredGroup,
+        t.minCredibility,
+        t.spotCheckRate,
+      )
     },
 
     /** Canonical outputs of units [0, total) of a job, in order. */
@@ -760,6 +843,12 @@ export function createStore(init: StoreInit) {
         claimedMs: num(h['claimedMs']),
         released: num(h['released']),
         expired: num(h['expired']),
+        passed: num(h['passed']),
+        spotPassed: num(h['spotPassed']),
+        vouched: h['vouched'] === '1',
+        ...(h['caught'] === undefined
+          ? {}
+          : { caught: { at: num(h['caughtAt']), reason: h['caughtReason'] ?? '' } }),
       }
     },
 
