@@ -11,6 +11,7 @@ import {
 import { builtinJobTypes } from '../jobs/index.js'
 import { createApiClient, type ApiClient } from '../scripts/api-client.js'
 import { generateIdentity } from '../shared/index.js'
+import { BENCH_API_TUNING } from './api-access.js'
 import { benchLogger } from './log.js'
 import { BENCH_SIGNUP_TUNING, coordinatorLogin, type NatsLogin } from './nats-login.js'
 import { now, sleep } from './stats.js'
@@ -101,6 +102,7 @@ export async function startBenchCluster(init: {
     port: 0,
     tuning: {
       ...BENCH_SIGNUP_TUNING,
+      ...BENCH_API_TUNING,
       ...init.tuning,
       redisPrefix: `${uniquePrefix(init.label)}:`,
       subjectPrefix,

@@ -16,6 +16,7 @@ import { createApiClient } from '../scripts/api-client.js'
 import { generateIdentity, type ContentRef } from '../shared/index.js'
 import type { Endpoints } from './cluster.js'
 import { benchLogger, progress } from './log.js'
+import { BENCH_API_TUNING } from './api-access.js'
 import { BENCH_SIGNUP_TUNING, coordinatorLogin } from './nats-login.js'
 import { processCpuMs, startCpuAccount, type CpuShares } from './machine.js'
 import type { P2pHostInit, P2pMode, P2pReply, P2pRequest } from './p2p-protocol.js'
@@ -306,7 +307,13 @@ export async function runP2p(opts: P2pOptions): Promise<P2pResult> {
     log: benchLogger('coordinator'),
     port: 0,
     // Leases outlast the slowest resolve: the peers hold theirs while they fetch, and never renew.
-    tuning: { redisPrefix: `${subjectPrefix}:`, subjectPrefix, leaseMs: 3600_000, ...BENCH_SIGNUP_TUNING },
+    tuning: {
+      redisPrefix: `${subjectPrefix}:`,
+      subjectPrefix,
+      leaseMs: 3600_000,
+      ...BENCH_SIGNUP_TUNING,
+      ...BENCH_API_TUNING,
+    },
   })
   await coordinator.start()
   try {

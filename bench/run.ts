@@ -1,7 +1,7 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
 // peer-to-peer content, hoarding and browser benchmarks; prints markdown tables on stdout and writes
 // bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup] [--quick] [--threads N]
+//   node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,14 +22,16 @@ import {
 } from './machine.js'
 import { runOverhead, type OverheadResult, type UnitClass } from './overhead.js'
 import { runHoarding, type HoardingResult } from './hoarding.js'
+import { integrityOptions, runIntegrity, type IntegrityResult } from './integrity.js'
+import { integrityTable } from './integrity-report.js'
 import { runP2p, type P2pResult } from './p2p.js'
 import { cpuLine, hoardingTable, overheadTable, p2pTable, throughputTable } from './report.js'
 import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
 const USAGE =
-  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup] [--quick] [--threads N]'
-const SECTIONS = ['overhead', 'throughput', 'p2p', 'hoarding', 'browser', 'signup'] as const
+  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]'
+const SECTIONS = ['overhead', 'throughput', 'p2p', 'hoarding', 'browser', 'signup', 'integrity'] as const
 
 interface Plan {
   overhead: boolean
@@ -42,8 +44,12 @@ interface Plan {
   browser: boolean
   /** What a volunteer identity costs: sign-up with the default proof of work (bench/signup.ts). */
   signup: boolean
+  /** Wrong results accepted when some volunteers cheat, and what checking costs (bench/integrity.ts). */
+  integrity: boolean
   quick: boolean
   threads: number
+  /** Units per integrity scenario instead of the section's default (more units, a tighter bound). */
+  integrityUnits: number | undefined
 }
 
 function parsePlan(argv: string[]): Plan {
@@ -53,6 +59,7 @@ function parsePlan(argv: string[]): Plan {
       only: { type: 'string' },
       quick: { type: 'boolean', default: false },
       threads: { type: 'string' },
+      'integrity-units': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -69,6 +76,13 @@ function parsePlan(argv: string[]): Plan {
   if (!Number.isSafeInteger(threads) || threads < 1 || threads > 64) {
     throw new Error(`--threads must be an integer from 1 to 64\n${USAGE}`)
   }
+  const units = values['integrity-units']
+  const integrityUnits = units === undefined ? undefined : Number(units)
+  if (
+    integrityUnits !== undefined &&
+    (!Number.isSafeInteger(integrityUnits) || integrityUnits < 1 || integrityUnits > 100_000)
+  )
+    throw new Error(`--integrity-units must be an integer from 1 to 100000\n${USAGE}`)
   return {
     overhead: only === undefined || only === 'overhead',
     throughput: only === undefined || only === 'throughput',
@@ -76,8 +90,10 @@ function parsePlan(argv: string[]): Plan {
     hoarding: only === undefined || only === 'hoarding',
     browser: only === undefined || only === 'browser',
     signup: only === undefined || only === 'signup',
+    integrity: only === undefined || only === 'integrity',
     quick: values.quick,
     threads,
+    integrityUnits,
   }
 }
 
@@ -108,7 +124,13 @@ interface Report {
   /** Share of all CPUs other processes used in the second before the run, and the load average then and after. */
   background: { cpuShareBefore: number; loadAverageBefore: number; loadAverageAfter?: number }
   /** Where the machine's CPU time went during each section (other processes distort the figures). */
-  cpu: { overhead?: CpuShares; throughput?: CpuShares; p2p?: CpuShares; hoarding?: CpuShares }
+  cpu: {
+    overhead?: CpuShares
+    throughput?: CpuShares
+    p2p?: CpuShares
+    hoarding?: CpuShares
+    integrity?: CpuShares
+  }
   quick: boolean
   overhead?: OverheadResult
   throughput?: ThroughputResult
@@ -116,6 +138,7 @@ interface Report {
   hoarding?: HoardingResult
   browser?: BrowserBenchResult
   signup?: SignupResult
+  integrity?: IntegrityResult
 }
 
 async function main(): Promise<void> {
@@ -219,6 +242,12 @@ async function main(): Promise<void> {
     }
     if (plan.signup && endpoints.natsAccountSeed !== undefined)
       report.signup = await runSignup({ endpoints, count: plan.quick ? 5 : 20 })
+    if (plan.integrity) {
+      const account = startCpuAccount(servicePids)
+      const options = integrityOptions(endpoints, plan.quick)
+      report.integrity = await runIntegrity({ ...options, units: plan.integrityUnits ?? options.units })
+      report.cpu.integrity = account()
+    }
     // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
     if (plan.browser) report.browser = await runBrowserBench(browserBenchOptions(plan.threads, plan.quick))
   } finally {
@@ -259,6 +288,15 @@ async function main(): Promise<void> {
   }
   if (report.signup !== undefined) {
     out.push('', '## Volunteer sign-up: what an identity costs', '', signupTable(report.signup))
+  }
+  if (report.integrity !== undefined) {
+    out.push(
+      '',
+      '## Integrity: wrong results accepted when volunteers cheat',
+      '',
+      integrityTable(report.integrity),
+    )
+    if (report.cpu.integrity !== undefined) out.push('', cpuLine(report.cpu.integrity))
   }
   console.log(out.join('\n'))
 

@@ -21,9 +21,18 @@ export function primesWorkload(from: number, unitSize: number, units: number): W
   return { params, inputs }
 }
 
-/** The POST /v1/jobs body for a workload at the given redundancy. */
+/**
+ * The POST /v1/jobs body for a workload at the given redundancy. Every unit takes its quorum
+ * (`spotCheckRate` 1: no unit accepted alone once a daemon has earned trust), so figures stay
+ * comparable from run to run.
+ */
 export function jobRequest(w: Workload, quorum: number, maxReplicas: number): Record<string, unknown> {
-  return { type: primes.name, version: primes.version, params: w.params, redundancy: { quorum, maxReplicas } }
+  return {
+    type: primes.name,
+    version: primes.version,
+    params: w.params,
+    redundancy: { quorum, maxReplicas, spotCheckRate: 1 },
+  }
 }
 
 /** The job's answer, merged from unit outcomes run outside the platform (to cross-check the platform). */

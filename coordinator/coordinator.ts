@@ -16,6 +16,7 @@ import {
   type Identity,
   type Logger,
 } from '../shared/index.js'
+import { createBacktracker, type Backtracker } from './backtracker.js'
 import { createClaimService } from './claim-service.js'
 import { createClientNetworkRules } from './credentials/client-network.js'
 import { createSignupService } from './credentials/signup-service.js'
@@ -85,6 +86,11 @@ export interface Coordinator {
   readonly datasets: DatasetStore
   /** Who holds which upload (module, blob, dataset), until when. */
   readonly uploads: Uploads
+  /**
+   * Backtrack an identity caught with a wrong result (see Backtracker.backtrack): banned at once,
+   * every unit it returned a result for validated again. Only once started.
+   */
+  backtrack(worker: string, reason: string): Promise<void>
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
@@ -171,6 +177,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           networks,
           counters,
           log: log.child('signup'),
+          ...(tuning.vouchSignups
+            ? { onSignedUp: async (id: string) => void (await store.vouch([id])) }
+            : {}),
         })
   const volunteers = volunteersRouter({ signup, networks })
   extraHttp.unshift(
@@ -185,6 +194,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   let server: Server | undefined
   let url = ''
   let parts: { stop(): Promise<void> }[] = []
+  let backtracker: Backtracker | undefined
 
   return {
     counters,
@@ -194,6 +204,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     uploads,
     get url() {
       return url
+    },
+    async backtrack(worker, reason) {
+      if (backtracker === undefined) throw new Error('the coordinator is not started')
+      await backtracker.backtrack(worker, reason)
     },
     async start() {
       await redis.connect()
@@ -222,6 +236,16 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       })
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)
+      // Earned trust: the deployment's parameters, read by the scripts, and the operator's own hosts.
+      await store.setTrustParams({
+        saboteurFraction: tuning.saboteurFraction,
+        vouchedCredibility: tuning.vouchedCredibility,
+        anchorCredibility: tuning.anchorCredibility,
+        unanchoredGroup: tuning.unanchoredGroup,
+        minCredibility: tuning.defaultMinCredibility,
+        spotCheckRate: tuning.defaultSpotCheckRate,
+      })
+      await store.vouch(tuning.vouchedWorkers)
       const common = { nats: nc, subjects, tuning, counters }
       const pipeline = createPipeline({
         connection: bullConnection,
@@ -247,7 +271,18 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         jobTypes,
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
+        onCaught: (worker, reason) => caught.backtrack(worker, reason),
       })
+      const caught = createBacktracker({
+        connection: bullConnection,
+        store,
+        tuning,
+        counters,
+        log: log.child('backtrack'),
+        reevaluate: (unitId) => validator.reevaluate(unitId),
+        onReissue: () => scheduler.announceWork(),
+      })
+      backtracker = caught
       // Data requests: tied to a lease that needs the data, and within a per-identity budget.
       const needs = createLeaseNeeds({ store, jobTypes, modules, datasets, counters })
       const egress = createEgressBudget({
@@ -283,13 +318,23 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('uploads'),
       })
       pipeline.start()
+      caught.start()
       scheduler.start()
       validator.start()
       moduleService.start()
       chunkService.start()
       claimService.start()
       uploadReaper.start()
-      parts = [validator, claimService, scheduler, moduleService, chunkService, pipeline, uploadReaper]
+      parts = [
+        validator,
+        claimService,
+        scheduler,
+        moduleService,
+        chunkService,
+        caught,
+        pipeline,
+        uploadReaper,
+      ]
       const app = createApp({
         store,
         modules,
@@ -314,6 +359,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`
       // Pick up anything a previous coordinator left unfinished.
       await pipeline.sweep()
+      await caught.sweep()
       log.info('coordinator started', { url, keyId: init.identity.keyId })
     },
     async stop() {

@@ -54,6 +54,20 @@ export interface Counters {
   dataRequestsRefused: number
   /** Data requests refused because the requester's egress budget was spent (told when to retry). */
   egressRefused: number
+  /** Identities caught: a result disagreed with an accepted one (a failed spot check among them). */
+  identitiesCaught: number
+  /** Units accepted on one trusted identity's result alone (adaptive replication). */
+  unitsAcceptedAlone: number
+  /** Lone results of trusted identities drawn for a spot check (their held replicas went out). */
+  spotChecks: number
+  /** Requests of caught identities refused (work, results). */
+  bannedRefused: number
+  /** Results of caught identities discarded by backtracking. */
+  resultsDiscarded: number
+  /** Validated units reopened by backtracking, to be validated again. */
+  unitsReopened: number
+  /** Jobs whose result was merged again after backtracking. */
+  jobsRevised: number
 }
 
 export function createCounters(): Counters {
@@ -87,5 +101,12 @@ export function createCounters(): Counters {
     repliesRefused: 0,
     dataRequestsRefused: 0,
     egressRefused: 0,
+    identitiesCaught: 0,
+    unitsAcceptedAlone: 0,
+    spotChecks: 0,
+    bannedRefused: 0,
+    resultsDiscarded: 0,
+    unitsReopened: 0,
+    jobsRevised: 0,
   }
 }

@@ -4,7 +4,7 @@ export { DEFAULT_TUNING, resolveTuning, type CoordinatorTuning } from './options
 export type { Counters } from './counters.js'
 export { jobView } from './http/jobs-routes.js'
 export { contentSecurityPolicy, contributeMiddleware, type ContributeInit } from './http/contribute.js'
-export type { JobRecord, JobState, Store, WorkerStats } from './store/store.js'
+export { createStore, type JobRecord, type JobState, type Store, type WorkerStats } from './store/store.js'
 export {
   ADMIN_QUOTA,
   ANONYMOUS_QUOTA,

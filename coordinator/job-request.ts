@@ -1,13 +1,27 @@
 // Parsing a submitter's job request: every refusal names the field and says what to send instead.
 import { ValidationError, type AnyJobType } from '../shared/index.js'
+import { MAX_CREDIBILITY, MIN_CREDIBILITY } from './options.js'
 
 export interface JobRequest {
   jobType: AnyJobType
   params: unknown
   quorum: number
   maxReplicas: number
+  /** Credibility a unit's accepted result must reach. */
+  minCredibility: number
+  /** Chance that a result accepted alone is checked by other replicas (1: never accepted alone). */
+  spotCheckRate: number
   priority: number
 }
+
+/** The deployment's defaults for what a job's `redundancy` leaves out. */
+export interface RedundancyDefaults {
+  quorum: number
+  minCredibility: number
+  spotCheckRate: number
+}
+
+const REDUNDANCY = new Set(['quorum', 'maxReplicas', 'minCredibility', 'spotCheckRate'])
 
 const KNOWN = new Set(['type', 'version', 'params', 'redundancy', 'priority'])
 export const MAX_QUORUM = 10
@@ -20,10 +34,17 @@ function intIn(field: string, v: unknown, min: number, max: number): number {
   return v
 }
 
+function numberIn(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new ValidationError(field, `must be a number from ${min} to ${max}`)
+  }
+  return v
+}
+
 export function parseJobRequest(
   body: unknown,
   find: (name: string, version?: number) => AnyJobType | undefined,
-  defaultQuorum: number,
+  defaults: RedundancyDefaults,
 ): JobRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ValidationError('body', 'must be a JSON object like {"type":"primes","params":{"to":1000000}}')
@@ -41,20 +62,32 @@ export function parseJobRequest(
     )
   }
   const params = jobType.parseParams(b['params'] ?? {}) as unknown
-  let quorum = defaultQuorum
+  let quorum = defaults.quorum
   let maxReplicas: number | undefined
+  let minCredibility = defaults.minCredibility
+  let spotCheckRate = defaults.spotCheckRate
   if (b['redundancy'] !== undefined) {
     const r = b['redundancy']
     if (typeof r !== 'object' || r === null || Array.isArray(r)) {
-      throw new ValidationError('redundancy', 'must be an object like {"quorum":2,"maxReplicas":5}')
+      throw new ValidationError(
+        'redundancy',
+        'must be an object like {"quorum":2,"maxReplicas":5,"minCredibility":0.9999,"spotCheckRate":0.1}',
+      )
     }
     const rr = r as Record<string, unknown>
     for (const k of Object.keys(rr)) {
-      if (k !== 'quorum' && k !== 'maxReplicas') throw new ValidationError(`redundancy.${k}`, 'unknown field')
+      if (!REDUNDANCY.has(k)) throw new ValidationError(`redundancy.${k}`, 'unknown field')
     }
     if (rr['quorum'] !== undefined) quorum = intIn('redundancy.quorum', rr['quorum'], 1, MAX_QUORUM)
     if (rr['maxReplicas'] !== undefined) {
       maxReplicas = intIn('redundancy.maxReplicas', rr['maxReplicas'], quorum, MAX_REPLICAS)
+    }
+    if (rr['minCredibility'] !== undefined) {
+      const v = rr['minCredibility']
+      minCredibility = numberIn('redundancy.minCredibility', v, MIN_CREDIBILITY, MAX_CREDIBILITY)
+    }
+    if (rr['spotCheckRate'] !== undefined) {
+      spotCheckRate = numberIn('redundancy.spotCheckRate', rr['spotCheckRate'], 0, 1)
     }
   }
   const priority = b['priority'] === undefined ? 0 : intIn('priority', b['priority'], -100, 100)
@@ -70,6 +103,8 @@ export function parseJobRequest(
     params,
     quorum,
     maxReplicas: maxReplicas ?? Math.min(MAX_REPLICAS, 2 * quorum + 1),
+    minCredibility,
+    spotCheckRate,
     priority,
   }
 }

@@ -80,6 +80,14 @@ export class RetryLaterError extends LimitError {
   }
 }
 
+/**
+ * A request of an identity caught with a wrong result (backtracking): answered with \`bad-request\`
+ * and the reason, counted in \`bannedRefused\` (not as malformed).
+ */
+export class BannedError extends ProtocolError {
+  override name = 'BannedError'
+}
+
 /** Longest error message sent back; errors carry no more than a short reason. */
 const MAX_ERROR_MESSAGE = 300
 
@@ -161,6 +169,10 @@ export function serve(init: ServiceInit): Service {
         counters.egressRefused++
         log.debug('request refused until later', { subject, worker: signer, retryAfterMs: err.retryAfterMs })
         answer(msg, signer, errorReply('over-budget', err, err.retryAfterMs))
+      } else if (err instanceof BannedError) {
+        counters.bannedRefused++
+        log.debug('request of a caught identity refused', { subject, worker: signer })
+        answer(msg, signer, errorReply('bad-request', err))
       } else if (isRefusal(err)) {
         counters.malformed++
         log.warn('refused a malformed message', { subject, ...errorFields(err) })

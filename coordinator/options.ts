@@ -54,10 +54,47 @@ export interface CoordinatorTuning {
    * Default 10000 ms; 0 turns it off.
    */
   reissueHoldMs: number
+  /**
+   * A worker that let a unit go (handed it back, lost its lease) gets that unit again only after a
+   * replica of it has waited this long with nobody else taking it. Default 30000 ms.
+   */
+  letGoGraceMs: number
   /** Ready replicas scanned per work request to find ones this worker may take. Default 512. */
   leaseScan: number
   /** Default quorum of agreeing results from distinct workers. Default 2. */
   defaultQuorum: number
+  /**
+   * Credibility a unit's accepted result must reach, for jobs that do not set
+   * `redundancy.minCredibility`. Default 0.9999 (a wrong result accepted at most once in 10,000 units
+   * under the assumed saboteur fraction; docs/security.md).
+   */
+  defaultMinCredibility: number
+  /**
+   * Chance that a result accepted alone (adaptive replication) is checked by the unit's other
+   * replicas, for jobs that do not set `redundancy.spotCheckRate`. Default 0.1.
+   */
+  defaultSpotCheckRate: number
+  /** Assumed fraction of saboteurs among identities, f, in the credibility formula. Default 0.1. */
+  saboteurFraction: number
+  /**
+   * Credibility an identity needs for its group of agreeing results to be accepted: a group without
+   * one is never enough (unless `unanchoredGroup` allows it). Default 0.99: five checked results at f = 0.1.
+   */
+  anchorCredibility: number
+  /** Credibility of a vouched host (the operator's own) until it earns more. Default 0.99999. */
+  vouchedCredibility: number
+  /**
+   * Agreeing identities that validate a unit without an anchor, when their credibility reaches the
+   * target: a public deployment with no vouched host bootstraps this way. Default 0 (never).
+   */
+  unanchoredGroup: number
+  /** Peer ids of the operator's own hosts, vouched for at start. Default []. */
+  vouchedWorkers: string[]
+  /**
+   * Vouch for every identity that signs up: only for a private cluster whose sign-up nobody but
+   * the operator's hosts can reach (the test clusters). Default false.
+   */
+  vouchSignups: boolean
   /** Largest HTTP request body. Default 64 KiB. */
   maxBodyBytes: number
   /** Most NATS requests handled at once; beyond that requests are refused as busy. Default 512. */
@@ -126,6 +163,11 @@ export interface CoordinatorTuning {
   replicaSpreadMs: number
 }
 
+/** Bounds of a credibility target (`minCredibility`). */
+export const MIN_CREDIBILITY = 0.5
+export const MAX_CREDIBILITY = 0.999999
+const PEER_ID = /^[A-Za-z0-9_-]{43}$/
+
 export const DEFAULT_TUNING: CoordinatorTuning = {
   redisPrefix: 'cohort:',
   subjectPrefix: 'cohort',
@@ -141,8 +183,17 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   leaseLifetimeFloorMs: 600_000,
   leaseLifetimeFactor: 20,
   reissueHoldMs: 10_000,
+  letGoGraceMs: 30_000,
   leaseScan: 512,
   defaultQuorum: 2,
+  defaultMinCredibility: 0.9999,
+  defaultSpotCheckRate: 0.1,
+  saboteurFraction: 0.1,
+  anchorCredibility: 0.99,
+  vouchedCredibility: 0.99999,
+  unanchoredGroup: 0,
+  vouchedWorkers: [],
+  vouchSignups: false,
   maxBodyBytes: 64 * 1024,
   maxInflight: 512,
   stopTimeoutMs: 10_000,
@@ -166,6 +217,12 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   trustedProxies: [],
   placementExemptNetworks: [...DEFAULT_EXEMPT_NETWORKS],
   replicaSpreadMs: 1000,
+}
+
+function numberIn(name: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new ConfigError(`${name} must be a number in ${min}..${max}, got ${JSON.stringify(v)}`)
+  }
 }
 
 function intIn(name: string, v: unknown, min: number, max: number): void {
@@ -197,8 +254,20 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('leaseLifetimeFloorMs', t.leaseLifetimeFloorMs, 1000, 7 * 24 * 3600_000)
   intIn('leaseLifetimeFactor', t.leaseLifetimeFactor, 1, 1000)
   intIn('reissueHoldMs', t.reissueHoldMs, 0, 3600_000)
+  intIn('letGoGraceMs', t.letGoGraceMs, 0, 7 * 24 * 3600_000)
   intIn('leaseScan', t.leaseScan, 16, 100_000)
   intIn('defaultQuorum', t.defaultQuorum, 1, 10)
+  numberIn('defaultMinCredibility', t.defaultMinCredibility, MIN_CREDIBILITY, MAX_CREDIBILITY)
+  numberIn('defaultSpotCheckRate', t.defaultSpotCheckRate, 0, 1)
+  numberIn('saboteurFraction', t.saboteurFraction, 0.0001, 0.5)
+  numberIn('anchorCredibility', t.anchorCredibility, 0, MAX_CREDIBILITY)
+  numberIn('vouchedCredibility', t.vouchedCredibility, 0.5, MAX_CREDIBILITY)
+  intIn('unanchoredGroup', t.unanchoredGroup, 0, 30)
+  if (t.unanchoredGroup === 1) throw new ConfigError('unanchoredGroup must be 0 (never) or at least 2')
+  if (typeof t.vouchSignups !== 'boolean') throw new ConfigError('vouchSignups must be true or false')
+  if (!Array.isArray(t.vouchedWorkers) || t.vouchedWorkers.some((id) => !PEER_ID.test(String(id)))) {
+    throw new ConfigError('vouchedWorkers must be a list of peer ids (43 base64url characters each)')
+  }
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
   intIn('maxInflight', t.maxInflight, 1, 100_000)
   intIn('stopTimeoutMs', t.stopTimeoutMs, 0, 600_000)

@@ -123,7 +123,8 @@ export function createPipeline(init: PipelineInit): Pipeline {
 
   const assimilateStep = async (job: Job<StepData>): Promise<void> => {
     const rec = await store.getJob(job.data.jobId)
-    if (rec === undefined || (rec.state !== 'queued' && rec.state !== 'running')) return
+    if (rec === undefined || (rec.state !== 'queued' && rec.state !== 'running' && rec.state !== 'revising'))
+      return
     if (!rec.planned || rec.unitsValidated !== rec.unitsTotal) return
     const jobType = init.jobTypes.get(rec.kind)
     if (jobType === undefined) throw new Error(`job type ${rec.kind} is not available`)
@@ -143,10 +144,26 @@ export function createPipeline(init: PipelineInit): Pipeline {
       log.warn('job failed', { jobId: rec.id, reason: err.message })
       return
     }
-    if (await store.completeJob(rec.id, result, Date.now())) {
-      init.counters.jobsCompleted++
-      log.info('job completed', { jobId: rec.id })
+    // Refused when a unit was reopened since the outputs were read (backtracking): the merge runs
+    // again once that unit is validated again.
+    if (await store.completeJob(rec.id, result, rec.generation, Date.now())) {
+      if (rec.state === 'revising') {
+        init.counters.jobsRevised++
+        log.info('job result revised', {
+          jobId: rec.id,
+          changed: JSON.stringify(result) !== JSON.stringify(rec.result),
+        })
+      } else {
+        init.counters.jobsCompleted++
+        log.info('job completed', { jobId: rec.id })
+      }
     }
+  }
+
+  /** One merge per job and generation: a job revised after backtracking is merged again. */
+  const enqueueAssimilate = async (jobId: string, generation: number): Promise<void> => {
+    const id = generation === 0 ? `assimilate-${jobId}` : `assimilate-${jobId}-g${generation}`
+    await assimilateQueue.add('assimilate', { jobId }, { ...STEP_OPTS, jobId: id })
   }
 
   const sweep = async (): Promise<void> => {
@@ -160,7 +177,7 @@ export function createPipeline(init: PipelineInit): Pipeline {
       if (!rec.planned && Date.now() - rec.createdAt > tuning.sweepIntervalMs) {
         await planQueue.add('plan', { jobId: id }, { ...STEP_OPTS, jobId: `plan-${id}` })
       } else if (rec.planned && rec.unitsValidated === rec.unitsTotal) {
-        await assimilateQueue.add('assimilate', { jobId: id }, { ...STEP_OPTS, jobId: `assimilate-${id}` })
+        await enqueueAssimilate(id, rec.generation)
       }
     }
   }
@@ -171,7 +188,8 @@ export function createPipeline(init: PipelineInit): Pipeline {
       await planQueue.add('plan', { jobId }, { ...STEP_OPTS, jobId: `plan-${jobId}` })
     },
     async assimilate(jobId) {
-      await assimilateQueue.add('assimilate', { jobId }, { ...STEP_OPTS, jobId: `assimilate-${jobId}` })
+      const rec = await store.getJob(jobId)
+      await enqueueAssimilate(jobId, rec?.generation ?? 0)
     },
     start() {
       const opts = { connection: init.connection, prefix: bullPrefix, concurrency: 2 }

@@ -20,7 +20,7 @@ import {
   type WorkGrant,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
-import { serve, type RequestContext, type Service } from './nats-service.js'
+import { BannedError, serve, type RequestContext, type Service } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
 import type { Store } from './store/store.js'
 import type { UnitSigner } from './unit-signer.js'
@@ -94,6 +94,8 @@ export function createScheduler(init: SchedulerInit): Scheduler {
       tuning,
       now,
     )
+    if (out.status === 'banned')
+      throw new BannedError('this identity was caught with a wrong result and gets no more work')
     if (out.reclaimed > 0) {
       counters.leasesReleased += out.reclaimed
       log.info('leases lost in transit taken back', { worker: req.worker, reclaimed: out.reclaimed })

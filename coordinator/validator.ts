@@ -1,6 +1,9 @@
-// The validator: takes signed results, checks them, and accepts a unit once a quorum of distinct
-// workers agree. Disagreement issues more replicas, up to the job's limit; then the unit fails.
+// The validator: takes signed results, checks them, and accepts a unit once a group of agreeing
+// results from distinct workers is credible enough (docs/security.md, "Credibility and adaptive
+// replication"). Otherwise it issues more replicas, up to the job's limit; then the unit fails.
+// Identities whose results disagreed with an accepted one are caught, and backtracked (backtracker.ts).
 import type { NatsConnection } from '@nats-io/nats-core'
+import { randomInt } from 'node:crypto'
 import {
   checkWorkerSigned,
   decode,
@@ -17,7 +20,7 @@ import {
 import type { Counters } from './counters.js'
 import { serve, type RequestContext, type Service } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
-import type { DecideOutcome, Store } from './store/store.js'
+import type { DecideOutcome, ResultGroup, Store } from './store/store.js'
 
 export interface ValidatorInit {
   nats: NatsConnection
@@ -31,6 +34,8 @@ export interface ValidatorInit {
   onReissue: () => void
   /** Called when every unit of a job is validated. */
   onJobDone: (jobId: string) => Promise<void>
+  /** Called when a worker is caught with a wrong result: it is backtracked. */
+  onCaught: (worker: string, reason: string) => Promise<void>
 }
 
 export interface Validator {
@@ -38,12 +43,17 @@ export interface Validator {
   stop(): Promise<void>
   /** Evaluate a unit's results again (used after a restart and by tests). */
   evaluate(unitId: string, jobType: AnyJobType): Promise<DecideOutcome>
+  /**
+   * Decide a unit again and act on the verdict (reissue, job done, workers caught): after
+   * backtracking discarded some of its results. False when its job type is unknown here.
+   */
+  reevaluate(unitId: string): Promise<boolean>
 }
 
-interface Group {
-  digest: string
-  replicaIds: string[]
-}
+type Group = ResultGroup
+
+/** A uniform random number in [0, 1) the workers cannot predict: the spot-check draw. */
+const draw = (): number => randomInt(0, 2 ** 32) / 2 ** 32
 
 const MAX_STALE_RETRIES = 8
 
@@ -83,25 +93,31 @@ export function createValidator(init: ValidatorInit): Validator {
       groups = merged.map((m) => m.group)
     }
     groups.sort((a, b) => b.replicaIds.length - a.replicaIds.length || (a.digest < b.digest ? -1 : 1))
-    return { n: results.length, best: groups[0] }
+    return { n: results.length, groups }
   }
 
   const evaluate = async (unitId: string, jobType: AnyJobType): Promise<DecideOutcome> => {
     for (let attempt = 0; ; attempt++) {
-      const { n, best } = await groupResults(unitId, jobType)
-      const outcome = await store.decide(
-        unitId,
-        n,
-        best?.replicaIds.length ?? 0,
-        best?.digest ?? '',
-        best?.replicaIds ?? [],
-        Date.now(),
-      )
-      if (outcome.verdict !== 'stale' || attempt >= MAX_STALE_RETRIES) return outcome
+      const { n, groups } = await groupResults(unitId, jobType)
+      const outcome = await store.decide(unitId, n, groups, draw(), Date.now())
+      if (outcome.verdict !== 'stale' || attempt >= MAX_STALE_RETRIES) {
+        for (const worker of outcome.caught) {
+          counters.identitiesCaught++
+          const reason = `its result for unit ${unitId} disagreed with the accepted one`
+          log.warn('identity caught with a wrong result: credibility zero, backtracking', { worker, unitId })
+          await init.onCaught(worker, reason)
+        }
+        return outcome
+      }
     }
   }
 
   const afterDecision = async (jobId: string, unitId: string, outcome: DecideOutcome): Promise<void> => {
+    if (outcome.note === 'solo' && outcome.verdict === 'validated') counters.unitsAcceptedAlone++
+    if (outcome.note === 'check') {
+      counters.spotChecks++
+      init.onReissue()
+    }
     switch (outcome.verdict) {
       case 'validated':
         counters.unitsValidated++
@@ -113,7 +129,7 @@ export function createValidator(init: ValidatorInit): Validator {
         break
       case 'failed':
         counters.unitsFailed++
-        log.warn('unit failed: no quorum', { unitId, jobId })
+        log.warn('unit failed: no credible quorum', { unitId, jobId })
         break
       default:
         break
@@ -155,6 +171,7 @@ export function createValidator(init: ValidatorInit): Validator {
     const { status, detail } = await store.submit(r, Date.now())
     if (status === 'rejected') {
       counters.resultsRejected++
+      if (detail.startsWith('this identity is banned')) counters.bannedRefused++
       return { type: 'result.ack', v: 1, status, reason: detail }
     }
     if (status === 'duplicate') counters.resultsDuplicate++
@@ -166,6 +183,13 @@ export function createValidator(init: ValidatorInit): Validator {
 
   return {
     evaluate,
+    async reevaluate(unitId) {
+      const jobId = unitId.slice(0, unitId.lastIndexOf(':'))
+      const jobType = await jobTypeOf(jobId)
+      if (jobType === undefined) return false
+      await afterDecision(jobId, unitId, await evaluate(unitId, jobType))
+      return true
+    },
     start() {
       service = serve({
         nats: init.nats,

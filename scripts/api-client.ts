@@ -15,14 +15,26 @@ export class ApiError extends CohortError {
   }
 }
 
+/** A revision of a job's result after backtracking (`changed` and `revisedAt` once merged again). */
+export interface RevisionView {
+  at: string
+  reason: string
+  units: number
+  revisedAt?: string
+  changed?: boolean
+}
+
 export interface JobView {
   id: string
   type: string
-  state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
+  state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'revising'
   units: { total: number; validated: number; failed: number; pending: number; planned: boolean }
   progress: number
   extraReplicas: number
+  /** How many agreeing results a unit needs, and how credible they must be (docs/security.md). */
+  redundancy: { quorum: number; maxReplicas: number; minCredibility: number; spotCheckRate: number }
   error?: string
+  revisions?: RevisionView[]
 }
 
 /** What POST /v1/datasets answers. */
@@ -47,7 +59,7 @@ const UPLOAD_TIMEOUT_MS = 3600_000
 export interface ApiClient {
   submit(body: unknown): Promise<JobView>
   job(id: string): Promise<JobView>
-  result(id: string): Promise<{ result: unknown }>
+  result(id: string): Promise<{ result: unknown; revising?: boolean; revisions?: RevisionView[] }>
   cancel(id: string): Promise<JobView>
   jobTypes(): Promise<{ jobTypes: { name: string; version: number; description: string }[] }>
   /** Stream the file at `path` to POST /v1/datasets. */

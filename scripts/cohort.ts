@@ -80,6 +80,10 @@ program
   .option('--anonymous', 'let callers without a key use the API, as one owner with small quotas')
   .option('--upload-retention-hours <n>', 'hours an upload is kept after its last use', '168')
   .option(
+    '--vouch <peer-id...>',
+    "the operator's own worker hosts (peer ids), trusted to anchor results (see docs/security.md)",
+  )
+  .option(
     '--trusted-proxy <cidr...>',
     'reverse proxies whose X-Forwarded-For names the client at sign-up (default: none)',
   )
@@ -90,6 +94,7 @@ program
   .action(
     async (o: {
       port: string
+      vouch?: string[]
       host: string
       apiKeysFile?: string
       anonymous?: boolean
@@ -134,6 +139,7 @@ program
           ...(o.trustedProxy === undefined ? {} : { trustedProxies: o.trustedProxy }),
           ...(exempt === undefined ? {} : { placementExemptNetworks: exempt }),
           anonymous: o.anonymous === true,
+          vouchedWorkers: (o.vouch ?? []).flatMap((v) => v.split(',')).filter((v) => v !== ''),
           uploadRetentionMs:
             (intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600) ?? 168) * 3600_000,
         },

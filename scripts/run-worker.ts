@@ -24,6 +24,7 @@ import {
   resolvePolicy,
   type Guest,
   type GuestPolicy,
+  type MachineProbes,
 } from '../worker/policy/index.js'
 import { parseTrusted } from './coordinator-key.js'
 
@@ -51,6 +52,11 @@ export interface RunWorkerOptions {
   policy?: GuestPolicy
   /** Checkpoints and status.json; default `worker-state` beside the key file. */
   stateDir?: string
+  /**
+   * What the idle policy reads of the machine (other programs' CPU use, input idle time, battery);
+   * default this platform's probes. Tests give their own to decide what counts as other load.
+   */
+  probes?: MachineProbes
 }
 
 export function defaultWorkerKeyFile(): string {
@@ -124,7 +130,7 @@ export async function startWorker(
   const guest: Guest = createGuest({
     policy,
     threads,
-    probes: createMachineProbes(),
+    probes: o.probes ?? createMachineProbes(),
     stateDir: o.stateDir ?? join(dirname(o.keyFile), 'worker-state'),
     log: o.log,
   })

@@ -51,8 +51,15 @@ export interface UpOptions {
 
 const CLI = fileURLToPath(new URL('../../bin/cohort.js', import.meta.url))
 
-/** The demo job: π(10^9), a published value anyone can check. */
-export const DEMO_JOB = { type: 'primes', params: { to: 1_000_000_000 }, redundancy: { quorum: 2 } }
+/**
+ * The demo job: π(10^9), a published value anyone can check. Every unit is cross-checked
+ * (`spotCheckRate` 1), even once the daemons have earned units alone, as the demo says.
+ */
+export const DEMO_JOB = {
+  type: 'primes',
+  params: { to: 1_000_000_000 },
+  redundancy: { quorum: 2, spotCheckRate: 1 },
+}
 export const DEMO_ANSWER = 50_847_534
 
 export interface Cluster {
@@ -100,6 +107,8 @@ export async function up(o: UpOptions): Promise<Cluster> {
     const keyFile = join(dataDir, 'workers', `worker-${i}.json`)
     // Created here, so the console can name each worker and a restarted one keeps its identity.
     const { identity } = await loadOrCreateIdentity(keyFile)
+    // The operator's own hosts: vouched for, so their results anchor units from the first one.
+    await coordinator.store.vouch([identity.id])
     const name = `worker ${i} (${identity.id.slice(0, 8)})`
     const w = supervise({
       name,

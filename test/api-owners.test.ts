@@ -498,7 +498,8 @@ test('cli - cohort coordinator takes its keys from --api-keys-file or COHORT_API
     t.is(byFlag.code, 0, byFlag.out)
     const id = /^[A-Za-z0-9_-]{22}$/m.exec(byFlag.out)![0]
     const status = ['status', id, '--url', url]
-    t.is((await runCohort(status, { COHORT_API_KEY: KEY_A })).code, 0)
+    const own = await runCohort(status, { COHORT_API_KEY: KEY_A })
+    t.is(own.code, 0, own.out)
     const other = await runCohort(status, { COHORT_API_KEY: KEY_B })
     t.not(other.code, 0)
     t.regex(other.out, /404 Not Found: no job with id/)

@@ -108,7 +108,9 @@ test('lease abuse - two identities that take all they may and only renew cannot 
 })
 
 test('lease abuse - one identity that takes leases and hands them back in a loop does not fail the job and never gets a unit back', async (t) => {
-  const cluster = await startCluster({ services: services() })
+  // No grace for units let go (see the next test): however long a unit waits, the identity that gave
+  // it back never gets it again.
+  const cluster = await startCluster({ services: services(), tuning: { letGoGraceMs: 3_600_000 } })
   t.teardown(() => cluster.stop())
   const job = await cluster.api.submit({
     type: 'primes',
@@ -163,7 +165,7 @@ test('lease abuse - a unit fails only once the operator budget of distinct worke
   // No hold on reissued replicas here: the three identities have no validated work.
   const cluster = await startCluster({
     services: services(),
-    tuning: { maxWorkersPerUnit: 3, reissueHoldMs: 0 },
+    tuning: { maxWorkersPerUnit: 3, reissueHoldMs: 0, letGoGraceMs: 3_600_000 },
   })
   t.teardown(() => cluster.stop())
   const job = await cluster.api.submit({
@@ -188,6 +190,44 @@ test('lease abuse - a unit fails only once the operator budget of distinct worke
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'failed')
   t.regex(done.error ?? '', /3 distinct workers took it and let it go without a result/)
+})
+
+test('lease abuse - a unit given back goes to its giver again only after nobody else took it for the grace period', async (t) => {
+  // Two workers at quorum 2 and one hands a unit back: without the grace, that unit could never get
+  // its second distinct worker. Everyone else gets first pick for `letGoGraceMs`.
+  const graceMs = 1_500
+  const cluster = await startCluster({
+    services: services(),
+    tuning: { reissueHoldMs: 0, letGoGraceMs: graceMs },
+  })
+  t.teardown(() => cluster.stop())
+  await cluster.api.submit({
+    type: 'primes',
+    params: { to: 10_000, unitSize: 10_000 },
+    redundancy: { quorum: 1, maxReplicas: 1 },
+  })
+  const v = await volunteer(t, cluster)
+  let got: UnitPayload[] = []
+  await waitUntil('the unit granted', async () => {
+    got = await units(await v.client.requestWork(1, [PRIMES]))
+    return got.length === 1
+  })
+  const unitId = got[0]!.unitId
+  // Taken before the release is sent, so it is never later than the coordinator's own clock reading.
+  const releasedAt = Date.now()
+  t.is((await v.client.release([got[0]!.replicaId], 'no')).released, 1)
+  let again: UnitPayload[] = []
+  await waitUntil('the unit granted to its giver again', async () => {
+    again = await units(await v.client.requestWork(1, [PRIMES]))
+    return again.length === 1
+  })
+  // A lower bound only: a slow machine makes it later, never earlier.
+  t.true(
+    Date.now() - releasedAt >= graceMs,
+    `not before the grace period: after ${Date.now() - releasedAt} ms`,
+  )
+  t.is(again[0]!.unitId, unitId)
+  t.not(again[0]!.replicaId, got[0]!.replicaId)
 })
 
 test('lease abuse - renewals past the lease lifetime are refused and the replica goes to another worker', async (t) => {

@@ -50,6 +50,7 @@ import {
   type Cluster,
   type TestWorker,
 } from './helpers/cluster.js'
+import { gate } from './helpers/runners.js'
 import { asCoordinator, useServices } from './helpers/services.js'
 import { connectVolunteer } from './helpers/volunteer.js'
 
@@ -321,11 +322,13 @@ test('steal - the victim chooses, and a thief never gets a replica of a unit it 
     givenBack.map((u) => u.replicaId),
     'to steal them later',
   )
-  // The victim, busy and slow, holds the other replica of every unit.
+  // The victim, busy, holds the other replica of every unit; its units wait at a gate until the test
+  // is done with it, so none finishes early on a fast machine.
+  const busy = gate(0)
   const victim = await cluster.addWorker({
     threads: 1,
     bufferUnits: 16,
-    wrap: slow(1_000),
+    wrap: busy.wrap,
     peers: { announceMs: 250, steal: false },
   })
   await holding(victim, 8)
@@ -383,6 +386,7 @@ test('steal - the victim chooses, and a thief never gets a replica of a unit it 
     'done',
   )
   await cluster.addWorker({ threads: 2, peers: { announceMs: 250, steal: false } })
+  busy.open()
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 539_777 })
@@ -398,10 +402,12 @@ test('handoff.result - a false report does not make the victim drop its units', 
     params: { to: 8_000_000, unitSize: 1_000_000 },
     redundancy: { quorum: 1 },
   })
+  // Its units wait at a gate until the test is done with it, so none finishes early.
+  const busy = gate(0)
   const victim = await cluster.addWorker({
     threads: 1,
     bufferUnits: 16,
-    wrap: slow(500),
+    wrap: busy.wrap,
     peers: { announceMs: 250, steal: false },
   })
   await holding(victim, 8)
@@ -454,6 +460,7 @@ test('handoff.result - a false report does not make the victim drop its units', 
   t.true(victim.daemon.peering.overlay.isBanned(mallory.identity.id))
 
   // The victim computes all of its units: none waited for a lease to expire.
+  busy.open()
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.is(victim.daemon.stats.unitsDone, 8)

@@ -59,9 +59,12 @@ async function expectedKnn(bytes: Uint8Array, params: Record<string, unknown>) {
   return knn.merge(parsed, outputs)
 }
 
-/** A contribute tab on `url`, started (with `threads` Web Workers if given), and its contributor id. */
-async function contributing(t: ExecutionContext, url: string, threads?: number) {
-  const tab = await openContribute(browser(), url)
+/**
+ * A contribute tab on `url`, started (with `threads` Web Workers if given), and its contributor id;
+ * with `gate`, its units wait at a gate the test opens (UnitGate).
+ */
+async function contributing(t: ExecutionContext, url: string, threads?: number, gate = false) {
+  const tab = await openContribute(browser(), url, { gate })
   t.teardown(() => tab.close())
   if (threads !== undefined) {
     await tab.page.locator('#threads').fill(String(threads))
@@ -159,21 +162,15 @@ async function transferred(cluster: Cluster, jobId: string, total: number, from:
   return n
 }
 
-/** Resolves once a peer has announced itself `n` more times (every 250 ms for test daemons). */
-function announcedAgain(overlay: { stats: { announcesSent: number } }, n: number): Promise<void> {
-  const { stats } = overlay
-  const target = stats.announcesSent + n
-  return waitUntil(`${n} more announcements`, () => stats.announcesSent >= target)
-}
-
 test.serial(
   'peer browser - pressing Pause hands the tab’s buffered units to a daemon peer; the coordinator moves the leases, none expires',
   async (t) => {
     // Leases of 10 minutes: a unit that moved did not wait for an expiry.
     const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
     t.teardown(() => cluster.stop())
-    // Two Web Workers: the tab runs two units and buffers two more.
-    const { tab, tabId } = await contributing(t, cluster.coordinators[0]!.url, 2)
+    // Two Web Workers: the tab runs two units and buffers two more. Its units wait at a gate until the
+    // test opens it, so the two it runs are still running when Pause is pressed, on any machine.
+    const { tab, tabId } = await contributing(t, cluster.coordinators[0]!.url, 2, true)
     // A daemon with room that does not steal (only the tab's handoff may move units to it), paused
     // until the tab holds the whole job, and known to the tab before the clock matters.
     const daemon = await cluster.addWorker({ threads: 2, peers: { announceMs: 250, steal: false } })
@@ -181,7 +178,7 @@ test.serial(
     const peering = daemon.daemon.peering
     await waitUntil('the daemon hears the tab', () => peering.overlay.peers().some((p) => p.id === tabId))
 
-    // Four units of a billion numbers each (seconds each in a tab), all leased to the tab.
+    // Four units, all leased to the tab.
     const job = await cluster.api.submit({
       type: 'primes',
       params: { from: 16_000_000_000, to: 20_000_000_000, unitSize: 1_000_000_000 },
@@ -191,9 +188,13 @@ test.serial(
       'two units running and two buffered in the tab',
       (s) => s.stats?.running === 2 && s.stats.held === 4,
     )
+    await waitUntil('both running units at the gate', async () => (await tab.gate!.arrived()) === 2)
     daemon.daemon.resume()
-    // The tab has heard the daemon announce its free room by now (one server, in order, every 250 ms).
-    await announcedAgain(peering.overlay, 2)
+    // The tab hands its buffered units only to peers it knows to have room: it must have heard the
+    // resumed daemon say so (its own table, not the daemon's count of announcements sent).
+    await tab.waitFor('the tab knowing the daemon has room for two', (s) =>
+      s.peers.some((p) => p.id === daemon.identity.id && p.free >= 2),
+    )
     t.is(daemon.daemon.stats.held, 0, 'the coordinator had nothing left for the daemon')
 
     await tab.page.click('#toggle')
@@ -202,6 +203,7 @@ test.serial(
       (s) => s.state === 'paused' && s.stats !== undefined && s.stats.held === s.stats.running,
     )
     t.is(paused.stats?.running, 2, 'the units running in the tab go on')
+    await tab.gate!.open()
     const done = await waitForJob(cluster.api, job.id)
     t.is(done.state, 'completed', JSON.stringify(done))
     t.like((await cluster.api.result(job.id)).result, { count: 169_406_895 })

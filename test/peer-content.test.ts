@@ -119,6 +119,30 @@ async function meshed(peers: Peer[]): Promise<void> {
   })
 }
 
+/** Resolves once `viewer` has heard each of `holders` announce every chunk of `root` (`chunks` of them). */
+async function heardHolding(viewer: Peer, holders: Peer[], root: string, chunks: number): Promise<void> {
+  const whole = (id: string): boolean => {
+    const has = viewer.overlay
+      .peers()
+      .find((p) => p.id === id)
+      ?.state.has.find((h) => h.root === root)
+    if (has === undefined) return false
+    let n = 0
+    for (const b of has.bits) for (let x = b; x !== 0; x &= x - 1) n++
+    return n === chunks
+  }
+  const ready = (): boolean => holders.every((h) => whole(h.overlay.id))
+  await new Promise<void>((resolve) => {
+    if (ready()) return resolve()
+    const on = (): void => {
+      if (!ready()) return
+      viewer.overlay.off('peer', on)
+      resolve()
+    }
+    viewer.overlay.on('peer', on)
+  })
+}
+
 async function content(size: number) {
   const bytes = new Uint8Array(randomBytes(size))
   const { manifest, root, encoded } = await manifestOf(bytes)
@@ -197,6 +221,11 @@ test('a peer serving corrupted chunks is caught, penalised, and the content arri
     await honest.fetcher.resolve(c.ref)
     await liar.fetcher.resolve(c.ref)
     await meshed(peers)
+    // The victim must know that both hold every chunk before it starts: hearing of the liar is not
+    // enough (its last announcement may predate its download), and a victim that knows only the
+    // honest peer's chunks can get them all from it before the liar's next announcement. Knowing both,
+    // it spreads its first requests over the two (four at a time each), so the liar gets several.
+    await heardHolding(victim, [liar, honest], c.root, chunkCount(c.manifest.size))
     const banned = new Promise<string>((resolve) =>
       victim.overlay.on('penalised', (id, _reason, isBanned) => isBanned && resolve(id)),
     )

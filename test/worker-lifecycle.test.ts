@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError } from '../shared/index.js'
 import { loadOrCreateIdentity } from '../worker/index.js'
-import { spawnCohort, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
+import { replicaStates, spawnCohort, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { hanging } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 
@@ -63,26 +63,54 @@ test('lifecycle - a stopping worker hands back its units at once; another worker
 })
 
 test('lifecycle - SIGTERM stops the worker process cleanly and its units go back to the queue', async (t) => {
+  // Leases of 10 minutes: a replica that is not leased any more was handed back or computed.
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
   const dir = await tempDir(t)
   t.teardown(() => cluster.stop())
-  const child = spawnCohort(cluster.workerArgs(join(dir, 'w.json'), '--threads', '1', '--buffer', '4'))
-  t.teardown(() => child.kill())
-  await child.waitForLine(/worker started/)
-  const job = await cluster.api.submit({
-    type: 'primes',
-    params: { to: 20_000_000, unitSize: 1_000_000 },
-    redundancy: { quorum: 1, maxReplicas: 1 },
-  })
-  await child.waitForLine(/unit started/)
-  const exited = new Promise<number | null>((resolve) => child.child.once('exit', (code) => resolve(code)))
-  child.child.kill('SIGTERM')
-  t.is(await exited, 0)
-  t.true(child.lines.some((l) => /handed back leases/.test(l)))
+  const keyFile = join(dir, 'w.json')
+  // SIGTERM must land while the worker holds units it has not started. It is stopped (SIGSTOP) as a
+  // unit starts, so that it starts no other, and sent SIGTERM while stopped, so the signal is among
+  // the first things it handles when it continues: with one thread it has units buffered then unless
+  // it finished them between its log line and the stop (a fast machine). The replicas show which:
+  // when none was handed back, the worker is started again with the same identity on a job of units
+  // twice as large, and stopped again.
+  const jobs: string[] = []
+  let released = 0
+  for (let attempt = 1; released === 0; attempt++) {
+    const unitSize = 1_000_000 * 2 ** (attempt - 1)
+    const job = await cluster.api.submit({
+      type: 'primes',
+      params: { to: 20 * unitSize, unitSize },
+      redundancy: { quorum: 1, maxReplicas: 1 },
+    })
+    jobs.push(job.id)
+    const child = spawnCohort(cluster.workerArgs(keyFile, '--threads', '1', '--buffer', '4'))
+    t.teardown(() => child.kill())
+    await child.waitForLine(/unit started/)
+    child.child.kill('SIGSTOP')
+    const exited = new Promise<number | null>((resolve) => child.child.once('exit', (code) => resolve(code)))
+    child.child.kill('SIGTERM')
+    child.child.kill('SIGCONT')
+    t.is(await exited, 0, 'a clean exit')
+    const { identity } = await loadOrCreateIdentity(keyFile)
+    const states = await replicaStates(cluster, identity.id)
+    t.false(states.includes('leased'), `every lease computed or handed back: ${states.join(', ')}`)
+    released = states.filter((s) => s === 'released').length
+    if (released === 0) t.log(`attempt ${attempt}: it had finished what it held; again`)
+    else {
+      t.true(child.lines.some((l) => /handed back leases/.test(l)))
+      t.log(`attempt ${attempt} (units of ${unitSize}): ${released} units handed back`)
+    }
+  }
+  t.true(cluster.coordinators[0]!.counters.leasesReleased >= released)
   await cluster.addWorker({ threads: 2 })
-  const done = await waitForJob(cluster.api, job.id)
-  t.is(done.state, 'completed')
-  t.like((await cluster.api.result(job.id)).result, { count: 1_270_607 })
+  for (const id of jobs) {
+    const done = await waitForJob(cluster.api, id)
+    t.is(done.state, 'completed')
+    t.is(done.units.validated, done.units.total)
+  }
+  t.like((await cluster.api.result(jobs[0]!)).result, { count: 1_270_607 })
+  t.is(cluster.coordinators[0]!.counters.leasesExpired, 0)
 })
 
 test('cli - a bad flag is refused with a message naming it and exit code 2', async (t) => {

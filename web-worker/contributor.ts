@@ -71,11 +71,20 @@ export interface ContributorInit {
   locks?: LockManager
 }
 
+/** A peer as this browser last heard it announce itself. */
+export interface ContributorPeer {
+  id: string
+  /** Units it would take from a peer now (a tab that pauses hands its buffered units to such peers). */
+  free: number
+}
+
 export interface Contributor extends Emitter<ContributorEvents> {
   readonly state: ContributorState
   readonly reasons: ReadonlySet<PauseReason>
   /** The daemon's counters, once connected. */
   readonly stats: WorkerStats | undefined
+  /** Peers this browser knows now (live, not banned or set aside), and the units each would take. */
+  readonly peers: ContributorPeer[]
   /** The volunteer pressed Start or Resume (connects on the first start, or after a failure). */
   start(): void
   /** The volunteer pressed Pause. */
@@ -242,5 +251,10 @@ export function createContributor(init: ContributorInit): Contributor {
   return Object.defineProperties(contributor, {
     state: { get: state, enumerable: true },
     stats: { get: () => daemon?.stats, enumerable: true },
-  }) as typeof contributor & Pick<Contributor, 'state' | 'stats'>
+    peers: {
+      get: (): ContributorPeer[] =>
+        daemon?.peering.overlay.peers().map((p) => ({ id: p.id, free: p.state.free })) ?? [],
+      enumerable: true,
+    },
+  }) as typeof contributor & Pick<Contributor, 'state' | 'stats' | 'peers'>
 }

@@ -3,6 +3,7 @@ export { createComlinkRunner, MAX_THREADS, UnitWorkerError, type ComlinkRunner }
 export {
   createContributor,
   type Contributor,
+  type ContributorPeer,
   type ContributorState,
   type PauseReason,
 } from './contributor.js'

@@ -3,7 +3,7 @@
 // cross-runtime conformance check and the browser benchmark use it).
 import type { RunTask, WorkerStats } from '../worker/portable.js'
 import { createComlinkRunner } from './comlink-runner.js'
-import type { ContributorState, PauseReason } from './contributor.js'
+import type { ContributorPeer, ContributorState, PauseReason } from './contributor.js'
 
 export interface PageSnapshot {
   /** This browser's contributor id (base64url Ed25519 public key). */
@@ -15,6 +15,8 @@ export interface PageSnapshot {
   stats: WorkerStats | undefined
   /** `name@version` of the unit started last. */
   kind: string | undefined
+  /** Peers this browser knows now, and the units each would take (empty before it connects). */
+  peers: ContributorPeer[]
 }
 
 export interface LocalRun {

@@ -145,6 +145,7 @@ async function main(): Promise<void> {
       threads: runner.threads,
       stats: c.stats === undefined ? undefined : { ...c.stats },
       kind,
+      peers: c.peers,
     }),
     workerUrl,
   )

@@ -57,6 +57,8 @@ export interface SignupServiceInit {
   counters: Counters
   log: Logger
   now?: () => number
+  /** Called for each identity that signed up, before its credentials are returned. */
+  onSignedUp?: (peerId: string) => Promise<void>
 }
 
 export interface SignupService {
@@ -164,6 +166,7 @@ export function createSignupService(init: SignupServiceInit): SignupService {
           ),
         )
       const credentials = init.issuer.issue(payload.peerId, payload.natsKey)
+      await init.onSignedUp?.(payload.peerId)
       counters.volunteersSignedUp++
       log.info('volunteer signed up', {
         peerId: payload.peerId,

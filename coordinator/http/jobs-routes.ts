@@ -21,6 +21,17 @@ export interface JobsRoutesInit {
   uploads: Uploads
 }
 
+/** A job's revisions as the API shows them (times as ISO strings). */
+function revisionsView(j: JobRecord) {
+  return j.revisions.map((r) => ({
+    at: new Date(r.at).toISOString(),
+    reason: r.reason,
+    units: r.units,
+    ...(r.revisedAt === undefined ? {} : { revisedAt: new Date(r.revisedAt).toISOString() }),
+    ...(r.changed === undefined ? {} : { changed: r.changed }),
+  }))
+}
+
 /** What GET /v1/jobs/:id shows. */
 export function jobView(j: JobRecord) {
   const done = j.unitsValidated + j.unitsFailed
@@ -30,7 +41,12 @@ export function jobView(j: JobRecord) {
     version: j.version,
     state: j.state,
     params: j.params,
-    redundancy: { quorum: j.quorum, maxReplicas: j.maxReplicas },
+    redundancy: {
+      quorum: j.quorum,
+      maxReplicas: j.maxReplicas,
+      minCredibility: j.minCredibility,
+      spotCheckRate: j.spotCheckRate,
+    },
     priority: j.priority,
     units: {
       total: j.unitsTotal,
@@ -44,6 +60,9 @@ export function jobView(j: JobRecord) {
     createdAt: new Date(j.createdAt).toISOString(),
     updatedAt: new Date(j.updatedAt).toISOString(),
     ...(j.error === undefined ? {} : { error: j.error }),
+    // Backtracking: the result was (or is being) recomputed because an identity that backed some of
+    // its units was caught with a wrong result.
+    ...(j.revisions.length === 0 ? {} : { revisions: revisionsView(j) }),
     links: { self: `/v1/jobs/${j.id}`, result: `/v1/jobs/${j.id}/result` },
   }
 }
@@ -110,7 +129,11 @@ export function jobsRouter(init: JobsRoutesInit): Router {
 
   router.post('/jobs', async (ctx) => {
     const caller = callerOf(ctx)
-    const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, tuning.defaultQuorum)
+    const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, {
+      quorum: tuning.defaultQuorum,
+      minCredibility: tuning.defaultMinCredibility,
+      spotCheckRate: tuning.defaultSpotCheckRate,
+    })
     if (req.priority > caller.quota.maxPriority)
       throw new ValidationError('priority', `must be at most ${caller.quota.maxPriority} for this API key`)
     const { jobType, params } = req
@@ -147,6 +170,8 @@ export function jobsRouter(init: JobsRoutesInit): Router {
         params,
         quorum: req.quorum,
         maxReplicas: req.maxReplicas,
+        minCredibility: req.minCredibility,
+        spotCheckRate: req.spotCheckRate,
         priority: req.priority,
         owner: caller.owner,
       },
@@ -184,7 +209,8 @@ export function jobsRouter(init: JobsRoutesInit): Router {
 
   router.get('/jobs/:id/result', async (ctx) => {
     const job = await loadJob(ctx.params['id'] ?? '', callerOf(ctx))
-    if (job.state !== 'completed') {
+    // A result under revision is still readable, marked as such.
+    if (job.state !== 'completed' && job.state !== 'revising') {
       const why =
         job.state === 'failed'
           ? `job failed: ${job.error ?? 'unknown reason'}`
@@ -193,7 +219,15 @@ export function jobsRouter(init: JobsRoutesInit): Router {
             : `job is ${job.state} (${job.unitsValidated} of ${job.unitsTotal} units validated); try again later`
       throw new HttpError(409, 'result-not-ready', why, { state: job.state })
     }
-    ctx.body = { id: job.id, type: job.type, version: job.version, params: job.params, result: job.result }
+    ctx.body = {
+      id: job.id,
+      type: job.type,
+      version: job.version,
+      params: job.params,
+      result: job.result,
+      ...(job.state === 'revising' ? { revising: true } : {}),
+      ...(job.revisions.length === 0 ? {} : { revisions: revisionsView(job) }),
+    }
   })
 
   router.delete('/jobs/:id', async (ctx) => {

@@ -3,9 +3,10 @@
 // leaves a consistent state behind.
 //
 // All scripts take the key prefix as ARGV[1] (single Redis / sentinel deployments; see docs).
+import { TRUST_HELPERS } from './trust-scripts.js'
 
 /** Shared Lua helpers, prepended to scripts that need them. */
-const HELPERS = `
+export const HELPERS = `
 local p = ARGV[1]
 local function readyScore(jid)
   local prio = tonumber(redis.call('HGET', p..'job:'..jid, 'priority') or '0')
@@ -19,9 +20,11 @@ local function newReplica(uid, jid, now)
   redis.call('ZADD', p..'ready', readyScore(jid), rid)
   return rid
 end
+-- Active: its units are being computed. A completed job whose result is being revised
+-- (backtracking) is active again until its result is merged anew.
 local function jobActive(jid)
   local s = redis.call('HGET', p..'job:'..jid, 'state')
-  return s == 'queued' or s == 'running'
+  return s == 'queued' or s == 'running' or s == 'revising'
 end
 local function unitFail(uid, jid, reason, now)
   redis.call('HSET', p..'unit:'..uid, 'state', 'failed', 'error', reason)
@@ -32,6 +35,7 @@ local function unitFail(uid, jid, reason, now)
     redis.call('ZADD', p..'ended', now, jid)
   end
 end
+${TRUST_HELPERS}
 -- A lease ended without a result (expired, handed back, renewed past its lifetime): the loss is
 -- the worker's, not the unit's. It is counted on the worker (\`released\` or \`expired\` on
 -- worker:{id}), and the worker stays in the unit's worker set, so it never gets this unit again.
@@ -46,6 +50,8 @@ local function leaseEnded(rid, uid, jid, worker, newState, now, maxWorkers, keep
   redis.call('ZREM', p..'leases', rid)
   redis.call('SREM', p..'worker:'..worker..':leases', rid)
   if redis.call('HGET', p..'unit:'..uid, 'state') ~= 'pending' or not jobActive(jid) then return 0 end
+  -- A unit left to this worker alone (adaptive replication) goes back to full replication.
+  if redis.call('HGET', p..'unit:'..uid, 'solo') == worker then releaseHeld(uid, jid) end
   redis.call('HINCRBY', p..'worker:'..worker, newState, 1)
   redis.call('HINCRBY', p..'unit:'..uid, 'lost', 1)
   if keepEligible then
@@ -85,9 +91,9 @@ local function leaseCap(worker, base, per, max)
   return cap
 end
 -- ---- Replica placement (docs/security.md, "Replica placement") ----
--- Which ready replica may go to which worker. A unit's replicas never go to the same identity twice,
--- nor to two identities of one owner, nor to two identities of one network unless that network is
--- exempt (recorded as ''). Owner and network are recorded at sign-up as \`owner\` and \`net\` of
+-- Which ready replica may go to which worker. A unit's replicas never go to an identity that holds or
+-- computed one of them (WORK's own rule), nor to two identities of one owner, nor to two identities
+-- of one network unless that network is exempt (recorded as ''). Owner and network are recorded at sign-up as \`owner\` and \`net\` of
 -- worker:{id}; an identity without them (issued credentials directly) is its own owner, on no network.
 -- The identities a unit's replicas went to are its worker set, less those that let theirs go
 -- (unit:{uid}:dropped): those stay excluded themselves but no longer hold a replica for their owner
@@ -102,12 +108,13 @@ local function placementAttrs(w)
   end
   return a
 end
--- Whether \`w\` may take a replica of unit \`uid\`; \`leaving\` (a transfer's giver, or nil) is not counted.
+-- Whether no other identity with a replica of unit \`uid\` shares \`w\`'s owner or network; \`leaving\`
+-- (a transfer's giver, or nil) is not counted. Whether \`w\` itself may have the unit again is the
+-- caller's rule (WORK: not while it holds or computed a replica; TRANSFER: never).
 local function placementEligible(uid, w, leaving)
   local me = placementAttrs(w)
   for _, other in ipairs(redis.call('SMEMBERS', p..'unit:'..uid..':workers')) do
-    if other == w then return false end
-    if other ~= leaving and redis.call('SISMEMBER', p..'unit:'..uid..':dropped', other) == 0 then
+    if other ~= w and other ~= leaving and redis.call('SISMEMBER', p..'unit:'..uid..':dropped', other) == 0 then
       local o = placementAttrs(other)
       if o[1] == me[1] then return false end
       if me[2] ~= '' and o[2] == me[2] then return false end
@@ -207,10 +214,11 @@ return created
 
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
- *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, placementSeed, spreadMs,
- *      hasHolding, held...)
+ *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, placementSeed,
+ *      spreadMs, hasHolding, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
+ * 0. Ban: a caught identity (backtracking) gets status 'banned' and nothing else.
  * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
  *    every coordinator draws from the same one. Without a token: status 'rate', nothing else done.
  * 2. Lost grants: with `hasHolding` = '1', any lease recorded for the worker that is not in `held`
@@ -225,8 +233,15 @@ return created
  *    was leased). A replica reissued after a lease ended
  *    without a result goes only to a worker with standing (validated work) during its first
  *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
- *    unit among themselves while honest workers wait. Each lease's deadline is at most its
+ *    unit among themselves while honest workers wait. A caught identity gets nothing; a unit whose
+ *    first replica goes to an identity with earned trust has its other replicas held
+ *    (\`adaptiveLease\`, trust-scripts.ts). Each lease's deadline is at most its
  *    lifetime bound `maxUntil` = now + max(lifeFloorMs, lifeFactor x the job's unit estimate).
+ *    A worker that let a unit go gets it again only once a replica of it has waited `letGoGraceMs`
+ *    without anyone else taking it: everyone else gets first pick, so letting go never steers a worker
+ *    to a unit, and a small cluster (two workers at quorum 2) still finishes a unit one of them gave
+ *    back. Such a grant takes the worker off the unit's let-go list (it counts there again if it lets
+ *    go once more).
  */
 export const WORK = `${HELPERS}
 local worker = ARGV[2]
@@ -241,10 +256,13 @@ local capBase, capPer, capMax = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber
 local lifeFloor, lifeFactor = tonumber(ARGV[13]), tonumber(ARGV[14])
 local maxWorkers = tonumber(ARGV[15])
 local reissueHold = tonumber(ARGV[16])
-placementSeed(ARGV[17])
-local spread = tonumber(ARGV[18])
-local hasHolding = ARGV[19] == '1'
+local letGoGrace = tonumber(ARGV[17])
+placementSeed(ARGV[18])
+local spread = tonumber(ARGV[19])
+local hasHolding = ARGV[20] == '1'
 local lk = p..'worker:'..worker..':leases'
+-- 0. A caught identity gets no more work.
+if isCaught(worker) then return { 'banned', 0, 0, 0, 0, {} } end
 local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
 local rk = p..'rate:'..worker
@@ -266,7 +284,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 20, #ARGV do held[ARGV[i]] = true end
+  for i = 21, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)
@@ -296,6 +314,8 @@ local jobs = {}
 local cands = {}
 local established = standing(worker) >= 1
 local spreadWait = 0
+-- Credibility (TRUST_HELPERS): a caught identity gets no more units.
+if isCaught(worker) then want = 0 end
 if want > 0 then cands = placementCandidates(scan) end
 for _, rid in ipairs(cands) do
   if #out >= want then break end
@@ -312,18 +332,28 @@ for _, rid in ipairs(cands) do
       jobs[jid] = j
     end
     local us = redis.call('HGET', p..'unit:'..uid, 'state')
-    if (j[1] ~= 'queued' and j[1] ~= 'running') or us ~= 'pending' then
+    if (j[1] ~= 'queued' and j[1] ~= 'running' and j[1] ~= 'revising') or us ~= 'pending' then
       redis.call('ZREM', p..'ready', rid)
       redis.call('HSET', p..'replica:'..rid, 'state', 'cancelled')
-    elseif not accepts[j[2]] or not placementEligible(uid, worker, nil) then
-      -- Not for this worker (placement).
+    elseif not accepts[j[2]] then
+      -- A kind this worker does not run.
+    elseif redis.call('SISMEMBER', p..'unit:'..uid..':workers', worker) == 1 and
+        not (now - tonumber(r[5] or now) >= letGoGrace and
+          redis.call('SISMEMBER', p..'unit:'..uid..':dropped', worker) == 1) then
+      -- This worker holds or computed a replica of the unit, or let it go less than the grace ago.
+    elseif not placementEligible(uid, worker, nil) then
+      -- Placement: an identity of this worker's owner or network has a replica of the unit.
     elseif placementSpreadWait(uid, now) > 0 then
       local wait = placementSpreadWait(uid, now)
       if spreadWait == 0 or wait < spreadWait then spreadWait = wait end
     else
+      -- A worker that let the unit go and takes it again counts as letting go afresh (see above).
+      redis.call('SREM', p..'unit:'..uid..':dropped', worker)
       placementLeased(uid, rid, now, spread)
       redis.call('ZREM', p..'ready', rid)
       redis.call('SADD', p..'unit:'..uid..':workers', worker)
+      -- Adaptive replication (TRUST_HELPERS): a trusted identity's first replica holds the others.
+      adaptiveLease(uid, jid, worker)
       local maxUntil = now + math.max(lifeFloor, lifeFactor * tonumber(j[3] or '0'))
       local deadline = math.min(now + leaseMs, maxUntil)
       redis.call('HSET', p..'replica:'..rid, 'state', 'leased', 'worker', worker, 'deadline', deadline,
@@ -362,12 +392,14 @@ local now = tonumber(ARGV[4])
 local leaseMs = tonumber(ARGV[5])
 local maxWorkers = tonumber(ARGV[6])
 local moved, refused, back = {}, {}, 0
+-- Nothing moves to or from a caught identity (its leases are revoked by backtracking).
+local blocked = isCaught(from) or isCaught(to)
 for i = 7, #ARGV do
   local rid = ARGV[i]
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'unitId', 'jobId', 'maxUntil')
   local uid, jid = r[3], r[4]
   local maxUntil = tonumber(r[5] or '0')
-  local held = r[1] == 'leased' and r[2] == from and uid and jobActive(jid)
+  local held = not blocked and r[1] == 'leased' and r[2] == from and uid and jobActive(jid)
     and redis.call('HGET', p..'unit:'..uid, 'state') == 'pending' and maxUntil > now
   if not held then
     refused[#refused + 1] = rid
@@ -381,6 +413,10 @@ for i = 7, #ARGV do
     local deadline = math.min(now + leaseMs, maxUntil)
     redis.call('SREM', p..'unit:'..uid..':workers', from)
     redis.call('SADD', p..'unit:'..uid..':workers', to)
+    -- A unit left to \`from\` alone (adaptive replication) stays so only if \`to\` may hold it alone.
+    if redis.call('HGET', p..'unit:'..uid, 'solo') == from then
+      if soloEligible(jid, to) then redis.call('HSET', p..'unit:'..uid, 'solo', to) else releaseHeld(uid, jid) end
+    end
     redis.call('HSET', p..'replica:'..rid, 'worker', to, 'deadline', deadline, 'transferredFrom', from,
       'transferredAt', now)
     redis.call('HINCRBY', p..'replica:'..rid, 'transfers', 1)
@@ -410,10 +446,11 @@ local lifeFloor = tonumber(ARGV[5])
 local maxWorkers = tonumber(ARGV[6])
 local out = {}
 local ended = 0
+local isBanned = isCaught(worker)
 for i = 7, #ARGV do
   local rid = ARGV[i]
   local r = redis.call('HMGET', p..'replica:'..rid, 'state', 'worker', 'jobId', 'unitId', 'maxUntil', 'leasedAt')
-  local ok = r[1] == 'leased' and r[2] == worker and jobActive(r[3])
+  local ok = not isBanned and r[1] == 'leased' and r[2] == worker and jobActive(r[3])
     and redis.call('HGET', p..'unit:'..r[4], 'state') == 'pending'
   local deadline = now + leaseMs
   if ok then
@@ -478,11 +515,15 @@ return #rids
  *   -> { status, reason-or-unit-state }
  * Stores a result once per replica: a second submission of the same replica is a duplicate. The
  * worker's claimed compute time is kept as information only, bounded by how long the replica has
- * been leased: credit comes from the job type's estimate (see DECIDE).
+ * been leased: credit comes from the job type's estimate (see DECIDE). A caught identity's results
+ * are refused. A stored result enters the worker's reverse index (\`worker:{id}:units\`).
  */
 export const SUBMIT = `${HELPERS}
 local rid, worker, uid, digest, output = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now, computeMs = tonumber(ARGV[7]), tonumber(ARGV[8])
+if isCaught(worker) then
+  return { 'rejected', 'this identity is banned: '..(redis.call('HGET', p..'worker:'..worker, 'caughtReason') or '') }
+end
 local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'worker', 'leasedAt')
 if not r[1] then return { 'rejected', 'unknown replica' } end
 if r[1] ~= uid then return { 'rejected', 'replica does not belong to that unit' } end
@@ -506,77 +547,208 @@ local us = redis.call('HGET', p..'unit:'..uid, 'state')
 if us == 'pending' then
   redis.call('HSET', p..'unit:'..uid..':results', rid, digest..'|'..worker..'|'..computeMs)
   redis.call('HSETNX', p..'unit:'..uid..':outputs', digest, output)
+  -- The reverse index: every unit this worker has a result for, so that all of them can be validated
+  -- again if it is caught. Entries of units whose data has expired are dropped as they are met: each
+  -- submission looks at the two oldest entries and drops them, or moves them to the back.
+  local wk = p..'worker:'..worker..':units'
+  for _, o in ipairs(redis.call('ZRANGE', wk, 0, 1)) do
+    if redis.call('EXISTS', p..'unit:'..o) == 0 then redis.call('ZREM', wk, o)
+    else redis.call('ZADD', wk, now, o) end
+  end
+  redis.call('ZADD', wk, now, uid)
 end
 redis.call('HINCRBY', p..'worker:'..worker, 'results', 1)
 return { 'accepted', redis.call('HGET', p..'unit:'..uid, 'state') }
 `
 
 /**
- * decide(prefix, uid, now, nResults, bestSize, bestDigest, agreeingCsv)
- *   -> { verdict, validated, failed, total }
- * The validator's verdict on one unit, given the agreement it computed over `nResults` results.
- * Returns 'stale' when more results arrived meanwhile, so the caller evaluates again.
+ * decide(prefix, uid, now, nResults, draw, group...)
+ *   -> { verdict, validated, failed, total, { caught identity, ... }, note }
+ * The validator's verdict on one unit, given the groups of agreeing results it computed over
+ * `nResults` results: each group is `digest|replicaId,replicaId,...`. `draw` is a uniform random
+ * number in [0, 1), the spot-check draw. Returns 'stale' when more results arrived meanwhile, so the
+ * caller evaluates again. `note` is 'solo' for a result accepted alone (adaptive replication),
+ * 'check' when such a result was drawn for a spot check.
+ *
+ * A group is acceptable (docs/security.md, "Credibility and adaptive replication") when its
+ * credibility reaches the job's `minCredibility`, it holds at least one identity at the anchor
+ * level (or, when the operator allows it, `unanchored` identities), and it has `quorum` members —
+ * or it is the one result of a unit left to a trusted identity and not drawn for a check (a checked
+ * unit needs two). Caught identities count for nothing. The unit is validated when exactly one group
+ * is acceptable; every identity whose result disagreed is then caught. Otherwise more replicas are
+ * issued, up to `maxReplicas`, and then the unit fails.
  */
 export const DECIDE = `${HELPERS}
 local uid = ARGV[2]
 local now = ARGV[3]
 local nResults = tonumber(ARGV[4])
-local bestSize = tonumber(ARGV[5])
-local bestDigest = ARGV[6]
-local u = redis.call('HMGET', p..'unit:'..uid, 'state', 'jobId', 'issued')
+local draw = tonumber(ARGV[5])
+local u = redis.call('HMGET', p..'unit:'..uid, 'state', 'jobId', 'issued', 'solo', 'check', 'drawn')
 local jid = u[2]
-if not jid then return { 'unknown', 0, 0, 0 } end
-local function counts(verdict)
+if not jid then return { 'unknown', 0, 0, 0, {}, '' } end
+local function counts(verdict, caught, note)
   local j = redis.call('HMGET', p..'job:'..jid, 'unitsValidated', 'unitsFailed', 'unitsTotal')
-  return { verdict, tonumber(j[1] or '0'), tonumber(j[2] or '0'), tonumber(j[3] or '0') }
+  return { verdict, tonumber(j[1] or '0'), tonumber(j[2] or '0'), tonumber(j[3] or '0'), caught or {}, note or '' }
 end
 if u[1] ~= 'pending' then return counts('settled') end
 if redis.call('HLEN', p..'unit:'..uid..':results') ~= nResults then return counts('stale') end
-local quorum = tonumber(redis.call('HGET', p..'job:'..jid, 'quorum'))
-local maxReplicas = tonumber(redis.call('HGET', p..'job:'..jid, 'maxReplicas'))
-if bestSize >= quorum then
-  redis.call('HSET', p..'unit:'..uid, 'state', 'validated', 'digest', bestDigest, 'validatedAt', now)
+local jf = redis.call('HMGET', p..'job:'..jid, 'quorum', 'maxReplicas', 'minCredibility', 'spotCheckRate')
+local quorum = tonumber(jf[1])
+local maxReplicas = tonumber(jf[2])
+local target = tonumber(jf[3] or trust().target)
+local rate = tonumber(jf[4] or trust().rate)
+local solo, check = u[4], u[5]
+local note = ''
+-- Spot check: the one result of a unit left to a trusted identity is checked at the job's rate,
+-- drawn once, after the result is in (nothing the identity saw depends on it): the held replicas go
+-- out, and the unit then needs at least two agreeing identities.
+if solo and not u[6] and nResults == 1 then
+  redis.call('HSET', p..'unit:'..uid, 'drawn', 1)
+  if draw < rate then
+    releaseHeld(uid, jid)
+    redis.call('HSET', p..'unit:'..uid, 'check', solo)
+    check, solo, note = solo, nil, 'check'
+  end
+end
+local need = quorum
+if check and need < 2 then need = 2 end
+local res = redis.call('HGETALL', p..'unit:'..uid..':results')
+local workerOf = {}
+for i = 1, #res, 2 do workerOf[res[i]] = string.match(res[i + 1], '^[^|]+|([^|]+)|') end
+local groups = {}
+local accepted, contested = nil, false
+for gi = 6, #ARGV do
+  local digest, list = string.match(ARGV[gi], '^([^|]*)|(.*)$')
+  local g = { digest = digest, rids = {}, members = {}, crs = {}, anchored = false }
+  for rid in string.gmatch(list or '', '[^,]+') do
+    -- A result discarded meanwhile (backtracking) makes the agreement stale.
+    if not workerOf[rid] then return counts('stale') end
+    g.rids[#g.rids + 1] = rid
+    local w = workerOf[rid]
+    local cr = w and credibility(w) or 0
+    if cr > 0 then
+      g.members[#g.members + 1] = w
+      g.crs[#g.crs + 1] = cr
+      if cr >= trust().anchor then g.anchored = true end
+    end
+  end
+  g.size = #g.members
+  g.cr = 0
+  if g.size > 0 then g.cr = groupCredibility(g.crs, 0) end
+  g.alone = solo ~= nil and g.size == 1 and g.members[1] == solo
+  g.ok = g.cr >= target and (g.size >= need or g.alone)
+    and (g.anchored or (trust().unanchored > 0 and g.size >= trust().unanchored))
+  if g.ok then
+    if accepted then contested = true else accepted = g end
+  end
+  groups[#groups + 1] = g
+end
+if accepted and not contested then
+  local g = accepted
+  redis.call('HSET', p..'unit:'..uid, 'state', 'validated', 'digest', g.digest, 'validatedAt', now)
+  moveReplicas(uid, jid, 'held', 'cancelled')
   redis.call('HINCRBY', p..'job:'..jid, 'unitsValidated', 1)
   redis.call('HSET', p..'job:'..jid, 'updatedAt', now)
   -- Trust: every worker whose result agreed gains credit, the job type's estimate of the unit's
   -- compute time (not what the worker claims: that is kept apart, as information); the others lose
-  -- standing.
+  -- standing and are caught (markCaught).
+  -- Each result is judged once (\`judged\` on its replica); a unit validated again after
+  -- backtracking judges anew only the results whose verdict changed, so nothing is counted twice.
   local unitMs = tonumber(redis.call('HGET', p..'job:'..jid, 'unitMs') or '0')
   local agreeing = {}
-  for rid in string.gmatch(ARGV[7], '[^,]+') do agreeing[rid] = true end
-  local res = redis.call('HGETALL', p..'unit:'..uid..':results')
+  for _, rid in ipairs(g.rids) do agreeing[rid] = true end
+  local caught = {}
+  local newlyValid = {}
   for i = 1, #res, 2 do
     local rid, val = res[i], res[i + 1]
     local w, ms = string.match(val, '^[^|]+|([^|]+)|(%d+)$')
+    local wk = p..'worker:'..w
+    local was = redis.call('HGET', p..'replica:'..rid, 'judged')
     if agreeing[rid] then
-      redis.call('HINCRBY', p..'worker:'..w, 'valid', 1)
-      redis.call('HINCRBY', p..'worker:'..w, 'creditMs', unitMs)
-      redis.call('HINCRBY', p..'worker:'..w, 'claimedMs', tonumber(ms))
-    else
-      redis.call('HINCRBY', p..'worker:'..w, 'invalid', 1)
+      if was ~= 'valid' then
+        redis.call('HINCRBY', wk, 'valid', 1)
+        redis.call('HINCRBY', wk, 'creditMs', unitMs)
+        redis.call('HINCRBY', wk, 'claimedMs', tonumber(ms))
+        if was == 'invalid' then redis.call('HINCRBY', wk, 'invalid', -1) end
+        redis.call('HSET', p..'replica:'..rid, 'judged', 'valid')
+        newlyValid[w] = true
+      end
+    elseif was ~= 'invalid' then
+      redis.call('HINCRBY', wk, 'invalid', 1)
+      if was == 'valid' then
+        redis.call('HINCRBY', wk, 'valid', -1)
+        redis.call('HINCRBY', wk, 'creditMs', -unitMs)
+        redis.call('HINCRBY', wk, 'claimedMs', -tonumber(ms))
+      end
+      redis.call('HSET', p..'replica:'..rid, 'judged', 'invalid')
+      local reason = 'its result for unit '..uid..' disagreed with the accepted one'
+      if w == check then reason = 'failed a spot check: '..reason end
+      if markCaught(w, reason, now) == 1 then caught[#caught + 1] = w end
     end
   end
+  -- Checked results: the identity under a spot check, and each member the rest of the group would
+  -- have vouched for (its credibility without that member reaches the anchor level). A result
+  -- accepted alone was checked by nobody and earns nothing.
+  if g.size >= 2 then
+    for i, w in ipairs(g.members) do
+      if newlyValid[w] and (w == check or groupCredibility(g.crs, i) >= trust().anchor) then
+        redis.call('HINCRBY', p..'worker:'..w, 'passed', 1)
+        if w == check then redis.call('HINCRBY', p..'worker:'..w, 'spotPassed', 1) end
+      end
+    end
+  end
+  if g.alone then note = 'solo' end
   -- Keep only the canonical output.
-  local out = redis.call('HGET', p..'unit:'..uid..':outputs', bestDigest)
+  local out = redis.call('HGET', p..'unit:'..uid..':outputs', g.digest)
   redis.call('DEL', p..'unit:'..uid..':outputs')
   redis.call('HSET', p..'unit:'..uid, 'output', out)
-  return counts('validated')
+  return counts('validated', caught, note)
 end
+-- Not accepted: a unit left to one identity goes back to full replication.
+releaseHeld(uid, jid)
 local issued = tonumber(u[3])
-local outstanding = issued - nResults
-if bestSize + outstanding + (maxReplicas - issued) < quorum then
-  unitFail(uid, jid, 'no quorum of '..quorum..' agreeing results after '..issued..' replicas', now)
-  return counts('failed')
+local best = nil
+for _, g in ipairs(groups) do
+  if not best or g.size > best.size or (g.size == best.size and g.cr > best.cr) then best = g end
 end
-local needed = quorum - bestSize - outstanding
+local bestSize = 0
+if best then bestSize = best.size end
+local outstanding = issued - nResults
+local function why()
+  local msg = 'no quorum of '..need..' agreeing results after '..issued..' replicas'
+  if contested then
+    return msg..': two groups of agreeing results each reached credibility '..target
+  end
+  if best and bestSize >= need then
+    msg = msg..' reached credibility '..target..' (best: '..bestSize..' agreeing at '
+      ..string.format('%.6g', best.cr)
+    if not best.anchored then msg = msg..', none of them trusted' end
+    msg = msg..')'
+  end
+  return msg
+end
+if bestSize + outstanding + (maxReplicas - issued) < need
+  or (outstanding <= 0 and issued >= maxReplicas) then
+  unitFail(uid, jid, why(), now)
+  return counts('failed', {}, note)
+end
+local needed = need - bestSize - outstanding
+if needed < 1 and outstanding <= 0 then needed = 1 end
 if needed > 0 then
   if needed > maxReplicas - issued then needed = maxReplicas - issued end
   for i = 1, needed do newReplica(uid, jid, now) end
   redis.call('HINCRBY', p..'unit:'..uid, 'issued', needed)
   redis.call('HINCRBY', p..'job:'..jid, 'replicasExtra', needed)
-  return counts('reissued')
+  return counts('reissued', {}, note)
 end
-return counts('waiting')
+return counts('waiting', {}, note)
+`
+
+/**
+ * credibility(prefix, worker) -> { credibility, earned } as strings: what DECIDE and WORK use now.
+ */
+export const CREDIBILITY = `${HELPERS}
+return { tostring(credibility(ARGV[2])), tostring(earnedCredibility(ARGV[2])) }
 `
 
 /** cancel(prefix, jid, now) -> previous state. Only active jobs can be cancelled. */
@@ -591,11 +763,41 @@ end
 return s
 `
 
-/** complete(prefix, jid, resultJson, now) -> 1 when the job moved to completed, else 0. */
+/**
+ * complete(prefix, jid, resultJson, now, generation) -> 1 when the job moved to completed, else 0.
+ * \`generation\` is the job's generation when its outputs were read: a unit reopened since
+ * (backtracking) makes the merge stale and it is refused. A job being revised records the revision:
+ * one entry per caught identity in \`revisions\` (at most 50 kept), \`changed\` when the result differs.
+ */
 export const COMPLETE = `${HELPERS}
-local jid, result, now = ARGV[2], ARGV[3], ARGV[4]
-local s = redis.call('HGET', p..'job:'..jid, 'state')
-if s ~= 'queued' and s ~= 'running' then return 0 end
+local jid, result, now, gen = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local jk = p..'job:'..jid
+local j = redis.call('HMGET', jk, 'state', 'generation', 'unitsValidated', 'unitsTotal', 'result', 'revisions')
+local s = j[1]
+if s ~= 'queued' and s ~= 'running' and s ~= 'revising' then return 0 end
+if (j[2] or '0') ~= gen or j[3] ~= j[4] then return 0 end
+if s == 'revising' then
+  local rk = jk..':revising'
+  local h = redis.call('HGETALL', rk)
+  local by = {}
+  for i = 1, #h, 2 do
+    local w, f = string.match(h[i], '^(.*)|(%a+)$')
+    by[w] = by[w] or {}
+    by[w][f] = h[i + 1]
+  end
+  local revs = cjson.decode(j[6] or '[]')
+  local fresh = {}
+  for _, e in pairs(by) do
+    fresh[#fresh + 1] = { at = tonumber(e.at), reason = e.reason, units = tonumber(e.units),
+      revisedAt = tonumber(now), changed = j[5] ~= result }
+  end
+  table.sort(fresh, function(a, b) return a.at < b.at end)
+  for _, e in ipairs(fresh) do revs[#revs + 1] = e end
+  while #revs > 50 do table.remove(revs, 1) end
+  if #revs > 0 then redis.call('HSET', jk, 'revisions', cjson.encode(revs)) end
+  redis.call('HINCRBY', jk, 'revisionsTotal', #fresh)
+  redis.call('DEL', rk)
+end
 redis.call('HSET', p..'job:'..jid, 'state', 'completed', 'result', result, 'updatedAt', now)
 redis.call('SREM', p..'active', jid)
 redis.call('ZADD', p..'ended', now, jid)

@@ -4,8 +4,24 @@ import type { Redis } from 'ioredis'
 import { randomInt } from 'node:crypto'
 import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
+import * as backtrackScripts from './backtrack-scripts.js'
+import * as trustScripts from './trust-scripts.js'
 
-export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
+/** `revising`: a completed job whose result is being recomputed after backtracking (still readable). */
+export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'revising'
+
+/** One revision of a job's result: a caught identity had backed `units` of its units. */
+export interface Revision {
+  /** When the identity was found to have backed this job's units (ms since the epoch). */
+  at: number
+  reason: string
+  /** Units validated again. */
+  units: number
+  /** When the revised result was merged; absent while the revision is under way. */
+  revisedAt?: number
+  /** Whether the revised result differs from the one before; absent while under way. */
+  changed?: boolean
+}
 
 export interface NewJob {
   id: string
@@ -14,6 +30,10 @@ export interface NewJob {
   params: unknown
   quorum: number
   maxReplicas: number
+  /** Credibility a unit's accepted result must reach (docs/security.md). */
+  minCredibility: number
+  /** Chance that a result accepted alone (adaptive replication) is checked by other replicas. */
+  spotCheckRate: number
   priority: number
   owner: string
 }
@@ -28,6 +48,10 @@ export interface JobRecord extends NewJob {
   unitsFailed: number
   replicasExtra: number
   planned: boolean
+  /** Bumped each time a validated unit is reopened: a merge of older outputs is refused. */
+  generation: number
+  /** Revisions of the result, finished ones first, then those under way. */
+  revisions: Revision[]
   error?: string
   result?: unknown
 }
@@ -55,6 +79,32 @@ export interface DecideOutcome {
   validated: number
   failed: number
   total: number
+  /** Identities caught by this decision (their result disagreed with the accepted one). */
+  caught: string[]
+  /** `solo`: accepted alone (adaptive replication); `check`: a lone result drawn for a spot check. */
+  note: '' | 'solo' | 'check'
+}
+
+/** A group of agreeing results: a digest (the canonical one if accepted) and its replicas. */
+export interface ResultGroup {
+  digest: string
+  replicaIds: string[]
+}
+
+/** The deployment's trust parameters (docs/security.md, "Credibility and adaptive replication"). */
+export interface TrustParams {
+  /** Assumed fraction of saboteurs among identities, f. */
+  saboteurFraction: number
+  /** Credibility of a vouched (operator's own) host that has not earned more. */
+  vouchedCredibility: number
+  /** Credibility an identity needs to anchor a group of agreeing results. */
+  anchorCredibility: number
+  /** Agreeing identities that may validate a unit without an anchor (0: never). */
+  unanchoredGroup: number
+  /** Default minimum credibility of jobs that do not set one. */
+  minCredibility: number
+  /** Default spot-check rate of jobs that do not set one. */
+  spotCheckRate: number
 }
 
 export interface WorkerStats {
@@ -69,6 +119,14 @@ export interface WorkerStats {
   released: number
   /** Leases that expired in its hands (or were renewed past their lifetime). */
   expired: number
+  /** Checked results: agreements the rest of their group vouched for, and spot checks passed. */
+  passed: number
+  /** Spot checks passed (its lone result checked by other replicas, and agreed). */
+  spotPassed: number
+  /** Whether the operator vouched for this identity (its own host). */
+  vouched: boolean
+  /** When it was caught (ms), and why; absent while it never was. */
+  caught?: { at: number; reason: string }
 }
 
 /** The lease rules a work request is served by (the coordinator's tuning has them all). */
@@ -84,6 +142,7 @@ export interface LeaseRules {
   leaseLifetimeFactor: number
   maxWorkersPerUnit: number
   reissueHoldMs: number
+  letGoGraceMs: number
   /** A unit's next replica is leased at least half this long, at most this long, after the last. */
   replicaSpreadMs: number
 }
@@ -91,7 +150,7 @@ export interface LeaseRules {
 /** What one work request got. */
 export interface WorkOutcome {
   /** `rate`: out of work requests for now; `leases`: fewer units than asked, at the lease cap. */
-  status: 'ok' | 'rate' | 'leases'
+  status: 'ok' | 'rate' | 'leases' | 'banned'
   /**
    * For `rate`: when the next request may be served. Otherwise, when nothing was leased, the ms until
    * a replica this worker may take comes out of its spread (0: none is waiting).
@@ -117,11 +176,38 @@ interface ScriptedRedis extends Redis {
   cohortExpire(...args: (string | number)[]): Promise<number>
   cohortSubmit(...args: (string | number | Uint8Array)[]): Promise<string[]>
   cohortDecide(...args: (string | number)[]): Promise<Reply[]>
+  cohortCredibility(...args: (string | number)[]): Promise<[string, string]>
+  cohortVouch(...args: (string | number)[]): Promise<number>
+  cohortTrustParams(...args: (string | number)[]): Promise<string>
   cohortCancel(...args: (string | number)[]): Promise<string | null>
   cohortComplete(...args: (string | number)[]): Promise<number>
   cohortCreateJob(...args: (string | number)[]): Promise<number>
   cohortReleaseUnits(...args: (string | number)[]): Promise<number>
   cohortTakeToken(...args: (string | number)[]): Promise<number>
+  cohortCatch(...args: (string | number)[]): Promise<number>
+  cohortRevokeLeases(...args: (string | number)[]): Promise<number>
+  cohortBacktrackUnit(...args: (string | number)[]): Promise<[string, string, string, number, number]>
+  cohortFinishBacktrack(...args: (string | number)[]): Promise<number>
+}
+
+/** What validating one unit of a caught identity again did (see BACKTRACK_UNIT). */
+export interface BacktrackUnitOutcome {
+  /** The unit's state now; `expired` when its data is gone. */
+  unitState: string
+  jobId: string
+  jobState: string
+  /** The identity's results discarded now. */
+  discarded: number
+  /** Whether a validated unit was reopened. */
+  reopened: boolean
+}
+
+/** A caught identity: when and why. */
+export interface Caught {
+  at: number
+  reason: string
+  /** When its backtracking finished (undefined while due). */
+  backtrackedAt?: number
 }
 
 /** How a job is admitted: `units` counted in flight for its owner, refused past `limit` (null: none). */
@@ -140,7 +226,32 @@ export interface StoreInit {
 
 export type Store = ReturnType<typeof createStore>
 
-const STATES: ReadonlySet<string> = new Set(['queued', 'running', 'completed', 'failed', 'cancelled'])
+const STATES: ReadonlySet<string> = new Set([
+  'queued',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'revising',
+])
+const ACTIVE: ReadonlySet<string> = new Set(['queued', 'running', 'revising'])
+
+/** Revisions: the finished ones (JSON in the job) and those under way (`job:{id}:revising`). */
+function revisionsOf(finished: string | undefined, open: Record<string, string>): Revision[] {
+  const out = JSON.parse(finished ?? '[]') as Revision[]
+  const by = new Map<string, Record<string, string>>()
+  for (const [k, v] of Object.entries(open)) {
+    const i = k.lastIndexOf('|')
+    const w = k.slice(0, i)
+    by.set(w, { ...by.get(w), [k.slice(i + 1)]: v })
+  }
+  const under = [...by.values()].map((e) => ({
+    at: num(e['at']),
+    reason: e['reason'] ?? '',
+    units: num(e['units']),
+  }))
+  return [...out, ...under.sort((a, b) => a.at - b.at)]
+}
 
 function num(v: string | undefined): number {
   return v === undefined ? 0 : Number(v)
@@ -180,13 +291,49 @@ export function createStore(init: StoreInit) {
   define('cohortExpire', scripts.EXPIRE)
   define('cohortSubmit', scripts.SUBMIT)
   define('cohortDecide', scripts.DECIDE)
+  define('cohortCredibility', scripts.CREDIBILITY)
+  define('cohortVouch', trustScripts.VOUCH)
+  define('cohortTrustParams', trustScripts.SET_TRUST_PARAMS)
   define('cohortCancel', scripts.CANCEL)
   define('cohortComplete', scripts.COMPLETE)
   define('cohortCreateJob', ownerScripts.CREATE_JOB)
   define('cohortReleaseUnits', ownerScripts.RELEASE_UNITS)
   define('cohortTakeToken', ownerScripts.TAKE_TOKEN)
+  define('cohortCatch', backtrackScripts.CATCH)
+  define('cohortRevokeLeases', backtrackScripts.REVOKE_LEASES)
+  define('cohortBacktrackUnit', backtrackScripts.BACKTRACK_UNIT)
+  define('cohortFinishBacktrack', backtrackScripts.FINISH_BACKTRACK)
 
   const jobKey = (id: string): string => `${p}job:${id}`
+
+  /**
+   * Give every key of a job's units and replicas an expiry of `ttlMs`, or none (undefined). Returns
+   * how many units had no data left.
+   */
+  const unitKeys = async (jobId: string, ttlMs: number | undefined): Promise<number> => {
+    const total = Number((await redis.hget(jobKey(jobId), 'unitsTotal')) ?? 0)
+    const batch = 500
+    let missing = 0
+    for (let i = 0; i < total; i += batch) {
+      const ids = Array.from({ length: Math.min(batch, total - i) }, (_, k) => `${jobId}:${i + k}`)
+      const seqs = await Promise.all(ids.map((u) => redis.hget(`${p}unit:${u}`, 'replicaSeq')))
+      const pipe = redis.pipeline()
+      ids.forEach((u, k) => {
+        if (seqs[k] === null) missing++
+        const keys = [':workers', ':dropped', ':results', ':outputs', ':discarded'].map(
+          (s) => `${p}unit:${u}${s}`,
+        )
+        keys.push(`${p}unit:${u}`)
+        for (let r = 1; r <= Number(seqs[k] ?? 0); r++) keys.push(`${p}replica:${u}:r${r}`)
+        for (const key of keys) {
+          if (ttlMs === undefined) pipe.persist(key)
+          else pipe.pexpire(key, ttlMs)
+        }
+      })
+      await pipe.exec()
+    }
+    return missing
+  }
 
   return {
     prefix: p,
@@ -208,6 +355,8 @@ export function createStore(init: StoreInit) {
         params: JSON.stringify(job.params),
         quorum: job.quorum,
         maxReplicas: job.maxReplicas,
+        minCredibility: job.minCredibility,
+        spotCheckRate: job.spotCheckRate,
         priority: job.priority,
         owner: job.owner,
         state: 'queued',
@@ -242,7 +391,10 @@ export function createStore(init: StoreInit) {
     },
 
     async getJob(id: string): Promise<JobRecord | undefined> {
-      const h = await redis.hgetall(jobKey(id))
+      const [h, open] = await Promise.all([
+        redis.hgetall(jobKey(id)),
+        redis.hgetall(`${jobKey(id)}:revising`),
+      ])
       if (h['id'] === undefined || !STATES.has(h['state'] ?? '')) return undefined
       const rec: JobRecord = {
         id,
@@ -252,6 +404,8 @@ export function createStore(init: StoreInit) {
         params: JSON.parse(h['params'] ?? 'null') as unknown,
         quorum: num(h['quorum']),
         maxReplicas: num(h['maxReplicas']),
+        minCredibility: num(h['minCredibility']),
+        spotCheckRate: num(h['spotCheckRate']),
         priority: num(h['priority']),
         owner: h['owner'] ?? '',
         state: h['state'] as JobState,
@@ -262,6 +416,8 @@ export function createStore(init: StoreInit) {
         unitsFailed: num(h['unitsFailed']),
         replicasExtra: num(h['replicasExtra']),
         planned: h['planned'] === '1',
+        generation: num(h['generation']),
+        revisions: revisionsOf(h['revisions'], open),
       }
       if (h['error'] !== undefined) rec.error = h['error']
       if (h['result'] !== undefined) rec.result = JSON.parse(h['result']) as unknown
@@ -330,6 +486,7 @@ export function createStore(init: StoreInit) {
         rules.leaseLifetimeFactor,
         rules.maxWorkersPerUnit,
         rules.reissueHoldMs,
+        rules.letGoGraceMs,
         // A fresh secret seed per request for the random pick (placement).
         randomInt(1, 2147483647),
         rules.replicaSpreadMs,
@@ -428,7 +585,7 @@ export function createStore(init: StoreInit) {
       if (!(Number(deadline) > now)) return undefined
       const [jobState, kind] = await redis.hmget(jobKey(jobId), 'state', 'kind')
       const [unitState, input] = await redis.hmget(`${p}unit:${unitId}`, 'state', 'input')
-      if ((jobState !== 'queued' && jobState !== 'running') || unitState !== 'pending') return undefined
+      if (!ACTIVE.has(jobState ?? '') || unitState !== 'pending') return undefined
       if (kind == null || input == null) return undefined
       return { jobId, unitId, kind, input: JSON.parse(input) as unknown }
     },
@@ -479,21 +636,58 @@ export function createStore(init: StoreInit) {
       return redis.hmgetBuffer(`${p}unit:${unitId}:outputs`, ...digests)
     },
 
+    /**
+     * Decide a unit on the groups of agreeing results over `nResults` results (see DECIDE); `draw`
+     * is a uniform random number in [0, 1) for the spot-check draw.
+     */
     async decide(
       unitId: string,
       nResults: number,
-      bestSize: number,
-      bestDigest: string,
-      agreeing: string[],
+      groups: ResultGroup[],
+      draw: number,
       now: number,
-    ) {
-      const r = await redis.cohortDecide(p, unitId, now, nResults, bestSize, bestDigest, agreeing.join(','))
+    ): Promise<DecideOutcome> {
+      const r = await redis.cohortDecide(
+        p,
+        unitId,
+        now,
+        nResults,
+        draw,
+        ...groups.map((g) => `${g.digest}|${g.replicaIds.join(',')}`),
+      )
       return {
         verdict: r[0] as Verdict,
         validated: Number(r[1]),
         failed: Number(r[2]),
         total: Number(r[3]),
-      } satisfies DecideOutcome
+        caught: Array.isArray(r[4]) ? r[4].map(String) : [],
+        note: (r[5] ?? '') as DecideOutcome['note'],
+      }
+    },
+
+    /** The credibility DECIDE gives `worker` now, and the part it earned (without a vouch). */
+    async credibility(worker: string): Promise<{ credibility: number; earned: number }> {
+      const [cr, earned] = await redis.cohortCredibility(p, worker)
+      return { credibility: Number(cr), earned: Number(earned) }
+    },
+
+    /** Vouch for the operator's own hosts; returns how many were not vouched before. */
+    async vouch(workers: string[]): Promise<number> {
+      if (workers.length === 0) return 0
+      return redis.cohortVouch(p, ...workers)
+    },
+
+    /** Write the deployment's trust parameters, read by every script. */
+    async setTrustParams(t: TrustParams): Promise<void> {
+      await redis.cohortTrustParams(
+        p,
+        t.saboteurFraction,
+        t.vouchedCredibility,
+        t.anchorCredibility,
+        t.unanchoredGroup,
+        t.minCredibility,
+        t.spotCheckRate,
+      )
     },
 
     /** Canonical outputs of units [0, total) of a job, in order. */
@@ -513,8 +707,9 @@ export function createStore(init: StoreInit) {
       return out
     },
 
-    async completeJob(jobId: string, result: unknown, now: number): Promise<boolean> {
-      return (await redis.cohortComplete(p, jobId, JSON.stringify(result), now)) === 1
+    /** Complete (or finish revising) a job merged from its outputs at `generation`; false if stale. */
+    async completeJob(jobId: string, result: unknown, generation: number, now: number): Promise<boolean> {
+      return (await redis.cohortComplete(p, jobId, JSON.stringify(result), now, String(generation))) === 1
     },
 
     async failJob(jobId: string, reason: string, now: number): Promise<void> {
@@ -539,26 +734,107 @@ export function createStore(init: StoreInit) {
       // The finished job no longer counts against its owner's units in flight.
       await redis.cohortReleaseUnits(p, jobId)
       const owner = await redis.hget(jobKey(jobId), 'owner')
-      const total = Number((await redis.hget(jobKey(jobId), 'unitsTotal')) ?? 0)
-      const batch = 500
-      for (let i = 0; i < total; i += batch) {
-        const ids = Array.from({ length: Math.min(batch, total - i) }, (_, k) => `${jobId}:${i + k}`)
-        const seqs = await Promise.all(ids.map((u) => redis.hget(`${p}unit:${u}`, 'replicaSeq')))
-        const pipe = redis.pipeline()
-        ids.forEach((u, k) => {
-          for (const suffix of ['', ':workers', ':dropped', ':results', ':outputs'])
-            pipe.pexpire(`${p}unit:${u}${suffix}`, unitTtlMs)
-          for (let r = 1; r <= Number(seqs[k] ?? 0); r++) pipe.pexpire(`${p}replica:${u}:r${r}`, unitTtlMs)
-        })
-        await pipe.exec()
+      await unitKeys(jobId, unitTtlMs)
+      // A job reopened for revision meanwhile keeps its data (backtracking holds it too, see holdJobData).
+      if (ACTIVE.has((await redis.hget(jobKey(jobId), 'state')) ?? '')) {
+        await unitKeys(jobId, undefined)
+        await redis.multi().zrem(`${p}ended`, jobId).persist(jobKey(jobId)).exec()
+        return
       }
       await redis
         .multi()
         .pexpire(jobKey(jobId), jobTtlMs)
+        .pexpire(`${jobKey(jobId)}:revising`, jobTtlMs)
         .zrem(`${p}ended`, jobId)
         .zremrangebyscore(`${p}jobs`, '-inf', now - jobTtlMs)
         .zremrangebyscore(`${p}owner:${owner ?? ''}:jobs`, '-inf', now - jobTtlMs)
         .exec()
+    },
+
+    /**
+     * Keep a job being revised and all its units' data (no expiry) until it ends again. Returns how
+     * many units had no data left (expired before the revision began): the job cannot be merged again.
+     */
+    async holdJobData(jobId: string): Promise<number> {
+      await redis
+        .multi()
+        .persist(jobKey(jobId))
+        .persist(`${jobKey(jobId)}:revising`)
+        .exec()
+      return unitKeys(jobId, undefined)
+    },
+
+    /** Catch `worker` (see CATCH): banned from now on and due for backtracking. True the first time. */
+    async markCaught(worker: string, reason: string, now: number): Promise<boolean> {
+      return (await redis.cohortCatch(p, worker, reason.slice(0, 500), now)) === 1
+    },
+
+    async caught(worker: string): Promise<Caught | undefined> {
+      const [at, reason, done] = await redis.hmget(
+        `${p}worker:${worker}`,
+        'caught',
+        'caughtReason',
+        'backtrackedAt',
+      )
+      if (at === null) return undefined
+      return {
+        at: Number(at),
+        reason: reason ?? '',
+        ...(done === null ? {} : { backtrackedAt: Number(done) }),
+      }
+    },
+
+    /** Caught identities whose backtracking has not finished, oldest first. */
+    async backtracksDue(limit: number): Promise<string[]> {
+      return redis.zrange(`${p}backtrack:due`, 0, String(limit - 1))
+    },
+
+    async isDue(worker: string): Promise<boolean> {
+      return (await redis.zscore(`${p}backtrack:due`, worker)) !== null
+    },
+
+    /** End every lease of a caught identity (see REVOKE_LEASES); returns the units reissued. */
+    async revokeLeases(worker: string, now: number): Promise<number> {
+      return redis.cohortRevokeLeases(p, worker, now)
+    },
+
+    /** Units of the worker's reverse index (units it has results for), up to `limit`. */
+    async workerUnits(worker: string, limit: number): Promise<string[]> {
+      return redis.zrange(`${p}worker:${worker}:units`, 0, String(limit - 1))
+    },
+
+    async forgetWorkerUnit(worker: string, unitId: string): Promise<void> {
+      await redis.zrem(`${p}worker:${worker}:units`, unitId)
+    },
+
+    /** Discard a caught worker's results for one unit and reopen it if they backed it (see BACKTRACK_UNIT). */
+    async backtrackUnit(
+      unitId: string,
+      worker: string,
+      reason: string,
+      now: number,
+    ): Promise<BacktrackUnitOutcome> {
+      const [unitState, jobId, jobState, discarded, reopened] = await redis.cohortBacktrackUnit(
+        p,
+        unitId,
+        worker,
+        reason,
+        now,
+      )
+      return { unitState, jobId, jobState, discarded: Number(discarded), reopened: Number(reopened) === 1 }
+    },
+
+    async finishBacktrack(worker: string, now: number): Promise<boolean> {
+      return (await redis.cohortFinishBacktrack(p, worker, now)) === 1
+    },
+
+    /** The results discarded by backtracking, per replica: digest and worker. */
+    async discardedResults(unitId: string): Promise<ReplicaResult[]> {
+      const h = await redis.hgetall(`${p}unit:${unitId}:discarded`)
+      return Object.entries(h).map(([replicaId, v]) => {
+        const [digest = '', worker = ''] = v.split('|')
+        return { replicaId, digest, worker }
+      })
     },
 
     async cancel(jobId: string, now: number): Promise<JobState | undefined> {
@@ -585,6 +861,12 @@ export function createStore(init: StoreInit) {
         claimedMs: num(h['claimedMs']),
         released: num(h['released']),
         expired: num(h['expired']),
+        passed: num(h['passed']),
+        spotPassed: num(h['spotPassed']),
+        vouched: h['vouched'] === '1',
+        ...(h['caught'] === undefined
+          ? {}
+          : { caught: { at: num(h['caughtAt']), reason: h['caughtReason'] ?? '' } }),
       }
     },
 

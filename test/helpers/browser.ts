@@ -1,10 +1,14 @@
 // Test helper: one headless Chromium per test file and contribute tabs on it. Each tab gets its own
-// browser context (its own IndexedDB, so its own contributor identity) unless one is given.
+// browser context (its own IndexedDB, so its own contributor identity) unless one is given. A tab
+// opened with `gate: true` runs its units behind a gate the test opens (see UnitGate).
 import type { TestFn } from 'ava'
+import { build } from 'esbuild'
+import { fileURLToPath } from 'node:url'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { launchChromium } from '../../scripts/chromium.js'
 import type { PageSnapshot } from '../../web-worker/index.js'
 import { waitUntil } from './cluster.js'
+import { GATE_CHANNEL, type GateMessage } from './gate-channel.js'
 
 /** Registers before/after hooks on `test` and returns a getter for the browser they launch. */
 export function useBrowser<Context>(test: TestFn<Context>): () => Browser {
@@ -31,6 +35,20 @@ export interface ContributeTab {
   waitFor(what: string, predicate: (s: PageSnapshot) => boolean, timeoutMs?: number): Promise<PageSnapshot>
   /** Close the tab (pagehide runs) and its context. */
   close(): Promise<void>
+  /** With `gate: true`: the gate in front of the tab's units. */
+  gate: UnitGate | undefined
+}
+
+/**
+ * A gate in front of every unit of a tab: its Web Workers are served test/helpers/gated-unit-worker.ts
+ * instead of the page's own, which runs the same runUnit once the gate is open. Until then a unit the
+ * tab started stays running, however fast the machine: the test acts while it is known to run.
+ */
+export interface UnitGate {
+  /** Units that reached the gate so far (in this tab, or in any tab of its origin in the same context). */
+  arrived(): Promise<number>
+  /** Let every waiting and later unit run. */
+  open(): Promise<void>
 }
 
 export interface OpenOptions {
@@ -38,6 +56,56 @@ export interface OpenOptions {
   context?: BrowserContext
   /** Runs on the new context before the page loads (routes, init scripts). */
   setup?: (context: BrowserContext) => Promise<void>
+  /** Hold every unit at a gate until the test opens it (UnitGate). */
+  gate?: boolean
+}
+
+interface GateKeeper {
+  open(): void
+  arrived(): number
+}
+
+let gatedWorker: Promise<string> | undefined
+
+/** The gated unit Web Worker, bundled for the browser once per test process. */
+function gatedWorkerScript(): Promise<string> {
+  gatedWorker ??= build({
+    entryPoints: [fileURLToPath(new URL('./gated-unit-worker.js', import.meta.url))],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'chrome120',
+    write: false,
+    logLevel: 'warning',
+  }).then((r) => r.outputFiles[0]!.text)
+  return gatedWorker
+}
+
+/** Serve the gated unit worker to `context`, and give its pages a keeper of the gate. */
+async function installGate(context: BrowserContext): Promise<void> {
+  const script = await gatedWorkerScript()
+  await context.route('**/contribute/unit-worker.js', (route) =>
+    route.fulfill({ contentType: 'text/javascript', body: script }),
+  )
+  await context.addInitScript((name: string) => {
+    const channel = new BroadcastChannel(name)
+    let opened = false
+    let arrived = 0
+    channel.onmessage = (e: MessageEvent<GateMessage>) => {
+      if (e.data !== 'waiting') return
+      arrived++
+      // A unit reaching the gate after it opened (a Web Worker started later) goes on at once.
+      if (opened) channel.postMessage('open' satisfies GateMessage)
+    }
+    const keeper: GateKeeper = {
+      open() {
+        opened = true
+        channel.postMessage('open' satisfies GateMessage)
+      },
+      arrived: () => arrived,
+    }
+    Object.defineProperty(window, 'cohortTestGate', { value: keeper })
+  }, GATE_CHANNEL)
 }
 
 export async function openContribute(
@@ -46,6 +114,7 @@ export async function openContribute(
   opts: OpenOptions = {},
 ): Promise<ContributeTab> {
   const context = opts.context ?? (await browser.newContext())
+  if (opts.gate === true) await installGate(context)
   await opts.setup?.(context)
   const page = await context.newPage()
   const problems: string[] = []
@@ -60,11 +129,24 @@ export async function openContribute(
     if (s === undefined) throw new Error('the page has no window.cohort')
     return s
   }
+  // Functions given to page.evaluate run in the page: they reach the keeper through `window`.
+  const gate: UnitGate | undefined =
+    opts.gate === true
+      ? {
+          arrived: () =>
+            page.evaluate(() =>
+              (window as unknown as { cohortTestGate: GateKeeper }).cohortTestGate.arrived(),
+            ),
+          open: () =>
+            page.evaluate(() => (window as unknown as { cohortTestGate: GateKeeper }).cohortTestGate.open()),
+        }
+      : undefined
   return {
     page,
     context,
     problems,
     snapshot,
+    gate,
     async waitFor(what, predicate, timeoutMs = 60_000) {
       let last: PageSnapshot | undefined
       await waitUntil(what, async () => predicate((last = await snapshot())), timeoutMs).catch(

@@ -6,7 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createCoordinator, type Coordinator, type CoordinatorTuning } from '../../coordinator/index.js'
+import { Redis } from 'ioredis'
+import {
+  createCoordinator,
+  createStore,
+  type Coordinator,
+  type CoordinatorTuning,
+} from '../../coordinator/index.js'
 import { builtinJobTypes } from '../../jobs/index.js'
 import {
   createLogger,
@@ -26,7 +32,7 @@ import {
 } from '../../worker/index.js'
 import type { TestServices } from './services.js'
 import { uniquePrefix } from './services.js'
-import { connectVolunteer, type SignupAccess } from './volunteer.js'
+import { connectVolunteer, issuedAccess, type SignupAccess } from './volunteer.js'
 import { writeFile } from 'node:fs/promises'
 
 export const CLI = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url))
@@ -57,6 +63,13 @@ export interface ClusterInit {
   services: TestServices
   coordinators?: number
   tuning?: Partial<CoordinatorTuning>
+  /**
+   * Vouch for the worker daemons `addWorker` starts and for every identity that signs up with this
+   * cluster's coordinators (`vouchSignups`), as `cohort up` does for its own daemons (default true):
+   * their results anchor units from the first one. Tests of earned trust set false and vouch for
+   * their honest workers with `addWorker({ vouch: true })` or `vouch(...)`.
+   */
+  vouch?: boolean
 }
 
 export interface Cluster {
@@ -78,9 +91,13 @@ export interface Cluster {
     peers?: PeerOptions | false
     /** The coordinator to sign up with (default: the first of this cluster). */
     coordinatorUrl?: string
+    /** Vouch for this worker (default: as the cluster's `vouch`). */
+    vouch?: boolean
   }): Promise<TestWorker>
   /** Where a volunteer of this cluster signs up (the first coordinator) and connects. */
   readonly volunteerAccess: SignupAccess
+  /** Vouch for identities as the operator's own hosts (for raw volunteers that play honest workers). */
+  vouch(...ids: string[]): Promise<void>
   /** Environment-style arguments for a `cohort` child process of this cluster. */
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
   /** Arguments of a `cohort worker` child process of this cluster, with its key file. */
@@ -114,6 +131,8 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     // test/api-owners.test.ts sets its own keys, quotas and anonymous setting.
     anonymous: true,
     anonymousQuota: { unitsInFlight: null, storedBytes: null, requestsPerMinute: null, maxPriority: 100 },
+    // Every identity that signs up is the test's own host, unless the test is about earned trust.
+    vouchSignups: init.vouch !== false,
     ...init.tuning,
   }
 
@@ -139,11 +158,16 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
   const addWorker: Cluster['addWorker'] = async (opts = {}) => {
     const wid = opts.identity ?? (await generateIdentity(true))
     // Signs up with the first coordinator, as `cohort worker --coordinator` does.
+    // With no coordinator (tests that play the coordinator themselves), credentials are issued with
+    // the deployment's account seed, exactly as a coordinator would issue them.
     const signup =
-      opts.coordinatorUrl === undefined
-        ? access()
-        : { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+      opts.coordinatorUrl !== undefined
+        ? { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+        : coordinators.length === 0
+          ? issuedAccess(services, subjectPrefix)
+          : access()
     const nats = await connectVolunteer(signup, wid, { reconnect: true })
+    if (opts.vouch ?? init.vouch !== false) await vouch(wid.id)
     const base = createPoolRunner({ threads: opts.threads ?? 1 })
     const daemon = createWorkerDaemon({
       nats,
@@ -172,6 +196,17 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     return w
   }
 
+  // Vouching goes straight to the cluster's Redis: a worker may sign up with a coordinator the
+  // cluster did not start (a CLI child process).
+  let admin: { redis: Redis; store: ReturnType<typeof createStore> } | undefined
+  const vouch = async (...ids: string[]): Promise<void> => {
+    if (admin === undefined) {
+      const redis = new Redis(services.redisUrl)
+      admin = { redis, store: createStore({ redis, prefix: redisPrefix }) }
+    }
+    await admin.store.vouch(ids)
+  }
+
   const access = (): SignupAccess => {
     const c = coordinators[0]
     if (c === undefined) throw new Error('no coordinator')
@@ -196,6 +231,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     },
     addCoordinator,
     addWorker,
+    vouch,
     cliArgs: { natsUrl: services.natsUrl, redisUrl: services.redisUrl, trust: identity.id },
     workerArgs: (keyFile, ...extra) => [
       'worker',
@@ -226,6 +262,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     async stop() {
       await Promise.allSettled(workers.map((w) => w.stop()))
       await Promise.allSettled(coordinators.map((c) => c.stop()))
+      admin?.redis.disconnect()
     },
   }
 }
@@ -259,6 +296,18 @@ export async function waitUntil(
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** The state of every replica of this cluster that was ever leased to `worker`, read from Redis. */
+export async function replicaStates(cluster: Cluster, worker: string): Promise<string[]> {
+  const redis = new Redis(cluster.cliArgs.redisUrl)
+  try {
+    const keys = await redis.keys(`${cluster.redisPrefix}replica:*`)
+    const rows = await Promise.all(keys.map((k) => redis.hmget(k, 'state', 'worker')))
+    return rows.filter(([, w]) => w === worker).map(([state]) => state ?? '')
+  } finally {
+    redis.disconnect()
   }
 }
 
