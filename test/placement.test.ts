@@ -488,3 +488,41 @@ test('cli - `cohort owner-key` makes an owner key; `cohort worker --owner-key-fi
   const id = (JSON.parse(await readFile(keyFile, 'utf8')) as { publicKey: string }).publicKey
   t.is((await cluster.coordinators[0]!.store.identityAttributes(id)).owner, ownerId)
 })
+
+test('owner - when one identity of an owner is caught, the owner and all its identities lose their credibility; its later identities are born caught', async (t) => {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const store = cluster.coordinators[0]!.store
+  const owner = await generateIdentity(true)
+  const [a, b] = [await volunteer(t, cluster, { owner }), await volunteer(t, cluster, { owner })]
+  const stranger = await volunteer(t, cluster)
+  await planned(cluster, TWENTY)
+  t.true((await b.client.requestWork(1, [PRIMES])).units.length > 0, 'b gets work before')
+
+  // The caught event, as DECIDE or a failed spot check raises it, for identity a alone.
+  t.true(
+    await store.markCaught(
+      a.identity.id,
+      'its result for unit x:0 disagreed with the accepted one',
+      Date.now(),
+    ),
+  )
+  for (const v of [a, b]) {
+    t.truthy(await store.caught(v.identity.id), 'caught')
+    t.is((await store.credibility(v.identity.id)).credibility, 0)
+    await t.throwsAsync(v.client.requestWork(1, [PRIMES]), { message: /caught with a wrong result/ })
+  }
+  t.regex((await store.caught(b.identity.id))?.reason ?? '', /another identity of its owner was caught/)
+  // b is backtracked like a: its leases are taken back (the backtracker's sweep of backtrack:due).
+  await waitUntil(
+    'b backtracked',
+    async () => (await store.caught(b.identity.id))?.backtrackedAt !== undefined,
+  )
+
+  // A new identity linked to the caught owner is born caught; a stranger is untouched.
+  const c = await volunteer(t, cluster, { owner })
+  t.regex((await store.caught(c.identity.id))?.reason ?? '', /its owner was caught/)
+  await t.throwsAsync(c.client.requestWork(1, [PRIMES]), { message: /caught with a wrong result/ })
+  t.is(await store.caught(stranger.identity.id), undefined)
+  t.true((await stranger.client.requestWork(1, [PRIMES])).units.length > 0)
+})

@@ -6,7 +6,8 @@
 // an identity that was never linked may be linked (that only adds constraints to it), but a linked
 // identity keeps its owner: a sign-up naming another owner is refused, one naming none keeps it.
 // Network: that of the latest sign-up (a machine that moves signs up again when its credentials
-// renew); '' for exempt networks.
+// renew); '' for exempt networks. Linked identities are listed in `owner:{o}:ids`, so that a caught
+// identity's owner loses its credibility with all its identities (store/trust-scripts.ts).
 import type { Redis } from 'ioredis'
 
 // ARGV: prefix, peer id, requested owner ('' for none), network, now.
@@ -23,6 +24,15 @@ elseif want ~= '' and want ~= cur then
   owner = want
 end
 redis.call('HSET', k, 'owner', owner, 'net', net, 'signedUpAt', now)
+if owner ~= id then
+  local ok = ARGV[1]..'owner:'..owner
+  redis.call('SADD', ok..':ids', id)
+  -- An owner caught cheating: its new identities are born caught (no work, no credibility).
+  if redis.call('HGET', ok, 'caught') and not redis.call('HGET', k, 'caught') then
+    redis.call('HSET', k, 'caught', now, 'caughtAt', now, 'caughtReason', 'its owner was caught cheating')
+    redis.call('ZADD', ARGV[1]..'caught', now, id)
+  end
+end
 return { 1, owner }
 `
 

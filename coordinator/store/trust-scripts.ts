@@ -61,11 +61,26 @@ end
 -- more work (\`caught\` on worker:{id}, the time it was caught), it is listed in \`caught\` and in
 -- \`backtrack:due\` until everything it returned a result for has been validated again
 -- (coordinator/backtracker.ts sweeps it). 1 when newly caught, 0 when it was already.
-local function markCaught(w, reason, now)
+local function catchOne(w, reason, now)
   if redis.call('HGET', p..'worker:'..w, 'caught') then return 0 end
   redis.call('HSET', p..'worker:'..w, 'caught', now, 'caughtAt', now, 'caughtReason', string.sub(reason, 1, 500))
   redis.call('ZADD', p..'caught', now, w)
   redis.call('ZADD', p..'backtrack:due', now, w)
+  return 1
+end
+-- The owner loses its credibility too: when the identity is linked to an owner key, the owner is
+-- marked caught (\`owner:{o}\`; identities that sign up under it later are born caught, see
+-- credentials/volunteer-attributes.ts) and every other identity of that owner is caught and
+-- backtracked with it (they leave through the backtracker's sweep of \`backtrack:due\`).
+local function markCaught(w, reason, now)
+  if catchOne(w, reason, now) == 0 then return 0 end
+  local o = redis.call('HGET', p..'worker:'..w, 'owner')
+  if o and o ~= w and redis.call('HSETNX', p..'owner:'..o, 'caught', now) == 1 then
+    redis.call('HSET', p..'owner:'..o, 'reason', 'its identity '..w..' was caught')
+    for _, x in ipairs(redis.call('SMEMBERS', p..'owner:'..o..':ids')) do
+      catchOne(x, 'another identity of its owner was caught ('..w..'): '..reason, now)
+    end
+  end
   return 1
 end
 local function isCaught(w)
