@@ -35,13 +35,7 @@ import {
   type SignedEnvelope,
   type UnitPayload,
 } from '../shared/index.js'
-import {
-  createCoordinatorClient,
-  createPeerOverlay,
-  type Outgoing,
-  type PeerState,
-  type Runner,
-} from '../worker/index.js'
+import { createCoordinatorClient, createPeerOverlay, type Outgoing, type PeerState } from '../worker/index.js'
 import {
   startCluster,
   testLogger,
@@ -50,7 +44,7 @@ import {
   type Cluster,
   type TestWorker,
 } from './helpers/cluster.js'
-import { gate } from './helpers/runners.js'
+import { gate, slow } from './helpers/runners.js'
 import { asCoordinator, useServices } from './helpers/services.js'
 import { connectVolunteer } from './helpers/volunteer.js'
 
@@ -62,20 +56,6 @@ type Teardown = { teardown(fn: () => unknown): void }
 // Workers here hold more units than a new identity may (the lease cap): these tests are about what
 // peers do with a full buffer.
 const LONG_LEASES = { leaseMs: 600_000, leaseCapBase: 16 }
-
-/** A slow machine: every unit takes `ms` longer. */
-function slow(ms: number): (base: Runner) => Runner {
-  return (base) => ({
-    get threads() {
-      return base.threads
-    },
-    close: () => base.close(),
-    async run(task, signal, hooks) {
-      await new Promise((r) => setTimeout(r, ms))
-      return base.run(task, signal, hooks)
-    },
-  })
-}
 
 /** Resolves when `w` holds at least `n` units. */
 function holding(w: TestWorker, n: number): Promise<void> {
