@@ -248,25 +248,7 @@ test('backtracking - the entry point is idempotent, and a backtrack survives kil
     await rm(dir, { recursive: true, force: true })
   })
   const keyFile = await cluster.writeCoordinatorKey(dir)
-  const first = spawnCohort(
-    [
-      'coordinator',
-      '--port',
-      '0',
-      '--redis-url',
-      cluster.cliArgs.redisUrl,
-      '--nats-url',
-      cluster.cliArgs.natsUrl,
-      '--key-file',
-      keyFile,
-      '--redis-prefix',
-      cluster.redisPrefix,
-      '--subject-prefix',
-      cluster.subjectPrefix,
-      '--anonymous',
-    ],
-    cluster.coordinatorEnv,
-  )
+  const first = spawnCohort(cluster.coordinatorArgs(keyFile, '--anonymous'), cluster.coordinatorEnv)
   t.teardown(() => first.kill())
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
