@@ -4,39 +4,18 @@
 // Each attacker speaks the protocol itself on a volunteer connection of its own.
 import test from 'ava'
 import { builtinJobTypes } from '../jobs/index.js'
-import {
-  generateIdentity,
-  open,
-  parseUnitPayload,
-  subjectsFor,
-  type Identity,
-  type UnitPayload,
-} from '../shared/index.js'
-import { createCoordinatorClient, type CoordinatorClient } from '../worker/index.js'
+import { open, parseUnitPayload, type UnitPayload } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, PRIMES } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
-interface Volunteer {
-  identity: Identity
-  client: CoordinatorClient
-}
+type Volunteer = RawVolunteer
 
-async function volunteer(t: { teardown(f: () => unknown): void }, cluster: Cluster): Promise<Volunteer> {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity, { name: 'attacker' })
-  t.teardown(() => nats.close())
-  const client = createCoordinatorClient({
-    nats,
-    identity,
-    subjects: subjectsFor(cluster.subjectPrefix),
-    timeoutMs: 10_000,
-  })
-  return { identity, client }
-}
+const volunteer = (t: { teardown(f: () => unknown): void }, cluster: Cluster): Promise<Volunteer> =>
+  rawVolunteer(t, cluster, { name: 'attacker', timeoutMs: 10_000 })
 
 const units = async (grant: { units: Parameters<typeof open>[0][] }): Promise<UnitPayload[]> =>
   Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))

@@ -46,7 +46,7 @@ import {
 } from './helpers/cluster.js'
 import { gate, slow } from './helpers/runners.js'
 import { asCoordinator, useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -66,9 +66,7 @@ const quiet: PeerState = { threads: 1, running: 0, buffered: 0, free: 0, accepts
 
 /** The attacker: a volunteer identity on a connection of its own, speaking the peer protocol raw. */
 async function attacker(t: Teardown, cluster: Cluster, state: () => PeerState = () => quiet) {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity, { name: 'attacker' })
-  t.teardown(() => nats.close())
+  const { identity, nats } = await rawVolunteer(t, cluster, { name: 'attacker' })
   const subjects = subjectsFor(cluster.subjectPrefix)
   const overlay = createPeerOverlay({
     nats,
