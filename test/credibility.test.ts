@@ -5,16 +5,9 @@
 // of their own, against real Redis and NATS.
 import test, { type ExecutionContext } from 'ava'
 import { Redis } from 'ioredis'
-import {
-  encode,
-  open,
-  parseUnitPayload,
-  sha256Hex,
-  type UnitPayload,
-  type WorkGrant,
-} from '../shared/index.js'
+import { encode, sha256Hex, type UnitPayload } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
-import { computeOutput, PRIMES } from './helpers/protocol-fixtures.js'
+import { computeOutput, openUnits, PRIMES } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
 import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
 
@@ -26,9 +19,6 @@ type Volunteer = RawVolunteer
 const volunteer = (t: ExecutionContext, cluster: Cluster, name: string): Promise<Volunteer> =>
   rawVolunteer(t, cluster, { name, timeoutMs: 10_000 })
 
-const unitsOf = async (grant: WorkGrant): Promise<UnitPayload[]> =>
-  Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))
-
 /** Ask for up to `want` units, waiting out the rate limit: [] when there is nothing for `v` now. */
 async function take(v: Volunteer, want: number): Promise<UnitPayload[]> {
   for (;;) {
@@ -37,7 +27,7 @@ async function take(v: Volunteer, want: number): Promise<UnitPayload[]> {
       await new Promise((r) => setTimeout(r, grant.retryAfterMs))
       continue
     }
-    return unitsOf(grant)
+    return openUnits(grant)
   }
 }
 
