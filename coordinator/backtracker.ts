@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis'
 import { errorFields, type Logger } from '../shared/index.js'
 import type { Counters } from './counters.js'
 import type { CoordinatorTuning } from './options.js'
+import { every, type Periodic } from './periodic.js'
 import type { Store } from './store/store.js'
 
 export interface BacktrackerInit {
@@ -60,8 +61,7 @@ export function createBacktracker(init: BacktrackerInit): Backtracker {
   const prefix = `${tuning.redisPrefix}bull`
   const queue = new Queue<StepData>('backtrack', { connection: init.connection, prefix })
   let worker: Worker<StepData> | undefined
-  let sweepTimer: ReturnType<typeof setInterval> | undefined
-  let sweeping: Promise<void> | undefined
+  let sweeper: Periodic | undefined
 
   const enqueue = async (id: string): Promise<void> => {
     const existing = await queue.getJob(stepId(id))
@@ -143,18 +143,12 @@ export function createBacktracker(init: BacktrackerInit): Backtracker {
         log.warn('backtrack step failed', { worker: job?.data.worker, ...errorFields(err) }),
       )
       worker.on('error', (err) => log.warn('backtrack worker error', errorFields(err)))
-      sweepTimer = setInterval(() => {
-        if (sweeping !== undefined) return
-        sweeping = sweep()
-          .catch((err: unknown) => log.warn('backtrack sweep failed', errorFields(err)))
-          .finally(() => {
-            sweeping = undefined
-          })
-      }, tuning.sweepIntervalMs)
+      sweeper = every(tuning.sweepIntervalMs, sweep, (err) =>
+        log.warn('backtrack sweep failed', errorFields(err)),
+      )
     },
     async stop() {
-      clearInterval(sweepTimer)
-      await sweeping
+      await sweeper?.stop()
       await worker?.close()
       worker = undefined
       await queue.close()

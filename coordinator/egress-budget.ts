@@ -4,6 +4,7 @@
 // are then taken, so the bucket may go into debt by at most one reply (a module is larger than a
 // small budget); a request that finds it empty is refused with the time until it is not.
 import type { Redis } from 'ioredis'
+import { RetryLaterError } from './nats-service.js'
 
 export interface EgressBudgetInit {
   redis: Redis
@@ -18,6 +19,20 @@ export type EgressCharge = { ok: true } | { ok: false; retryAfterMs: number }
 export interface EgressBudget {
   /** Take `bytes` from `worker`'s bucket, or say how long until it may be served again. */
   charge(worker: string, bytes: number, now: number): Promise<EgressCharge>
+}
+
+/**
+ * Takes `bytes` from `worker`'s bucket for a request being served, or refuses the request: a
+ * RetryLaterError, whose reply tells the worker how long to wait.
+ */
+export async function chargeOrRefuse(
+  budget: EgressBudget,
+  worker: string,
+  bytes: number,
+  now: number,
+): Promise<void> {
+  const c = await budget.charge(worker, bytes, now)
+  if (!c.ok) throw new RetryLaterError(`egress budget spent: retry in ${c.retryAfterMs} ms`, c.retryAfterMs)
 }
 
 /**

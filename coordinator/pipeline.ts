@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis'
 import { decode, errorFields, UnrecoverableError, type AnyJobType, type Logger } from '../shared/index.js'
 import type { Counters } from './counters.js'
 import type { CoordinatorTuning } from './options.js'
+import { every, type Periodic } from './periodic.js'
 import type { DatasetStore } from './content/dataset-store.js'
 import type { ContentStore } from './modules/content-store.js'
 import type { Store } from './store/store.js'
@@ -89,8 +90,7 @@ export function createPipeline(init: PipelineInit): Pipeline {
     prefix: bullPrefix,
   })
   const workers: Worker<StepData>[] = []
-  let sweepTimer: ReturnType<typeof setInterval> | undefined
-  let sweeping: Promise<void> | undefined
+  let sweeper: Periodic | undefined
 
   const planStep = async (job: Job<StepData>): Promise<void> => {
     const rec = await store.getJob(job.data.jobId)
@@ -204,18 +204,10 @@ export function createPipeline(init: PipelineInit): Pipeline {
         w.on('error', (err) => log.warn(`${name} worker error`, errorFields(err)))
         workers.push(w)
       }
-      sweepTimer = setInterval(() => {
-        if (sweeping !== undefined) return
-        sweeping = sweep()
-          .catch((err: unknown) => log.warn('sweep failed', errorFields(err)))
-          .finally(() => {
-            sweeping = undefined
-          })
-      }, tuning.sweepIntervalMs)
+      sweeper = every(tuning.sweepIntervalMs, sweep, (err) => log.warn('sweep failed', errorFields(err)))
     },
     async stop() {
-      clearInterval(sweepTimer)
-      await sweeping
+      await sweeper?.stop()
       await Promise.all(workers.map((w) => w.close()))
       workers.length = 0
       await Promise.all([planQueue.close(), assimilateQueue.close()])

@@ -22,6 +22,7 @@ import {
 import type { Counters } from './counters.js'
 import { BannedError, serve, type RequestContext, type Service } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
+import { every, type Periodic } from './periodic.js'
 import type { Store } from './store/store.js'
 import type { UnitSigner } from './unit-signer.js'
 
@@ -52,8 +53,7 @@ const ENVELOPE_OVERHEAD = 4096
 export function createScheduler(init: SchedulerInit): Scheduler {
   const { nats, store, signer, subjects, tuning, counters, log } = init
   const services: Service[] = []
-  let reapTimer: ReturnType<typeof setInterval> | undefined
-  let reaping: Promise<number> | undefined
+  let reaper: Periodic | undefined
   let announcePending = false
 
   const announceWork = (): void => {
@@ -185,23 +185,13 @@ export function createScheduler(init: SchedulerInit): Scheduler {
         serve({ ...common, subject: subjects.leaseRenew, handler: onRenew, maxBytes: 64 * 1024 }),
         serve({ ...common, subject: subjects.leaseRelease, handler: onRelease, maxBytes: 64 * 1024 }),
       )
-      reapTimer = setInterval(() => {
-        if (reaping !== undefined) return
-        reaping = reap()
-          .catch((err: unknown) => {
-            log.warn('lease reaper failed', errorFields(err))
-            return 0
-          })
-          .finally(() => {
-            reaping = undefined
-          })
-      }, tuning.reapIntervalMs)
+      reaper = every(tuning.reapIntervalMs, reap, (err) => log.warn('lease reaper failed', errorFields(err)))
     },
     async stop() {
-      clearInterval(reapTimer)
+      const reaped = reaper?.stop()
       await Promise.all(services.map((s) => s.stop(tuning.stopTimeoutMs)))
       services.length = 0
-      await reaping
+      await reaped
     },
   }
 }

@@ -467,21 +467,7 @@ test('cli - cohort coordinator takes its keys from --api-keys-file or COHORT_API
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const keysFile = join(dir, 'keys.json')
   await writeFile(keysFile, JSON.stringify({ keys: keys() }))
-  const base = [
-    'coordinator',
-    '--redis-url',
-    c.cliArgs.redisUrl,
-    '--nats-url',
-    c.cliArgs.natsUrl,
-    '--key-file',
-    await c.writeCoordinatorKey(dir),
-    '--port',
-    '0',
-    '--redis-prefix',
-    c.redisPrefix,
-    '--subject-prefix',
-    c.subjectPrefix,
-  ]
+  const base = c.coordinatorArgs(await c.writeCoordinatorKey(dir))
   for (const how of ['flag', 'env'] as const) {
     const coordinator =
       how === 'flag'

@@ -7,52 +7,27 @@ import { Redis } from 'ioredis'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { NatsConnection } from '@nats-io/nats-core'
 import { builtinJobTypes } from '../jobs/index.js'
 import { createStore } from '../coordinator/store/store.js'
 import { createApiClient } from '../scripts/api-client.js'
 import {
   encode,
-  generateIdentity,
   open,
   parseUnitPayload,
   sha256Hex,
-  subjectsFor,
   type Identity,
   type UnitPayload,
 } from '../shared/index.js'
-import {
-  createCoordinatorClient,
-  trustedKeysFrom,
-  verifyUnit,
-  type CoordinatorClient,
-} from '../worker/index.js'
+import { trustedKeysFrom, verifyUnit } from '../worker/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, PRIMES, type ResultFields } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
-interface Player {
-  identity: Identity
-  nats: NatsConnection
-  client: CoordinatorClient
-}
-
 /** A volunteer identity played by the test, on its own connection. */
-async function player(t: ExecutionContext, cluster: Cluster): Promise<Player> {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity)
-  t.teardown(() => nats.close())
-  const client = createCoordinatorClient({
-    nats,
-    identity,
-    subjects: subjectsFor(cluster.subjectPrefix),
-    timeoutMs: 5_000,
-  })
-  return { identity, nats, client }
-}
+type Player = RawVolunteer
 
 /** Ask for `n` units as `p`, verified as a worker would; exactly `n` must be granted. */
 async function lease(t: ExecutionContext, cluster: Cluster, p: Player, n: number): Promise<UnitPayload[]> {
@@ -106,10 +81,10 @@ test('backtracking - a cheater that backed units of a completed job is caught: e
   const { store } = coordinator
   const raw = redisOf(t, cluster)
   const [c1, c2, h1, h2] = [
-    await player(t, cluster),
-    await player(t, cluster),
-    await player(t, cluster),
-    await player(t, cluster),
+    await rawVolunteer(t, cluster),
+    await rawVolunteer(t, cluster),
+    await rawVolunteer(t, cluster),
+    await rawVolunteer(t, cluster),
   ] as [Player, Player, Player, Player]
 
   // Job A: 4 units at quorum 2. C1 gets one replica of each unit, the honest H1 the second of two of
@@ -250,38 +225,17 @@ test('backtracking - the entry point is idempotent, and a backtrack survives kil
     await rm(dir, { recursive: true, force: true })
   })
   const keyFile = await cluster.writeCoordinatorKey(dir)
-  const first = spawnCohort(
-    [
-      'coordinator',
-      '--port',
-      '0',
-      '--redis-url',
-      cluster.cliArgs.redisUrl,
-      '--nats-url',
-      cluster.cliArgs.natsUrl,
-      '--key-file',
-      keyFile,
-      '--redis-prefix',
-      cluster.redisPrefix,
-      '--subject-prefix',
-      cluster.subjectPrefix,
-      '--anonymous',
-    ],
-    cluster.coordinatorEnv,
-  )
+  const first = spawnCohort(cluster.coordinatorArgs(keyFile, '--anonymous'), cluster.coordinatorEnv)
   t.teardown(() => first.kill())
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
   const api = createApiClient(url)
-  const signup = { natsUrl: services().natsUrl, coordinatorUrl: url }
-  const play = async (): Promise<Player> => {
-    const identity = await generateIdentity(true)
-    const nats = await connectVolunteer(signup, identity)
-    t.teardown(() => nats.close())
-    const client = createCoordinatorClient({ nats, identity, subjects: subjectsFor(cluster.subjectPrefix) })
-    return { identity, nats, client }
+  // Players sign up with the coordinator that runs now.
+  const signup = {
+    volunteerAccess: { natsUrl: services().natsUrl, coordinatorUrl: url },
+    subjectPrefix: cluster.subjectPrefix,
   }
-  const [x, y] = [await play(), await play()] as [Player, Player]
+  const [x, y] = [await rawVolunteer(t, signup), await rawVolunteer(t, signup)]
   // The operator's own hosts: their two results make a credible quorum from the first unit.
   await cluster.vouch(x.identity.id, y.identity.id)
 

@@ -5,45 +5,19 @@
 // of their own, against real Redis and NATS.
 import test, { type ExecutionContext } from 'ava'
 import { Redis } from 'ioredis'
-import {
-  encode,
-  generateIdentity,
-  open,
-  parseUnitPayload,
-  sha256Hex,
-  subjectsFor,
-  type Identity,
-  type UnitPayload,
-  type WorkGrant,
-} from '../shared/index.js'
-import { createCoordinatorClient, type CoordinatorClient } from '../worker/index.js'
+import { encode, sha256Hex, type UnitPayload } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
-import { computeOutput, PRIMES } from './helpers/protocol-fixtures.js'
+import { computeOutput, openUnits, PRIMES } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
-interface Volunteer {
-  identity: Identity
-  client: CoordinatorClient
-}
+type Volunteer = RawVolunteer
 
-async function volunteer(t: ExecutionContext, cluster: Cluster, name: string): Promise<Volunteer> {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity, { name })
-  t.teardown(() => nats.close())
-  const client = createCoordinatorClient({
-    nats,
-    identity,
-    subjects: subjectsFor(cluster.subjectPrefix),
-    timeoutMs: 10_000,
-  })
-  return { identity, client }
-}
-
-const unitsOf = async (grant: WorkGrant): Promise<UnitPayload[]> =>
-  Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))
+/** A volunteer played by the test, named in the NATS server's connection list. */
+const volunteer = (t: ExecutionContext, cluster: Cluster, name: string): Promise<Volunteer> =>
+  rawVolunteer(t, cluster, { name, timeoutMs: 10_000 })
 
 /** Ask for up to `want` units, waiting out the rate limit: [] when there is nothing for `v` now. */
 async function take(v: Volunteer, want: number): Promise<UnitPayload[]> {
@@ -53,7 +27,7 @@ async function take(v: Volunteer, want: number): Promise<UnitPayload[]> {
       await new Promise((r) => setTimeout(r, grant.retryAfterMs))
       continue
     }
-    return unitsOf(grant)
+    return openUnits(grant)
   }
 }
 

@@ -30,7 +30,7 @@ import { apiKeyDigest as keyDigest, type Counters } from '../coordinator/index.j
 import { spawnCohort, startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { flipBit, sealWorkerRequest, takeLease } from './helpers/protocol-fixtures.js'
 import { uniquePrefix, useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 const OCTETS = 'application/octet-stream'
@@ -192,9 +192,7 @@ test('datasets - chunk.get serves chunks and manifests to a signed volunteer and
   const { root, manifest, encoded } = await manifestOf(bytes)
   t.is((await upload(url, bytes)).status, 201)
   // A volunteer, with the credentials it signed up for; replies come to its own inbox.
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(c.volunteerAccess, identity)
-  t.teardown(() => nats.close())
+  const { identity, nats } = await rawVolunteer(t, c)
   const subjects = subjectsFor(c.subjectPrefix)
   const subject = subjects.chunkGet
   // Chunks are served for a lease whose unit reads the dataset: a knn unit over it.

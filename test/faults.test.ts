@@ -60,25 +60,8 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
   })
   const keyFile = await cluster.writeCoordinatorKey(dir)
   const first = spawnCohort(
-    [
-      'coordinator',
-      '--port',
-      '0',
-      '--redis-url',
-      cluster.cliArgs.redisUrl,
-      '--nats-url',
-      cluster.cliArgs.natsUrl,
-      '--key-file',
-      keyFile,
-      '--lease-ms',
-      '2000',
-      '--redis-prefix',
-      cluster.redisPrefix,
-      '--subject-prefix',
-      cluster.subjectPrefix,
-      // Jobs are submitted anonymously, as on every test cluster.
-      '--anonymous',
-    ],
+    // Jobs are submitted anonymously, as on every test cluster.
+    cluster.coordinatorArgs(keyFile, '--lease-ms', '2000', '--anonymous'),
     cluster.coordinatorEnv,
   )
   t.teardown(() => first.kill())
@@ -135,17 +118,8 @@ test("faults - a coordinator without the coordinators' NATS login refuses to sta
     await cluster.stop()
     await rm(dir, { recursive: true, force: true })
   })
-  const deaf = spawnCohort([
-    'coordinator',
-    '--port',
-    '0',
-    '--redis-url',
-    cluster.cliArgs.redisUrl,
-    '--nats-url',
-    cluster.cliArgs.natsUrl,
-    '--key-file',
-    await cluster.writeCoordinatorKey(dir),
-  ])
+  // Without `coordinatorEnv`: no NATS login.
+  const deaf = spawnCohort(cluster.coordinatorArgs(await cluster.writeCoordinatorKey(dir)))
   const code = await new Promise<number | null>((resolve) => deaf.child.once('exit', (c) => resolve(c)))
   t.is(code, 2)
   t.true(deaf.lines.some((l) => /NATS refused this coordinator's login.*NATS_CREDS/.test(l)))

@@ -2,18 +2,10 @@
 // coordinator keeps serving afterwards (health 200, a valid submission 201).
 import test, { type ExecutionContext } from 'ava'
 import { request as httpRequest } from 'node:http'
-import {
-  decode,
-  generateIdentity,
-  isErrorReply,
-  subjectsFor,
-  type Identity,
-  type UnitPayload,
-} from '../shared/index.js'
-import { createCoordinatorClient } from '../worker/index.js'
+import { decode, isErrorReply, type UnitPayload } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { PRIMES } from './helpers/protocol-fixtures.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 import { useServices } from './helpers/services.js'
 
 const services = useServices(test)
@@ -219,38 +211,28 @@ test('http api - cancelling a running job is 200; cancelling it again is 409', (
     const id = created.body['id'] as string
     await waitUntil('the job to be planned', async () => (await cluster.api.job(id)).units.planned, 30_000)
     // Lease its replica, as a worker would, so that the job is running.
-    const identity: Identity = await generateIdentity(true)
-    const nc = await connectVolunteer(cluster.volunteerAccess, identity)
-    try {
-      const client = createCoordinatorClient({
-        nats: nc,
-        identity,
-        subjects: subjectsFor(cluster.subjectPrefix),
-      })
-      const grant = await client.requestWork(1, [PRIMES])
-      t.is(grant.units.length, 1)
-      t.is((await cluster.api.job(id)).state, 'running')
+    const { client } = await rawVolunteer(t, cluster)
+    const grant = await client.requestWork(1, [PRIMES])
+    t.is(grant.units.length, 1)
+    t.is((await cluster.api.job(id)).state, 'running')
 
-      const r = await call(url, 'DELETE', `/v1/jobs/${id}`)
-      t.is(r.status, 200, JSON.stringify(r.body))
-      t.regex(r.type, /^application\/json/)
-      t.like(r.body, { id, state: 'cancelled' })
-      t.is((await cluster.api.job(id)).state, 'cancelled')
-      // The worker learns that its lease is gone.
-      const { replicaId } = decode(grant.units[0]!.body) as UnitPayload
-      const renewed = await client.renew([replicaId])
-      t.false(isErrorReply(renewed))
-      t.deepEqual(renewed.lost, [replicaId])
+    const r = await call(url, 'DELETE', `/v1/jobs/${id}`)
+    t.is(r.status, 200, JSON.stringify(r.body))
+    t.regex(r.type, /^application\/json/)
+    t.like(r.body, { id, state: 'cancelled' })
+    t.is((await cluster.api.job(id)).state, 'cancelled')
+    // The worker learns that its lease is gone.
+    const { replicaId } = decode(grant.units[0]!.body) as UnitPayload
+    const renewed = await client.renew([replicaId])
+    t.false(isErrorReply(renewed))
+    t.deepEqual(renewed.lost, [replicaId])
 
-      const again = await call(url, 'DELETE', `/v1/jobs/${id}`)
-      await isProblem(t, url, again, 409, 'job-finished')
-      t.is(again.body['state'], 'cancelled')
-      const result = await call(url, 'GET', `/v1/jobs/${id}/result`)
-      await isProblem(t, url, result, 409, 'result-not-ready')
-      t.regex(result.body['detail'] as string, /cancelled/)
-    } finally {
-      await nc.close()
-    }
+    const again = await call(url, 'DELETE', `/v1/jobs/${id}`)
+    await isProblem(t, url, again, 409, 'job-finished')
+    t.is(again.body['state'], 'cancelled')
+    const result = await call(url, 'GET', `/v1/jobs/${id}/result`)
+    await isProblem(t, url, result, 409, 'result-not-ready')
+    t.regex(result.body['detail'] as string, /cancelled/)
   }))
 
 test('http api - cancelling a completed job is 409 and its result stays available', (t) =>

@@ -4,42 +4,18 @@
 // Each attacker speaks the protocol itself on a volunteer connection of its own.
 import test from 'ava'
 import { builtinJobTypes } from '../jobs/index.js'
-import {
-  generateIdentity,
-  open,
-  parseUnitPayload,
-  subjectsFor,
-  type Identity,
-  type UnitPayload,
-} from '../shared/index.js'
-import { createCoordinatorClient, type CoordinatorClient } from '../worker/index.js'
+import type { UnitPayload } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
-import { computeOutput, PRIMES } from './helpers/protocol-fixtures.js'
+import { computeOutput, openUnits, PRIMES } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
-interface Volunteer {
-  identity: Identity
-  client: CoordinatorClient
-}
+type Volunteer = RawVolunteer
 
-async function volunteer(t: { teardown(f: () => unknown): void }, cluster: Cluster): Promise<Volunteer> {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity, { name: 'attacker' })
-  t.teardown(() => nats.close())
-  const client = createCoordinatorClient({
-    nats,
-    identity,
-    subjects: subjectsFor(cluster.subjectPrefix),
-    timeoutMs: 10_000,
-  })
-  return { identity, client }
-}
-
-const units = async (grant: { units: Parameters<typeof open>[0][] }): Promise<UnitPayload[]> =>
-  Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))
+const volunteer = (t: { teardown(f: () => unknown): void }, cluster: Cluster): Promise<Volunteer> =>
+  rawVolunteer(t, cluster, { name: 'attacker', timeoutMs: 10_000 })
 
 /** The job type's estimate of one unit of a primes job, in whole ms: the documented credit per result. */
 function estimateMs(params: unknown): number {
@@ -60,7 +36,7 @@ function hoard(v: Volunteer) {
   const loop = (async () => {
     while (!stopped) {
       const grant = await v.client.requestWork(64, [PRIMES]).catch(() => undefined)
-      for (const u of grant === undefined ? [] : await units(grant)) {
+      for (const u of grant === undefined ? [] : await openUnits(grant)) {
         held.add(u.replicaId)
         state.granted++
       }
@@ -125,7 +101,7 @@ test('lease abuse - one identity that takes leases and hands them back in a loop
       const state = (await cluster.api.job(job.id)).state
       if (state !== 'running' && state !== 'queued') return
       const grant = await v.client.requestWork(64, [PRIMES])
-      const got = await units(grant)
+      const got = await openUnits(grant)
       for (const u of got) seen.set(u.unitId, (seen.get(u.unitId) ?? 0) + 1)
       if (got.length > 0) {
         await v.client.release(
@@ -176,7 +152,7 @@ test('lease abuse - a unit fails only once the operator budget of distinct worke
   const takeAndGiveBack = async (v: Volunteer): Promise<void> => {
     let got: UnitPayload[] = []
     await waitUntil('the unit granted', async () => {
-      got = await units(await v.client.requestWork(1, [PRIMES]))
+      got = await openUnits(await v.client.requestWork(1, [PRIMES]))
       return got.length === 1
     })
     t.is((await v.client.release([got[0]!.replicaId], 'no')).released, 1)
@@ -209,7 +185,7 @@ test('lease abuse - a unit given back goes to its giver again only after nobody 
   const v = await volunteer(t, cluster)
   let got: UnitPayload[] = []
   await waitUntil('the unit granted', async () => {
-    got = await units(await v.client.requestWork(1, [PRIMES]))
+    got = await openUnits(await v.client.requestWork(1, [PRIMES]))
     return got.length === 1
   })
   const unitId = got[0]!.unitId
@@ -218,7 +194,7 @@ test('lease abuse - a unit given back goes to its giver again only after nobody 
   t.is((await v.client.release([got[0]!.replicaId], 'no')).released, 1)
   let again: UnitPayload[] = []
   await waitUntil('the unit granted to its giver again', async () => {
-    again = await units(await v.client.requestWork(1, [PRIMES]))
+    again = await openUnits(await v.client.requestWork(1, [PRIMES]))
     return again.length === 1
   })
   // A lower bound only: a slow machine makes it later, never earlier.
@@ -250,7 +226,7 @@ test('lease abuse - renewals past the lease lifetime are refused and the replica
   const a = await volunteer(t, cluster)
   let unit: UnitPayload | undefined
   await waitUntil('the only unit granted', async () => {
-    unit = (await units(await a.client.requestWork(1, [PRIMES])))[0]
+    unit = (await openUnits(await a.client.requestWork(1, [PRIMES])))[0]
     return unit !== undefined
   })
   const rid = unit!.replicaId
@@ -321,7 +297,7 @@ test('lease abuse - credit is the job type estimate of each validated unit, what
     // Each takes both units, computes them honestly, and claims an absurd or a zero compute time.
     let got: UnitPayload[] = []
     await waitUntil('units granted', async () => {
-      got = [...got, ...(await units(await v.client.requestWork(2, [PRIMES])))]
+      got = [...got, ...(await openUnits(await v.client.requestWork(2, [PRIMES])))]
       return got.length === 2
     })
     for (const u of got) {
@@ -361,7 +337,7 @@ test('lease abuse - a replica reissued after a lost lease waits for a worker wit
   const first = await cluster.api.submit(one)
   let taken: UnitPayload | undefined
   await waitUntil('the unit granted', async () => {
-    taken = (await units(await x.client.requestWork(1, [PRIMES])))[0]
+    taken = (await openUnits(await x.client.requestWork(1, [PRIMES])))[0]
     return taken !== undefined
   })
   t.is((await x.client.release([taken!.replicaId], 'no')).released, 1)
@@ -369,7 +345,7 @@ test('lease abuse - a replica reissued after a lost lease waits for a worker wit
   const second = await cluster.api.submit(one)
   let own: UnitPayload | undefined
   await waitUntil('a unit of the second job granted', async () => {
-    own = (await units(await z.client.requestWork(1, [PRIMES])))[0]
+    own = (await openUnits(await z.client.requestWork(1, [PRIMES])))[0]
     return own !== undefined
   })
   t.is(own!.jobId, second.id, 'the reissued replica is not given to an identity without standing')
@@ -384,7 +360,7 @@ test('lease abuse - a replica reissued after a lost lease waits for a worker wit
   }
   t.is((await z.client.submitResult(fields)).status, 'accepted')
   t.is((await y.client.requestWork(1, [PRIMES])).units.length, 0)
-  const reissued = await units(await z.client.requestWork(1, [PRIMES]))
+  const reissued = await openUnits(await z.client.requestWork(1, [PRIMES]))
   t.is(reissued.length, 1)
   t.is(reissued[0]!.jobId, first.id)
   t.not(reissued[0]!.replicaId, taken!.replicaId)

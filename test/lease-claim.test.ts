@@ -9,7 +9,6 @@ import {
   decode,
   encode,
   equalBytes,
-  generateIdentity,
   open,
   parseLeaseClaimed,
   parseUnitPayload,
@@ -25,7 +24,7 @@ import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { computeOutput, flipBit, rawRequest, sealWorkerRequest } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
@@ -49,14 +48,11 @@ interface RawWorker {
 }
 
 async function worker(t: Teardown, c: Cluster): Promise<RawWorker> {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(c.volunteerAccess, identity)
-  t.teardown(() => nats.close())
+  const volunteer = await rawVolunteer(t, c, { timeoutMs: 3_000 })
+  const { identity, nats } = volunteer
   const subjects = subjectsFor(c.subjectPrefix)
   return {
-    identity,
-    nats,
-    client: createCoordinatorClient({ nats, identity, subjects, timeoutMs: 3_000 }),
+    ...volunteer,
     claim: async (envelope) =>
       (await rawRequest(nats, subjects.leaseClaim, encode(envelope))) as Record<string, unknown>,
     sealClaim: (transfer, over = {}) => sealWorkerRequest('lease.claim', identity, { transfer }, over),

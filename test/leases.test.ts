@@ -1,38 +1,18 @@
 // Leases: renewal, lost grants taken back at the next request, and expiry.
-import test from 'ava'
-import {
-  decode,
-  encode,
-  generateIdentity,
-  open,
-  parseUnitPayload,
-  seal,
-  subjectsFor,
-} from '../shared/index.js'
-import { createCoordinatorClient } from '../worker/index.js'
-import { startCluster, waitUntil } from './helpers/cluster.js'
+import test, { type ExecutionContext } from 'ava'
+import { decode, encode, open, parseUnitPayload, seal, subjectsFor } from '../shared/index.js'
+import { startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer, type VolunteerAccess } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
-async function actAsWorker(access: VolunteerAccess, subjectPrefix: string) {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(access, identity)
-  const client = createCoordinatorClient({
-    nats,
-    identity,
-    subjects: subjectsFor(subjectPrefix),
-    timeoutMs: 3_000,
-  })
-  return { identity, client, close: () => nats.close() }
-}
+const actAsWorker = (t: ExecutionContext, cluster: Cluster) => rawVolunteer(t, cluster, { timeoutMs: 3_000 })
 
 test('leases - a grant whose reply was lost is taken back at the next request, not at its deadline', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600_000 } })
   t.teardown(() => cluster.stop())
-  const w = await actAsWorker(cluster.volunteerAccess, cluster.subjectPrefix)
-  t.teardown(() => w.close())
+  const w = await actAsWorker(t, cluster)
   await cluster.api.submit({ type: 'primes', params: { to: 100_000, unitSize: 10_000 } })
   let grant = await w.client.requestWork(2, ['primes@1'], [])
   await waitUntil('units planned and granted', async () => {
@@ -56,8 +36,7 @@ test('leases - a grant whose reply was lost is taken back at the next request, n
 test('leases - renewal extends a held lease and reports lost ones', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 60_000 } })
   t.teardown(() => cluster.stop())
-  const w = await actAsWorker(cluster.volunteerAccess, cluster.subjectPrefix)
-  t.teardown(() => w.close())
+  const w = await actAsWorker(t, cluster)
   await cluster.api.submit({ type: 'primes', params: { to: 100_000, unitSize: 10_000 } })
   let rid = ''
   await waitUntil('a unit granted', async () => {
@@ -74,8 +53,7 @@ test('leases - renewal extends a held lease and reports lost ones', async (t) =>
 test('leases - an expired lease is reissued to another worker', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 600 } })
   t.teardown(() => cluster.stop())
-  const w = await actAsWorker(cluster.volunteerAccess, cluster.subjectPrefix)
-  t.teardown(() => w.close())
+  const w = await actAsWorker(t, cluster)
   const job = await cluster.api.submit({
     type: 'primes',
     params: { to: 10_000, unitSize: 10_000 },
@@ -97,9 +75,7 @@ test('leases - an expired lease is reissued to another worker', async (t) => {
 test('leases - a signed request replayed by someone who saw it is refused', async (t) => {
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity)
-  t.teardown(() => nats.close())
+  const { identity, nats } = await rawVolunteer(t, cluster)
   const envelope = await seal(
     'lease.release',
     {

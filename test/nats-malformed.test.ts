@@ -28,7 +28,7 @@ import {
   unitPayload,
 } from './helpers/protocol-fixtures.js'
 import { useServices, asCoordinator } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test)
 
@@ -194,9 +194,7 @@ for (const name of ['workRequest', 'resultSubmit', 'leaseRenew', 'leaseRelease']
     withCluster(t, async (cluster, nc) => {
       const subject = subjectsFor(cluster.subjectPrefix)[name]
       // Sent by a volunteer on its own connection: replies reach only the signer's own inbox.
-      const me = await generateIdentity(true)
-      const vc = await connectVolunteer(cluster.volunteerAccess, me)
-      t.teardown(() => vc.close())
+      const { identity: me, nats: vc } = await rawVolunteer(t, cluster)
       const cases = await malformedCases(kind, cluster.identity, me)
       // A volunteer cannot even send a message over its credentials' payload limit (the server refuses
       // it, test/volunteer-auth.test.ts); the coordinators' own bound is checked from a connection that can.
@@ -228,9 +226,7 @@ test('nats malformed - messages without a reply subject are dropped and counted'
     const expected = names.length * payloads.length + 1
     await waitUntil('every published message to be counted', () => counters.malformed === expected, 10_000)
     // A later request is still answered, so nothing was left half-handled.
-    const me = await generateIdentity(true)
-    const vc = await connectVolunteer(cluster.volunteerAccess, me)
-    t.teardown(() => vc.close())
+    const { identity: me, nats: vc } = await rawVolunteer(t, cluster)
     const ok = await rawRequest(vc, subjects.workRequest, encode(await validRequest('work.request', me)))
     t.like(ok, { type: 'work.grant' })
     t.is(counters.malformed, expected)

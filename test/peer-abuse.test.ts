@@ -35,13 +35,7 @@ import {
   type SignedEnvelope,
   type UnitPayload,
 } from '../shared/index.js'
-import {
-  createCoordinatorClient,
-  createPeerOverlay,
-  type Outgoing,
-  type PeerState,
-  type Runner,
-} from '../worker/index.js'
+import { createCoordinatorClient, createPeerOverlay, type Outgoing, type PeerState } from '../worker/index.js'
 import {
   startCluster,
   testLogger,
@@ -50,9 +44,10 @@ import {
   type Cluster,
   type TestWorker,
 } from './helpers/cluster.js'
-import { gate } from './helpers/runners.js'
+import { openUnits } from './helpers/protocol-fixtures.js'
+import { gate, slow, type Gate } from './helpers/runners.js'
 import { asCoordinator, useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -63,32 +58,33 @@ type Teardown = { teardown(fn: () => unknown): void }
 // peers do with a full buffer.
 const LONG_LEASES = { leaseMs: 600_000, leaseCapBase: 16 }
 
-/** A slow machine: every unit takes `ms` longer. */
-function slow(ms: number): (base: Runner) => Runner {
-  return (base) => ({
-    get threads() {
-      return base.threads
-    },
-    close: () => base.close(),
-    async run(task, signal, hooks) {
-      await new Promise((r) => setTimeout(r, ms))
-      return base.run(task, signal, hooks)
-    },
-  })
-}
-
 /** Resolves when `w` holds at least `n` units. */
 function holding(w: TestWorker, n: number): Promise<void> {
   return waitUntil(`the worker holds ${n} units`, () => w.daemon.stats.held >= n)
+}
+
+/**
+ * A victim that does not steal, runs one unit and holds at least eight more. Its units wait at a gate
+ * until the test opens it (`busy.open()`), so none finishes early on a fast machine.
+ */
+async function busyVictim(cluster: Cluster): Promise<{ victim: TestWorker; busy: Gate }> {
+  const busy = gate(0)
+  const victim = await cluster.addWorker({
+    threads: 1,
+    bufferUnits: 16,
+    wrap: busy.wrap,
+    peers: { announceMs: 250, steal: false },
+  })
+  await holding(victim, 8)
+  await waitUntil('the victim runs a unit', () => victim.daemon.stats.running === 1)
+  return { victim, busy }
 }
 
 const quiet: PeerState = { threads: 1, running: 0, buffered: 0, free: 0, accepts: [], has: [] }
 
 /** The attacker: a volunteer identity on a connection of its own, speaking the peer protocol raw. */
 async function attacker(t: Teardown, cluster: Cluster, state: () => PeerState = () => quiet) {
-  const identity = await generateIdentity(true)
-  const nats = await connectVolunteer(cluster.volunteerAccess, identity, { name: 'attacker' })
-  t.teardown(() => nats.close())
+  const { identity, nats } = await rawVolunteer(t, cluster, { name: 'attacker' })
   const subjects = subjectsFor(cluster.subjectPrefix)
   const overlay = createPeerOverlay({
     nats,
@@ -322,17 +318,8 @@ test('steal - the victim chooses, and a thief never gets a replica of a unit it 
     givenBack.map((u) => u.replicaId),
     'to steal them later',
   )
-  // The victim, busy, holds the other replica of every unit; its units wait at a gate until the test
-  // is done with it, so none finishes early on a fast machine.
-  const busy = gate(0)
-  const victim = await cluster.addWorker({
-    threads: 1,
-    bufferUnits: 16,
-    wrap: busy.wrap,
-    peers: { announceMs: 250, steal: false },
-  })
-  await holding(victim, 8)
-  await waitUntil('the victim runs a unit', () => victim.daemon.stats.running === 1)
+  // The victim, busy, holds the other replica of every unit.
+  const { victim, busy } = await busyVictim(cluster)
   const store = cluster.coordinators[0]!.store
 
   // Asking for the unit it wants (listing all others to be left out) changes nothing: the victim
@@ -342,7 +329,7 @@ test('steal - the victim chooses, and a thief never gets a replica of a unit it 
   const offer = await stealFrom(mallory, victim, { avoid: others })
   t.true(offer.units.length > 0, 'the victim gave something')
   t.true(offer.transfer !== undefined)
-  const offered = await Promise.all(offer.units.map(async (u) => parseUnitPayload(await open(u))))
+  const offered = await openUnits(offer)
   const claimed = await mallory.client.claim(offer.transfer!)
   t.deepEqual(claimed.units, [], 'no replica moved to the thief')
   t.deepEqual([...claimed.refused].sort(), offered.map((u) => u.replicaId).sort())
@@ -362,7 +349,7 @@ test('steal - the victim chooses, and a thief never gets a replica of a unit it 
   await notice
   t.is(victim.daemon.stats.held, 8)
   const again = await stealFrom(mallory, victim)
-  const second = await Promise.all(again.units.map(async (u) => parseUnitPayload(await open(u))))
+  const second = await openUnits(again)
   const first = new Set(offered.map((u) => u.unitId))
   t.false(
     second.some((u) => first.has(u.unitId)),
@@ -402,23 +389,14 @@ test('handoff.result - a false report does not make the victim drop its units', 
     params: { to: 8_000_000, unitSize: 1_000_000 },
     redundancy: { quorum: 1 },
   })
-  // Its units wait at a gate until the test is done with it, so none finishes early.
-  const busy = gate(0)
-  const victim = await cluster.addWorker({
-    threads: 1,
-    bufferUnits: 16,
-    wrap: busy.wrap,
-    peers: { announceMs: 250, steal: false },
-  })
-  await holding(victim, 8)
-  await waitUntil('the victim runs a unit', () => victim.daemon.stats.running === 1)
+  const { victim, busy } = await busyVictim(cluster)
   const mallory = await attacker(t, cluster)
   const exchange = victim.daemon.peering.exchange
 
   // 1. It steals, claims nothing, and says it claimed everything.
   const offer = await stealFrom(mallory, victim)
   t.true(offer.units.length > 0)
-  const ids = await Promise.all(offer.units.map(async (u) => parseUnitPayload(await open(u))))
+  const ids = await openUnits(offer)
   const nonce = parseLeaseTransfer(await open(offer.transfer!)).nonce
   let notice = served(victim, 1)
   await mallory.overlay.notify(victim.identity.id, {
@@ -437,7 +415,7 @@ test('handoff.result - a false report does not make the victim drop its units', 
 
   // 2. Again, with units it signed itself as the proof: a forgery, which bans it.
   const offer2 = await stealFrom(mallory, victim)
-  const ids2 = await Promise.all(offer2.units.map(async (u) => parseUnitPayload(await open(u))))
+  const ids2 = await openUnits(offer2)
   const forged = await Promise.all(
     ids2.map((u) =>
       seal(

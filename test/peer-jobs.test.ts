@@ -16,7 +16,7 @@ import {
   subjectsFor,
   type SignedEnvelope,
 } from '../shared/index.js'
-import { createPeerOverlay, type Runner } from '../worker/index.js'
+import { createPeerOverlay } from '../worker/index.js'
 import {
   startCluster,
   testLogger,
@@ -25,7 +25,7 @@ import {
   type Cluster,
   type TestWorker,
 } from './helpers/cluster.js'
-import { hanging } from './helpers/runners.js'
+import { hanging, slow } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 import { connectVolunteer } from './helpers/volunteer.js'
 
@@ -39,23 +39,6 @@ const BIG_CAP = { leaseCapBase: 16 }
 
 /** Leases far longer than any test: a unit that moved did not wait for an expiry. */
 const LONG_LEASES = { leaseMs: 600_000, ...BIG_CAP }
-
-/**
- * A slow machine: every unit takes `ms` longer. The wait is the thing tested (a peer slower than its
- * leases, or than an idle peer), not a stand-in for an event.
- */
-function slow(ms: number): (base: Runner) => Runner {
-  return (base) => ({
-    get threads() {
-      return base.threads
-    },
-    close: () => base.close(),
-    async run(task, signal, hooks) {
-      await new Promise((r) => setTimeout(r, ms))
-      return base.run(task, signal, hooks)
-    },
-  })
-}
 
 /** Replicas of a job's units that reached `worker` through a transfer from `from`. */
 async function transferred(cluster: Cluster, jobId: string, total: number, from: string, to: string) {

@@ -12,7 +12,6 @@ import {
   decode,
   decodeManifest,
   encode,
-  generateIdentity,
   inboxPrefixFor,
   isErrorReply,
   manifestOf,
@@ -26,7 +25,7 @@ import {
 import { startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { rawRequest, sealWorkerRequest, takeLease } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
 import { fnvModule, uploadOk, withCustomSection } from './helpers/wasm.js'
 
 const services = useServices(test, { websocket: false })
@@ -34,18 +33,6 @@ const services = useServices(test, { websocket: false })
 const WASM = 'wasm@1'
 /** A module close to the 4 MiB a coordinator serves whole: what the reflection attack asked for. */
 const BIG_MODULE_BYTES = 3_800_000
-
-interface Volunteer {
-  identity: Identity
-  nc: NatsConnection
-}
-
-async function volunteer(t: ExecutionContext, c: Cluster): Promise<Volunteer> {
-  const identity = await generateIdentity(false)
-  const nc = await connectVolunteer(c.volunteerAccess, identity)
-  t.teardown(() => nc.close())
-  return { identity, nc }
-}
 
 async function cluster(
   t: ExecutionContext,
@@ -73,9 +60,9 @@ async function moduleJob(c: Cluster, module: Uint8Array): Promise<string> {
 }
 
 /** Lease, as `v`, the unit of a job using module `hash` (units of other modules are taken too). */
-async function leaseFor(v: Volunteer, subjects: Subjects, hash: string): Promise<string> {
+async function leaseFor(v: RawVolunteer, subjects: Subjects, hash: string): Promise<string> {
   for (;;) {
-    const unit = await takeLease(v.nc, subjects, v.identity, WASM)
+    const unit = await takeLease(v.nats, subjects, v.identity, WASM)
     if ((unit.input as { module: string }).module === hash) return unit.replicaId
   }
 }
@@ -99,9 +86,9 @@ function counting(nc: NatsConnection, subject: string): { bytes: number; message
  * A barrier: a signed request of `v`'s own, answered by the coordinator. NATS keeps one connection's
  * messages in order, so anything the coordinator sent to `v` before this answer has arrived.
  */
-async function barrier(v: Volunteer, subjects: Subjects): Promise<void> {
+async function barrier(v: RawVolunteer, subjects: Subjects): Promise<void> {
   const req = await sealWorkerRequest('work.request', v.identity, { want: 1, accepts: ['none@1'] })
-  const reply = await rawRequest(v.nc, subjects.workRequest, encode(req))
+  const reply = await rawRequest(v.nats, subjects.workRequest, encode(req))
   if (isErrorReply(reply)) throw new Error(`barrier refused: ${reply.message}`)
 }
 
@@ -109,14 +96,14 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const c = await cluster(t)
   const subjects = subjectsFor(c.subjectPrefix)
   const hash = await moduleJob(c, withCustomSection(await fnvModule(), BIG_MODULE_BYTES, 7))
-  const attacker = await volunteer(t, c)
+  const attacker = await rawVolunteer(t, c)
   const replicaId = await leaseFor(attacker, subjects, hash)
 
   // What a peer would fetch honestly: the module's chunked form, and its manifest and first chunk.
   const ref = parseModuleReply(
     decode(
       (
-        await attacker.nc.request(
+        await attacker.nats.request(
           subjects.moduleGet,
           await sealed('module.get', attacker.identity, { hash, replicaId, chunked: true }),
           { timeout: 10_000 },
@@ -128,7 +115,7 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const manifest = decodeManifest(
     parseChunkReply(
       await rawRequest(
-        attacker.nc,
+        attacker.nats,
         subjects.chunkGet,
         await sealed('chunk.get', attacker.identity, { hash: ref.root, root: ref.root, replicaId }),
       ),
@@ -137,13 +124,13 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const chunk = chunkHash(manifest, 0)
 
   // The observers: a peer listening on the broadcast subject, and a victim listening on its inbox.
-  const peer = await volunteer(t, c)
-  const victim = await volunteer(t, c)
-  const atAnnounce = counting(peer.nc, subjects.peerAnnounce)
+  const peer = await rawVolunteer(t, c)
+  const victim = await rawVolunteer(t, c)
+  const atAnnounce = counting(peer.nats, subjects.peerAnnounce)
   // (The exact subject: the barrier's own answer comes to the victim's inbox too.)
   const victimInbox = `${inboxPrefixFor(victim.identity.id)}.reflected`
-  const atVictim = counting(victim.nc, victimInbox)
-  await Promise.all([peer.nc.flush(), victim.nc.flush()])
+  const atVictim = counting(victim.nats, victimInbox)
+  await Promise.all([peer.nats.flush(), victim.nats.flush()])
 
   const before = {
     refused: total(c, (k) => k.repliesRefused),
@@ -166,13 +153,13 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
         ],
       ]
       for (const [subject, data] of pairs) {
-        attacker.nc.publish(subject, data, { reply })
+        attacker.nats.publish(subject, data, { reply })
         sent += data.length
         requests++
       }
     }
   }
-  await attacker.nc.flush()
+  await attacker.nats.flush()
   await waitUntil(
     'every reflected request to be handled',
     () => total(c, (k) => k.repliesRefused + k.modulesServed + k.chunksServed) - before.handled >= requests,
@@ -204,7 +191,7 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const own = parseModuleReply(
     decode(
       (
-        await attacker.nc.request(
+        await attacker.nats.request(
           subjects.moduleGet,
           await sealed('module.get', attacker.identity, { hash, replicaId }),
           {
@@ -218,8 +205,8 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
 })
 
 /** A data request's answer, decoded (an error reply or the data). */
-async function ask(v: Volunteer, subject: string, data: Uint8Array): Promise<Record<string, unknown>> {
-  return (await rawRequest(v.nc, subject, data, 10_000)) as Record<string, unknown>
+async function ask(v: RawVolunteer, subject: string, data: Uint8Array): Promise<Record<string, unknown>> {
+  return (await rawRequest(v.nats, subject, data, 10_000)) as Record<string, unknown>
 }
 
 function refused(t: ExecutionContext, reply: Record<string, unknown>, message: RegExp, what: string): void {
@@ -233,7 +220,7 @@ test('reflection - a replayed module.get or chunk.get (same nonce) is refused', 
   const subjects = subjectsFor(c.subjectPrefix)
   const bytes = withCustomSection(await fnvModule(), 300_000, 3)
   const hash = await moduleJob(c, bytes)
-  const w = await volunteer(t, c)
+  const w = await rawVolunteer(t, c)
   const replicaId = await leaseFor(w, subjects, hash)
   const { root } = await manifestOf(bytes)
 
@@ -275,13 +262,13 @@ test('reflection - data is served only for a live lease of the requester whose u
     body: dataset,
   })
   t.is(upload.status, 201)
-  const w = await volunteer(t, c)
+  const w = await rawVolunteer(t, c)
   const replicaId = await leaseFor(w, subjects, hash)
   const { root, manifest } = await manifestOf(mine)
   const datasetRoot = (await manifestOf(dataset)).root
   // A second worker's lease of another unit of the same job.
   await moduleJob(c, mine)
-  const second = await volunteer(t, c)
+  const second = await rawVolunteer(t, c)
   const othersReplica = await leaseFor(second, subjects, hash)
 
   const served = total(c, (k) => k.moduleBytesServed + k.chunkBytesServed)
@@ -368,7 +355,7 @@ test('reflection - past its egress budget an identity is told when to retry, on 
   const subjects = subjectsFor(c.subjectPrefix)
   const bytes = withCustomSection(await fnvModule(), 300_000, 6)
   const hash = await moduleJob(c, bytes)
-  const w = await volunteer(t, c)
+  const w = await rawVolunteer(t, c)
   const replicaId = await leaseFor(w, subjects, hash)
   const { root } = await manifestOf(bytes)
 
@@ -396,7 +383,7 @@ test('reflection - past its egress budget an identity is told when to retry, on 
   )
 
   // Another identity has a budget of its own.
-  const other = await volunteer(t, c)
+  const other = await rawVolunteer(t, c)
   await moduleJob(c, bytes)
   const otherReplica = await leaseFor(other, subjects, hash)
   t.true(

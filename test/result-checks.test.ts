@@ -15,12 +15,7 @@ import {
   type Subjects,
   type UnitPayload,
 } from '../shared/index.js'
-import {
-  createCoordinatorClient,
-  trustedKeysFrom,
-  verifyUnit,
-  type CoordinatorClient,
-} from '../worker/index.js'
+import { trustedKeysFrom, verifyUnit, type CoordinatorClient } from '../worker/index.js'
 import { startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import {
   computeOutput,
@@ -30,7 +25,7 @@ import {
   resultPayload,
   type ResultFields,
 } from './helpers/protocol-fixtures.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 import { useServices, asCoordinator } from './helpers/services.js'
 
 const services = useServices(test)
@@ -67,16 +62,7 @@ async function setup(t: ExecutionContext): Promise<Setup> {
     nc,
     subjects,
     jobId: job.id,
-    async worker() {
-      const identity = await generateIdentity(true)
-      const nats = await connectVolunteer(cluster.volunteerAccess, identity)
-      t.teardown(() => nats.close())
-      return {
-        identity,
-        nats,
-        client: createCoordinatorClient({ nats, identity, subjects, timeoutMs: 5_000 }),
-      }
-    },
+    worker: () => rawVolunteer(t, cluster, { timeoutMs: 5_000 }),
     async lease(w) {
       const grant = await w.client.requestWork(1, [PRIMES])
       t.is(grant.units.length, 1, 'one unit granted')
@@ -127,8 +113,7 @@ test('result checks - a result with a bad signature gets an error reply and is n
   // Correctly signed by another key, but claiming to come from the worker that holds the lease.
   // Sent from the stranger's own connection: replies go only to the signer's inbox.
   const impostor = await seal('result', resultPayload(me.identity, fields), stranger)
-  const strangerNc = await connectVolunteer(s.cluster.volunteerAccess, stranger)
-  t.teardown(() => strangerNc.close())
+  const { nats: strangerNc } = await rawVolunteer(t, s.cluster, { identity: stranger })
   const before = coordinator.counters.malformed
   const reply = await rawRequest(strangerNc, s.subjects.resultSubmit, encode(impostor))
   t.like(reply, { type: 'error', code: 'bad-request' })

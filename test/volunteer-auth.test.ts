@@ -31,7 +31,7 @@ import {
 import { credentialFileFor, signUp } from '../worker/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { rawVolunteer } from './helpers/volunteer.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -128,9 +128,7 @@ test("eavesdropping - a signed-up attacker cannot subscribe to others' inboxes o
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
   const [w1, w2] = [await cluster.addWorker(), await cluster.addWorker()]
-  const attacker = await generateIdentity(true)
-  const nc = await connectVolunteer(cluster.volunteerAccess, attacker)
-  t.teardown(() => nc.close())
+  const { nats: nc } = await rawVolunteer(t, cluster)
   const refused = violations(nc)
   const subjects = subjectsFor(cluster.subjectPrefix)
   const targets = [
@@ -294,9 +292,7 @@ test('signup - too many sign-ups from one address answer 429 with Retry-After, o
 test('limits - a volunteer cannot hold more subscriptions or publish larger messages than its JWT allows', async (t) => {
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
-  const identity = await generateIdentity(true)
-  const nc = await connectVolunteer(cluster.volunteerAccess, identity)
-  t.teardown(() => nc.close())
+  const { identity, nats: nc } = await rawVolunteer(t, cluster)
   const seen = violations(nc)
   for (let i = 0; i < 80; i++) nc.subscribe(`${inboxPrefixFor(identity.id)}.s${i}`, { callback: () => {} })
   await nc.flush().catch(() => {})

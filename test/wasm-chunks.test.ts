@@ -28,7 +28,7 @@ import {
 } from './helpers/cluster.js'
 import { takeLease } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
-import { connectVolunteer } from './helpers/volunteer.js'
+import { connectVolunteer, rawVolunteer } from './helpers/volunteer.js'
 import { fnv1aBase64, fnvModule, uploadOk, withCustomSection } from './helpers/wasm.js'
 
 const services = useServices(test, { websocket: false })
@@ -145,9 +145,7 @@ test('chunks - without peer exchange a worker gets the module whole; small modul
   // module (coordinators serve modules for such leases only).
   await lone.stop()
   const subjects = subjectsFor(cluster.subjectPrefix)
-  const asker = await generateIdentity(false)
-  const nats = await connectVolunteer(cluster.volunteerAccess, asker)
-  t.teardown(() => nats.close())
+  const { identity: asker, nats } = await rawVolunteer(t, cluster)
   const leases = new Map<string, string>()
   /** Lease a unit of a new job using `module` (units of earlier jobs come first: take those too). */
   const lease = async (module: string): Promise<void> => {

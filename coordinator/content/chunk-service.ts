@@ -11,13 +11,8 @@ import {
   ProtocolError,
   type ChunkReply,
 } from '../../shared/index.js'
-import type { EgressBudget } from '../egress-budget.js'
-import {
-  requestService,
-  RetryLaterError,
-  type RequestService,
-  type ServiceComponents,
-} from '../nats-service.js'
+import { chargeOrRefuse, type EgressBudget } from '../egress-budget.js'
+import { requestService, type RequestService, type ServiceComponents } from '../nats-service.js'
 import type { DatasetStore } from './dataset-store.js'
 import type { LeaseNeeds } from './lease-needs.js'
 
@@ -46,9 +41,7 @@ export function createChunkService(init: ChunkServiceInit): ChunkService {
       const bytes = await init.datasets.get(req.hash)
       if (bytes === undefined) throw new ProtocolError(`no chunk or manifest with hash ${req.hash}`)
       // A chunk or a manifest is small (at most 256 KiB): charged once its size is known.
-      const c = await egress.charge(req.worker, bytes.length, now)
-      if (!c.ok)
-        throw new RetryLaterError(`egress budget spent: retry in ${c.retryAfterMs} ms`, c.retryAfterMs)
+      await chargeOrRefuse(egress, req.worker, bytes.length, now)
       counters.chunksServed++
       counters.chunkBytesServed += bytes.length
       return { type: 'chunk', v: 1, hash: req.hash, bytes }

@@ -1,6 +1,7 @@
 // Deletes expired uploads: every `intervalMs` it ends the holds whose retention has passed and
 // deletes content no one holds any more (see uploads.ts). Several coordinators may run it at once.
 import { errorFields, type Logger } from '../../shared/index.js'
+import { every, type Periodic } from '../periodic.js'
 import type { Uploads } from './uploads.js'
 
 export interface UploadReaperInit {
@@ -19,8 +20,7 @@ const BATCH = 100
 
 export function createUploadReaper(init: UploadReaperInit): UploadReaper {
   const { uploads, log } = init
-  let timer: ReturnType<typeof setInterval> | undefined
-  let running: Promise<void> | undefined
+  let periodic: Periodic | undefined
   let stopped = false
 
   const run = async (): Promise<void> => {
@@ -33,19 +33,11 @@ export function createUploadReaper(init: UploadReaperInit): UploadReaper {
 
   return {
     start() {
-      timer = setInterval(() => {
-        if (running !== undefined) return
-        running = run()
-          .catch((err: unknown) => log.warn('upload expiry failed', errorFields(err)))
-          .finally(() => {
-            running = undefined
-          })
-      }, init.intervalMs)
+      periodic = every(init.intervalMs, run, (err) => log.warn('upload expiry failed', errorFields(err)))
     },
     async stop() {
       stopped = true
-      clearInterval(timer)
-      await running
+      await periodic?.stop()
     },
   }
 }

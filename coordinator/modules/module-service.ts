@@ -14,13 +14,8 @@ import {
 } from '../../shared/index.js'
 import type { DatasetStore } from '../content/dataset-store.js'
 import type { LeaseNeeds } from '../content/lease-needs.js'
-import type { EgressBudget } from '../egress-budget.js'
-import {
-  requestService,
-  RetryLaterError,
-  type RequestService,
-  type ServiceComponents,
-} from '../nats-service.js'
+import { chargeOrRefuse, type EgressBudget } from '../egress-budget.js'
+import { requestService, type RequestService, type ServiceComponents } from '../nats-service.js'
 import type { ContentStore } from './content-store.js'
 import { createModuleChunks } from './module-chunks.js'
 
@@ -39,11 +34,6 @@ export function createModuleService(init: ModuleServiceInit): ModuleService {
   const { counters, needs, egress } = init
   const chunks = createModuleChunks(init)
 
-  const charge = async (worker: string, bytes: number, now: number): Promise<void> => {
-    const c = await egress.charge(worker, bytes, now)
-    if (!c.ok) throw new RetryLaterError(`egress budget spent: retry in ${c.retryAfterMs} ms`, c.retryAfterMs)
-  }
-
   return requestService({
     ...init,
     subject: init.subjects.moduleGet,
@@ -59,14 +49,14 @@ export function createModuleService(init: ModuleServiceInit): ModuleService {
         const ref = await chunks.ref(req.hash)
         if (ref !== undefined) {
           const reply: ModuleReply = { type: 'module', v: 1, hash: req.hash, ...ref }
-          await charge(req.worker, encode(reply).length, now)
+          await chargeOrRefuse(egress, req.worker, encode(reply).length, now)
           return reply
         }
       }
       // Charged before the bytes are read: a spent budget costs the coordinators no module read.
       const size = Number((await init.modules.meta(req.hash))?.['size'])
       if (!(size > 0)) throw new ProtocolError(`no module with hash ${req.hash}`)
-      await charge(req.worker, size, now)
+      await chargeOrRefuse(egress, req.worker, size, now)
       const bytes = await init.modules.get(req.hash)
       if (bytes === undefined) throw new ProtocolError(`no module with hash ${req.hash}`)
       counters.modulesServed++

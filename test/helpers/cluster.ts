@@ -102,6 +102,11 @@ export interface Cluster {
   cliArgs: { natsUrl: string; redisUrl: string; trust: string }
   /** Arguments of a `cohort worker` child process of this cluster, with its key file. */
   workerArgs(keyFile: string, ...extra: string[]): string[]
+  /**
+   * Arguments of a `cohort coordinator` child process of this cluster (any free port, this cluster's
+   * Redis and NATS, key prefixes), with its key file; spawn it with `coordinatorEnv`.
+   */
+  coordinatorArgs(keyFile: string, ...extra: string[]): string[]
   /** Environment giving a coordinator child process the coordinators' NATS login and the account seed. */
   coordinatorEnv: Record<string, string>
   /** Writes the coordinator key to a file (for coordinator child processes). */
@@ -245,6 +250,22 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       subjectPrefix,
       '--coordinator',
       access().coordinatorUrl,
+      ...extra,
+    ],
+    coordinatorArgs: (keyFile, ...extra) => [
+      'coordinator',
+      '--port',
+      '0',
+      '--redis-url',
+      services.redisUrl,
+      '--nats-url',
+      services.natsUrl,
+      '--key-file',
+      keyFile,
+      '--redis-prefix',
+      redisPrefix,
+      '--subject-prefix',
+      subjectPrefix,
       ...extra,
     ],
     coordinatorEnv:

@@ -26,6 +26,10 @@ import {
 
 export const PRIMES = 'primes@1'
 
+/** The payloads of the units a grant (or a handoff) carries, opened as a worker opens them. */
+export const openUnits = (grant: { units: SignedEnvelope[] }): Promise<UnitPayload[]> =>
+  Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))
+
 /** A `primes@1` unit payload for `worker`, valid for a minute, signed-to-be by the key `kid`. */
 export function unitPayload(worker: string, kid: string, over: Partial<UnitPayload> = {}): UnitPayload {
   const now = Date.now()

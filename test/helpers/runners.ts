@@ -19,6 +19,23 @@ export function hanging(base: Runner): Runner {
   }
 }
 
+/**
+ * A slow machine: every unit takes `ms` longer. Only for tests where the wait is the thing tested (a
+ * peer slower than its leases, or than an idle peer), never as a stand-in for an event.
+ */
+export function slow(ms: number): (base: Runner) => Runner {
+  return (base) => ({
+    get threads() {
+      return base.threads
+    },
+    close: () => base.close(),
+    async run(task, signal, hooks) {
+      await new Promise((r) => setTimeout(r, ms))
+      return base.run(task, signal, hooks)
+    },
+  })
+}
+
 export interface Gate {
   /** Wraps one worker's runner: its first `passes` units run at once, later ones wait at the gate. */
   wrap: (base: Runner) => Runner

@@ -7,10 +7,18 @@ import { jwtAuthenticator, type Authenticator, type NatsConnection } from '@nats
 import { createUser } from '@nats-io/nkeys'
 import { createVolunteerIssuer } from '../../coordinator/index.js'
 import type { Services } from '../../scripts/services.js'
-import { inboxPrefixFor, silentLogger, type Identity } from '../../shared/index.js'
+import {
+  generateIdentity,
+  inboxPrefixFor,
+  silentLogger,
+  subjectsFor,
+  type Identity,
+} from '../../shared/index.js'
 import {
   connectWithCredentials,
+  createCoordinatorClient,
   createVolunteerCredentials,
+  type CoordinatorClient,
   type CredentialStore,
   type StoredCredentials,
   type VolunteerCredentials,
@@ -103,4 +111,34 @@ export async function connectVolunteer(
   const nc = await connectWithCredentials(credentials, open)
   void nc.closed().then(() => credentials.stop())
   return nc
+}
+
+/** A volunteer a test plays itself: its identity, its own NATS connection, a coordinator client on it. */
+export interface RawVolunteer {
+  identity: Identity
+  nats: NatsConnection
+  client: CoordinatorClient
+}
+
+/**
+ * A volunteer on a connection of its own, signed up through `cluster.volunteerAccess` (a new identity
+ * unless `opts.identity`), speaking to the coordinators of `cluster.subjectPrefix` with a client whose
+ * requests time out after `opts.timeoutMs` (the client's default unless set). The connection closes
+ * when the test ends.
+ */
+export async function rawVolunteer(
+  t: { teardown(fn: () => unknown): void },
+  cluster: { volunteerAccess: VolunteerAccess; subjectPrefix: string },
+  opts: VolunteerConnectionOptions & { identity?: Identity; timeoutMs?: number } = {},
+): Promise<RawVolunteer> {
+  const identity = opts.identity ?? (await generateIdentity(true))
+  const nats = await connectVolunteer(cluster.volunteerAccess, identity, opts)
+  t.teardown(() => nats.close())
+  const client = createCoordinatorClient({
+    nats,
+    identity,
+    subjects: subjectsFor(cluster.subjectPrefix),
+    timeoutMs: opts.timeoutMs,
+  })
+  return { identity, nats, client }
 }
