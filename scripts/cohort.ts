@@ -15,7 +15,7 @@ import { defaultOwnerKeyFile, defaultWorkerKeyFile, startWorker } from './run-wo
 import { loadOrCreateIdentity } from '../worker/index.js'
 import { loadWorkerPolicy, workerStateDir } from './worker-config.js'
 import { printWorkerStatus } from './worker-status.js'
-import { onShutdown } from './signals.js'
+import { onShutdown, watchParent } from './signals.js'
 import { up } from './up.js'
 
 const env: EnvConfig = loadEnvConfig()
@@ -209,6 +209,11 @@ const workerCommand = program
       peerCacheMb?: string
     }) => {
       const log = logger('worker', o.logFile)
+      // Started by `cohort up` in a process group of its own: stop if it dies (handing leases back
+      // once running; before that, while signing up or connecting, there is nothing to hand back).
+      let onParentGone = (): void => process.exit(0)
+      const parent = Number(process.env['COHORT_PARENT_PID'] ?? '')
+      if (Number.isInteger(parent) && parent > 1) watchParent(parent, () => onParentGone())
       const keyFile = o.keyFile ?? defaultWorkerKeyFile()
       const { policy, stateDir } = await loadWorkerPolicy(
         { ...o, keyFile, threads: intFlag('threads', o.threads, 1, 1024) },
@@ -230,7 +235,8 @@ const workerCommand = program
         log,
       })
       process.stdout.write(`worker ${w.daemon.id} running\n`)
-      onShutdown(() => w.stop(), say)
+      const shutdown = onShutdown(() => w.stop(), say)
+      onParentGone = () => shutdown('cohort up is gone')
     },
   )
 

@@ -55,7 +55,10 @@ export function spawnServer(
   log: (line: string) => void,
 ): ServerProcess {
   installExitHooks()
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  // A process group of its own: a terminal's Ctrl-C reaches this process alone, which stops its
+  // servers last, after what depends on them (workers handing leases back through the coordinator).
+  // The exit hooks below still stop them whenever this process exits.
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let output = ''
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-6000)

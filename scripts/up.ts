@@ -137,7 +137,14 @@ export async function up(o: UpOptions): Promise<Cluster> {
             '--config',
             policyFile,
           ],
-          { stdio: ['ignore', 'ignore', 'inherit'] },
+          // A process group of its own: a terminal's Ctrl-C reaches `cohort up` alone, which stops
+          // each worker once, in order (workers hand their leases back while the coordinator and the
+          // servers still run); a worker whose `cohort up` dies stops by itself (COHORT_PARENT_PID).
+          {
+            stdio: ['ignore', 'ignore', 'inherit'],
+            detached: true,
+            env: { ...process.env, COHORT_PARENT_PID: String(process.pid) },
+          },
         ),
     })
     o.out.write(`cohort up: ${name} started, pid ${w.pid ?? '?'}\n`)

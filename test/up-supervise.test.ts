@@ -149,3 +149,26 @@ test('cohort up stops within the bound even when a worker has already died and R
   )
   t.pass()
 })
+
+test('a worker whose cohort up was killed stops by itself; a Ctrl-C reaches cohort up alone, which stops each worker once', async (t) => {
+  const { up } = await startUp(t, 1)
+  const worker = Number(/pid (\d+)/.exec(await up.waitForLine(/worker 0 \(\S+\) started, pid \d+/))?.[1])
+  const family = await descendants(up.child.pid ?? -1)
+  t.teardown(() => {
+    for (const pid of family) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // gone
+      }
+    }
+  })
+  // Workers and servers run in process groups of their own, not in `cohort up`'s.
+  const pgid = async (pid: number): Promise<string | undefined> => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]
+  }
+  for (const pid of family) t.not(await pgid(pid), await pgid(up.child.pid ?? -1))
+  await up.kill('SIGKILL')
+  await waitUntil('the orphaned worker to stop by itself', async () => !(await alive(worker)), 60_000)
+})
