@@ -1,5 +1,6 @@
 // The integrity section's table (bench/integrity.ts): one row per scenario, and the notes that say
 // how far the figures reach.
+import { VOUCHED_HOSTS } from './integrity-tuning.js'
 import type { IntegrityResult, ScenarioResult } from './integrity.js'
 
 /** Upper end of the 95 % interval of a rate when 0 of `n` were seen (the rule of three). */
@@ -65,7 +66,8 @@ export function integrityTable(r: IntegrityResult): string {
     '',
     `One run per scenario, each on a fresh coordinator: ${n} units of 1000 numbers, ${r.identities} identities (Sybil groups of ${r.sybilGroup}, ` +
       `turncoats honest for ${r.honestFor} results, compute ${r.computeMs[0]}–${r.computeMs[1]} ms per unit ` +
-      `but fast liars 0); ${network}. With 0 wrong of ${n} units the rate is below ${rate(ruleOfThree(n))} ` +
+      `but fast liars 0); the operator vouches for ${VOUCHED_HOSTS} honest identities (its own hosts), every ` +
+      `other identity starts untrusted and earns credibility; ${network}. With 0 wrong of ${n} units the rate is below ${rate(ruleOfThree(n))} ` +
       `(95 %): showing 1e-4 takes 30,000 units with none wrong, 1e-3 takes 3,000.`,
   ].join('\n')
 }

@@ -15,6 +15,13 @@ import { BENCH_SIGNUP_TUNING } from './nats-login.js'
 /** Loopback in the forms a Node HTTP server reports it. */
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1']
 
+/**
+ * Honest identities the operator vouches for, as its own hosts: the anchors a fresh deployment starts
+ * from. Nobody else is vouched for (the sign-up vouching of other benchmark clusters is off), so the
+ * saboteurs, like every other volunteer, start untrusted.
+ */
+export const VOUCHED_HOSTS = 4
+
 export interface IntegrityTuning {
   tuning: Partial<CoordinatorTuning>
   /** What was set beyond the defaults for the network rules, for the report; empty when none exist. */
@@ -43,6 +50,7 @@ export function integrityTuning(): IntegrityTuning {
     tuning: {
       ...BENCH_SIGNUP_TUNING,
       ...BENCH_API_TUNING,
+      vouchSignups: false,
       ...(extra as Partial<CoordinatorTuning>),
     },
     networkOptions,

@@ -19,7 +19,7 @@ import type { Endpoints } from './cluster.js'
 import { startCrowd, truthOf, type Behaviour, type CrowdMember } from './integrity-crowd.js'
 import { createWatcher, type Watcher } from './integrity-records.js'
 import { connectSimulated } from './integrity-signup.js'
-import { integrityTuning } from './integrity-tuning.js'
+import { integrityTuning, VOUCHED_HOSTS } from './integrity-tuning.js'
 import { benchLogger, progress } from './log.js'
 import { coordinatorLogin } from './nats-login.js'
 import { median, round, sleep } from './stats.js'
@@ -225,6 +225,13 @@ async function runScenario(plan: Plan, o: IntegrityOptions): Promise<ScenarioRes
           : { coordinatorUrl: coordinator.url, identity: m.identity, address: m.address, owner: m.owner }
       connected.push({ ...m, nats: await connectSimulated(endpoints.natsUrl, m.identity, signup) })
     }
+    // The operator's own hosts: the first honest identities.
+    await coordinator.store.vouch(
+      specs
+        .filter((m) => !m.saboteur)
+        .slice(0, VOUCHED_HOSTS)
+        .map((m) => m.identity.id),
+    )
     // Truth: every unit's input as the job type splits it, its true count and output digest.
     const to = o.units * UNIT_SIZE
     const inputs = builtinJobTypes.get('primes@1')!.split({ from: 0, to, unitSize: UNIT_SIZE }) as {
