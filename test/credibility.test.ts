@@ -275,3 +275,35 @@ test('credibility - an honest crowd of trusted workers costs at most 1.3 replica
   t.true(full >= 2, 'without it every unit takes its quorum')
   t.true(cluster.coordinators[0]!.counters.unitsAcceptedAlone > 0)
 })
+
+test('credibility - when results agree but hold no anchor, the next replica waits for an anchor instead of using up maxReplicas', async (t) => {
+  const cluster = await startCluster({ services: services(), vouch: false })
+  t.teardown(() => cluster.stop())
+  const job = await cluster.api.submit({
+    type: 'primes',
+    params: { to: 50_000, unitSize: 50_000 },
+    redundancy: { quorum: 2, maxReplicas: 3 },
+  })
+  await waitUntil('the job to be planned', async () => (await cluster.api.job(job.id)).units.planned)
+  // Two honest new identities agree: not credible enough (0.9878), so one more replica is issued.
+  const [a, b] = [await volunteer(t, cluster, 'a'), await volunteer(t, cluster, 'b')]
+  let ua: UnitPayload[] = []
+  let ub: UnitPayload[] = []
+  await waitUntil('a holds the unit', async () => (ua = await take(a, 1)).length === 1)
+  await waitUntil('b holds the unit', async () => (ub = await take(b, 1)).length === 1)
+  await submit(a, ua[0]!, false)
+  await submit(b, ub[0]!, false)
+  await waitUntil('another replica issued', async () => (await cluster.api.job(job.id)).extraReplicas === 1)
+  // A third new identity could only agree too, and the unit would fail at maxReplicas: it gets nothing.
+  const c = await volunteer(t, cluster, 'c')
+  t.deepEqual(await take(c, 1), [])
+  // An identity the operator vouched for gets it, and its result settles the unit.
+  const d = await volunteer(t, cluster, 'vouched')
+  await cluster.vouch(d.identity.id)
+  let ud: UnitPayload[] = []
+  await waitUntil('the vouched host gets the replica', async () => (ud = await take(d, 1)).length === 1)
+  await submit(d, ud[0]!, false)
+  const done = await waitForJob(cluster.api, job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { count: 5_133 })
+})

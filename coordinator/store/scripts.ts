@@ -319,12 +319,14 @@ if isCaught(worker) then want = 0 end
 if want > 0 then cands = placementCandidates(scan) end
 for _, rid in ipairs(cands) do
   if #out >= want then break end
-  local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'reissue', 'createdAt')
+  local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'reissue', 'createdAt', 'anchor')
   local uid, jid = r[1], r[2]
   if not uid or r[3] ~= 'ready' then
     redis.call('ZREM', p..'ready', rid)
   elseif r[4] and not established and now - tonumber(r[5] or '0') < reissueHold then
     -- Held for workers with standing for a while (see above).
+  elseif r[6] and credibility(worker) < trust().anchor then
+    -- For an anchor only (DECIDE): the unit's results agree and need a trusted identity to settle.
   else
     local j = jobs[jid]
     if not j then
@@ -736,7 +738,14 @@ local needed = need - bestSize - outstanding
 if needed < 1 and outstanding <= 0 then needed = 1 end
 if needed > 0 then
   if needed > maxReplicas - issued then needed = maxReplicas - issued end
-  for i = 1, needed do newReplica(uid, jid, now) end
+  -- Results agree but are not credible enough (no anchor, or too little credibility): another new
+  -- identity would not settle it, an anchor would. Such replicas go only to identities at the anchor
+  -- level (WORK), unless the operator lets agreeing new identities validate (\`unanchored\`).
+  local forAnchor = best and bestSize >= need and not contested and trust().unanchored == 0
+  for i = 1, needed do
+    local rid2 = newReplica(uid, jid, now)
+    if forAnchor then redis.call('HSET', p..'replica:'..rid2, 'anchor', 1) end
+  end
   redis.call('HINCRBY', p..'unit:'..uid, 'issued', needed)
   redis.call('HINCRBY', p..'job:'..jid, 'replicasExtra', needed)
   return counts('reissued', {}, note)
