@@ -738,10 +738,12 @@ local needed = need - bestSize - outstanding
 if needed < 1 and outstanding <= 0 then needed = 1 end
 if needed > 0 then
   if needed > maxReplicas - issued then needed = maxReplicas - issued end
-  -- Results agree but are not credible enough (no anchor, or too little credibility): another new
-  -- identity would not settle it, an anchor would. Such replicas go only to identities at the anchor
-  -- level (WORK), unless the operator lets agreeing new identities validate (\`unanchored\`).
-  local forAnchor = best and bestSize >= need and not contested and trust().unanchored == 0
+  -- The unit's first replicas did not settle it (they disagree, or agree without an anchor or enough
+  -- credibility): only an anchor can settle it now, and more new identities would use up
+  -- \`maxReplicas\` until the unit failed (fast colluders at f = 30 % did). So replicas issued here go
+  -- only to identities at the anchor level (WORK), unless the operator lets agreeing new identities
+  -- validate (\`unanchored\`).
+  local forAnchor = trust().unanchored == 0
   for i = 1, needed do
     local rid2 = newReplica(uid, jid, now)
     if forAnchor then redis.call('HSET', p..'replica:'..rid2, 'anchor', 1) end
