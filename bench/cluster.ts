@@ -10,7 +10,7 @@ import {
 } from '../coordinator/index.js'
 import { builtinJobTypes } from '../jobs/index.js'
 import { createApiClient, type ApiClient } from '../scripts/api-client.js'
-import { generateIdentity } from '../shared/index.js'
+import { generateIdentity, type Identity } from '../shared/index.js'
 import { BENCH_API_TUNING } from './api-access.js'
 import { benchLogger } from './log.js'
 import { BENCH_SIGNUP_TUNING, coordinatorLogin, type NatsLogin } from './nats-login.js'
@@ -82,6 +82,24 @@ async function waitCompleted(
   }
 }
 
+/** A benchmark's coordinator on `endpoints` (not started yet), signing with `identity`. */
+export function benchCoordinator(
+  endpoints: Endpoints,
+  tuning: Partial<CoordinatorTuning>,
+  identity: Identity,
+): Coordinator {
+  return createCoordinator({
+    redisUrl: endpoints.redisUrl,
+    natsUrl: endpoints.natsUrl,
+    ...coordinatorLogin(endpoints.natsCoordinator, endpoints.natsAccountSeed),
+    identity,
+    jobTypes: builtinJobTypes.values(),
+    log: benchLogger('coordinator'),
+    port: 0,
+    tuning,
+  })
+}
+
 export async function startBenchCluster(init: {
   endpoints: Endpoints
   workers: WorkerSpec[]
@@ -92,22 +110,17 @@ export async function startBenchCluster(init: {
   const { endpoints } = init
   const subjectPrefix = uniquePrefix(init.label)
   const identity = await generateIdentity(true)
-  const coordinator = createCoordinator({
-    redisUrl: endpoints.redisUrl,
-    natsUrl: endpoints.natsUrl,
-    ...coordinatorLogin(endpoints.natsCoordinator, endpoints.natsAccountSeed),
-    identity,
-    jobTypes: builtinJobTypes.values(),
-    log: benchLogger('coordinator'),
-    port: 0,
-    tuning: {
+  const coordinator = benchCoordinator(
+    endpoints,
+    {
       ...BENCH_SIGNUP_TUNING,
       ...BENCH_API_TUNING,
       ...init.tuning,
       redisPrefix: `${uniquePrefix(init.label)}:`,
       subjectPrefix,
     },
-  })
+    identity,
+  )
   await coordinator.start()
   let workers: WorkerHost
   try {

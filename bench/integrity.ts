@@ -11,17 +11,16 @@
 // - fast:      colluding, answering at once and asking for as much work as it may hold.
 // The figures come from comparing what the coordinator validated with the truth (integrity-records.ts).
 import { Redis } from 'ioredis'
-import { createCoordinator, type Counters } from '../coordinator/index.js'
+import type { Counters } from '../coordinator/index.js'
 import { builtinJobTypes } from '../jobs/index.js'
 import { createApiClient } from '../scripts/api-client.js'
 import { encode, generateIdentity, sha256Hex, type Identity } from '../shared/index.js'
-import type { Endpoints } from './cluster.js'
+import { benchCoordinator, type Endpoints } from './cluster.js'
 import { startCrowd, truthOf, type Behaviour, type CrowdMember } from './integrity-crowd.js'
 import { createWatcher, type Watcher } from './integrity-records.js'
 import { connectSimulated } from './integrity-signup.js'
 import { integrityTuning, VOUCHED_HOSTS } from './integrity-tuning.js'
-import { benchLogger, progress } from './log.js'
-import { coordinatorLogin } from './nats-login.js'
+import { progress } from './log.js'
 import { median, round, sleep } from './stats.js'
 
 export const STRATEGIES = ['random', 'colluding', 'sybil', 'turncoat', 'fast'] as const
@@ -202,16 +201,11 @@ async function runScenario(plan: Plan, o: IntegrityOptions): Promise<ScenarioRes
   const { tuning } = integrityTuning()
   const label = `bench-integrity-${process.pid}-${Date.now().toString(36)}`
   const prefix = `${label}:`
-  const coordinator = createCoordinator({
-    redisUrl: endpoints.redisUrl,
-    natsUrl: endpoints.natsUrl,
-    ...coordinatorLogin(endpoints.natsCoordinator, endpoints.natsAccountSeed),
-    identity: await generateIdentity(true),
-    jobTypes: builtinJobTypes.values(),
-    log: benchLogger('coordinator'),
-    port: 0,
-    tuning: { ...tuning, redisPrefix: prefix, subjectPrefix: label },
-  })
+  const coordinator = benchCoordinator(
+    endpoints,
+    { ...tuning, redisPrefix: prefix, subjectPrefix: label },
+    await generateIdentity(true),
+  )
   await coordinator.start()
   const redis = new Redis(endpoints.redisUrl, { maxRetriesPerRequest: 3 })
   const connected: Member[] = []

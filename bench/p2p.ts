@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
-import { createCoordinator, type Coordinator } from '../coordinator/index.js'
-import { builtinJobTypes, knnDataset } from '../jobs/index.js'
+import type { Coordinator } from '../coordinator/index.js'
+import { knnDataset } from '../jobs/index.js'
 import { createApiClient } from '../scripts/api-client.js'
 import { generateIdentity, type ContentRef } from '../shared/index.js'
-import type { Endpoints } from './cluster.js'
-import { benchLogger, progress } from './log.js'
+import { benchCoordinator, type Endpoints } from './cluster.js'
+import { progress } from './log.js'
 import { BENCH_API_TUNING } from './api-access.js'
-import { BENCH_SIGNUP_TUNING, coordinatorLogin } from './nats-login.js'
+import { BENCH_SIGNUP_TUNING } from './nats-login.js'
 import { processCpuMs, startCpuAccount, type CpuShares } from './machine.js'
 import type { P2pHostInit, P2pMode, P2pReply, P2pRequest } from './p2p-protocol.js'
 import { median, now } from './stats.js'
@@ -298,23 +298,18 @@ export async function runP2p(opts: P2pOptions): Promise<P2pResult> {
   const announceMs = opts.announceMs ?? 250
   const threads = opts.threads ?? opts.peers
   const subjectPrefix = `bench-p2p-${process.pid}-${randomBytes(4).toString('hex')}`
-  const coordinator = createCoordinator({
-    redisUrl: endpoints.redisUrl,
-    natsUrl: endpoints.natsUrl,
-    ...coordinatorLogin(endpoints.natsCoordinator, endpoints.natsAccountSeed),
-    identity: await generateIdentity(true),
-    jobTypes: builtinJobTypes.values(),
-    log: benchLogger('coordinator'),
-    port: 0,
+  const coordinator = benchCoordinator(
+    endpoints,
     // Leases outlast the slowest resolve: the peers hold theirs while they fetch, and never renew.
-    tuning: {
+    {
       redisPrefix: `${subjectPrefix}:`,
       subjectPrefix,
       leaseMs: 3600_000,
       ...BENCH_SIGNUP_TUNING,
       ...BENCH_API_TUNING,
     },
-  })
+    await generateIdentity(true),
+  )
   await coordinator.start()
   try {
     let input: Uint8Array | undefined = knnDataset(opts.bytes / DIM, DIM, SEED)
