@@ -7,7 +7,7 @@
 // on a fresh coordinator (so no identity carries earned standing from one run to the next).
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { CoordinatorTuning, Counters } from '../coordinator/index.js'
-import { generateIdentity, open, parseUnitPayload, subjectsFor } from '../shared/index.js'
+import { generateIdentity, openUnit, parseUnitPayload, subjectsFor } from '../shared/index.js'
 import { createCoordinatorClient } from '../worker/index.js'
 import { startBenchCluster, type Endpoints } from './cluster.js'
 import { volunteerConnection } from './nats-login.js'
@@ -90,7 +90,7 @@ async function startHoarder(
     while (!stopped) {
       const grant = await client.requestWork(64, [PRIMES]).catch(() => undefined)
       for (const u of grant?.units ?? []) {
-        held.add(parseUnitPayload(await open(u)).replicaId)
+        held.add(parseUnitPayload(await openUnit(u)).replicaId)
         state.granted++
       }
       if (held.size > 0 && Date.now() - lastRenew > HOARDING_TUNING.leaseMs! / 3) {

@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { countPrimes } from '../jobs/primes-sieve.js'
 import {
   encode,
-  open,
+  openUnit,
   parseUnitPayload,
   sha256Hex,
   subjectsFor,
@@ -141,7 +141,7 @@ function startVolunteer(init: {
         try {
           const grant = await client.requestWork(room, [PRIMES], [...held])
           for (const env of grant.units) {
-            const unit = parseUnitPayload(await open(env))
+            const unit = parseUnitPayload(await openUnit(env))
             held.add(unit.replicaId)
             const t = work(unit)
             tasks.add(t)

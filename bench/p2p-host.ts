@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
-import { generateIdentity, open, parseUnitPayload, PEER_LIMITS, subjectsFor } from '../shared/index.js'
+import { generateIdentity, openUnit, parseUnitPayload, PEER_LIMITS, subjectsFor } from '../shared/index.js'
 import {
   createContentStore,
   createCoordinatorClient,
@@ -76,7 +76,7 @@ async function startPeer(i: number): Promise<Peer> {
   const grant = await client.requestWork(1, [KNN])
   const unit = grant.units[0]
   if (unit === undefined) throw new Error('no unit of the content job was granted to this peer')
-  lease.replicaId = parseUnitPayload(await open(unit)).replicaId
+  lease.replicaId = parseUnitPayload(await openUnit(unit)).replicaId
   const fetcher = createFetcher({
     store,
     overlay,

@@ -83,7 +83,7 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
       moved: out.moved.length,
       refused: out.refused.length + barred.length,
     })
-    const units = await Promise.all(out.moved.map((r) => signer.sign(r, claim.worker, now)))
+    const units = await signer.signAll(out.moved, claim.worker, now)
     return { type: 'lease.claimed', v: 1, units, refused: [...barred, ...out.refused] }
   }
 

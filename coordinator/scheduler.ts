@@ -121,7 +121,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     }
     const leased = out.leased
     counters.unitsLeased += leased.length
-    const units = await Promise.all(leased.map((r) => signer.sign(r, req.worker, now)))
+    const units = await signer.signAll(leased, req.worker, now)
     if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
     // With nothing leased: come back when a replica held back by its unit's spread is free, or later.
     const retryAfterMs =

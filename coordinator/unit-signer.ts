@@ -1,31 +1,37 @@
-// Signs the units the coordinator hands out: the worker refuses anything this did not produce.
-import { randomId, seal, type Identity, type SignedEnvelope, type UnitPayload } from '../shared/index.js'
+// Signs the units the coordinator hands out: the worker refuses anything this did not produce. The
+// units of one grant or claim go under one signature (shared/unit-batch.ts), each with its proof.
+import { randomId, sealUnits, type Identity, type UnitEnvelope, type UnitPayload } from '../shared/index.js'
 import type { LeasedReplica } from './store/store.js'
 
 export interface UnitSigner {
   readonly keyId: string
-  sign(replica: LeasedReplica, worker: string, now: number): Promise<SignedEnvelope>
+  /** The replicas leased to `worker`, signed together: one signature whatever their number. */
+  signAll(replicas: LeasedReplica[], worker: string, now: number): Promise<UnitEnvelope[]>
 }
 
 export function createUnitSigner(identity: Identity): UnitSigner {
+  const payload = (replica: LeasedReplica, worker: string, now: number): UnitPayload => ({
+    type: 'unit',
+    v: 1,
+    unitId: replica.unitId,
+    replicaId: replica.replicaId,
+    jobId: replica.jobId,
+    kind: replica.kind,
+    input: replica.input,
+    worker,
+    issuedAt: now,
+    expiresAt: replica.deadline,
+    nonce: randomId(),
+    kid: identity.keyId,
+  })
   return {
     keyId: identity.keyId,
-    async sign(replica, worker, now) {
-      const payload: UnitPayload = {
-        type: 'unit',
-        v: 1,
-        unitId: replica.unitId,
-        replicaId: replica.replicaId,
-        jobId: replica.jobId,
-        kind: replica.kind,
-        input: replica.input,
-        worker,
-        issuedAt: now,
-        expiresAt: replica.deadline,
-        nonce: randomId(),
-        kid: identity.keyId,
-      }
-      return seal('unit', payload, identity)
+    async signAll(replicas, worker, now) {
+      if (replicas.length === 0) return []
+      return sealUnits(
+        replicas.map((r) => payload(r, worker, now)),
+        identity,
+      )
     },
   }
 }

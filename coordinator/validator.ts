@@ -9,18 +9,20 @@ import {
   decode,
   LIMITS,
   parseEnvelope,
+  parseResultBatch,
   parseResultPayload,
   sha256Hex,
   type AnyJobType,
   type Logger,
   type ResultAck,
-  type ResultPayload,
+  type ResultAcks,
+  type ResultItem,
   type Subjects,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
 import { serve, type RequestContext, type Service } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
-import type { DecideOutcome, ResultGroup, Store } from './store/store.js'
+import type { DecideOutcome, ReplicaResult, ResultGroup, Store } from './store/store.js'
 
 export interface ValidatorInit {
   nats: NatsConnection
@@ -57,6 +59,13 @@ const draw = (): number => randomInt(0, 2 ** 32) / 2 ** 32
 
 const MAX_STALE_RETRIES = 8
 
+/** Largest `result.batch` body: its outputs and, per result, room for its ids and digest. */
+const MAX_BATCH_BYTES =
+  Math.max(LIMITS.maxOutputBytes, LIMITS.maxBatchOutputBytes) + LIMITS.maxBatchResults * 512 + 4096
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
 export function createValidator(init: ValidatorInit): Validator {
   const { store, counters, log } = init
   let service: Service | undefined
@@ -73,8 +82,11 @@ export function createValidator(init: ValidatorInit): Validator {
   }
 
   /** Group results that agree: by digest, or by the job type's own comparison. */
-  const groupResults = async (unitId: string, jobType: AnyJobType) => {
-    const results = await store.unitResults(unitId)
+  const groupResults = async (
+    unitId: string,
+    results: ReplicaResult[],
+    jobType: AnyJobType,
+  ): Promise<Group[]> => {
     const byDigest = new Map<string, string[]>()
     for (const r of results) byDigest.set(r.digest, [...(byDigest.get(r.digest) ?? []), r.replicaId])
     let groups: Group[] = [...byDigest].map(([digest, replicaIds]) => ({ digest, replicaIds }))
@@ -93,24 +105,44 @@ export function createValidator(init: ValidatorInit): Validator {
       groups = merged.map((m) => m.group)
     }
     groups.sort((a, b) => b.replicaIds.length - a.replicaIds.length || (a.digest < b.digest ? -1 : 1))
-    return { n: results.length, groups }
+    return groups
   }
 
-  const evaluate = async (unitId: string, jobType: AnyJobType): Promise<DecideOutcome> => {
-    for (let attempt = 0; ; attempt++) {
-      const { n, groups } = await groupResults(unitId, jobType)
-      const outcome = await store.decide(unitId, n, groups, draw(), Date.now())
-      if (outcome.verdict !== 'stale' || attempt >= MAX_STALE_RETRIES) {
-        for (const worker of outcome.caught) {
-          counters.identitiesCaught++
-          const reason = `its result for unit ${unitId} disagreed with the accepted one`
-          log.warn('identity caught with a wrong result: credibility zero, backtracking', { worker, unitId })
-          await init.onCaught(worker, reason)
-        }
-        return outcome
-      }
+  const caught = async (unitId: string, outcome: DecideOutcome): Promise<void> => {
+    for (const worker of outcome.caught) {
+      counters.identitiesCaught++
+      const reason = `its result for unit ${unitId} disagreed with the accepted one`
+      log.warn('identity caught with a wrong result: credibility zero, backtracking', { worker, unitId })
+      await init.onCaught(worker, reason)
     }
   }
+
+  /**
+   * Decide units on their results: the results of all, then the verdicts of all, each in one round
+   * trip. A unit whose results changed in between (`stale`) is read and decided again on its own.
+   */
+  const evaluateMany = async (units: { unitId: string; jobType: AnyJobType }[]): Promise<DecideOutcome[]> => {
+    const results = await store.unitResultsMany(units.map((u) => u.unitId))
+    const requests = await Promise.all(
+      units.map(async ({ unitId, jobType }, i) => {
+        const rs = results[i] ?? []
+        return { unitId, nResults: rs.length, groups: await groupResults(unitId, rs, jobType), draw: draw() }
+      }),
+    )
+    const outcomes = await store.decideMany(requests, Date.now())
+    for (const [i, { unitId, jobType }] of units.entries()) {
+      for (let attempt = 0; outcomes[i]!.verdict === 'stale' && attempt < MAX_STALE_RETRIES; attempt++) {
+        const rs = await store.unitResults(unitId)
+        const groups = await groupResults(unitId, rs, jobType)
+        outcomes[i] = await store.decide(unitId, rs.length, groups, draw(), Date.now())
+      }
+      await caught(unitId, outcomes[i]!)
+    }
+    return outcomes
+  }
+
+  const evaluate = async (unitId: string, jobType: AnyJobType): Promise<DecideOutcome> =>
+    (await evaluateMany([{ unitId, jobType }]))[0]!
 
   const afterDecision = async (jobId: string, unitId: string, outcome: DecideOutcome): Promise<void> => {
     if (outcome.note === 'solo' && outcome.verdict === 'validated') counters.unitsAcceptedAlone++
@@ -137,7 +169,7 @@ export function createValidator(init: ValidatorInit): Validator {
     if (outcome.total > 0 && outcome.validated === outcome.total) await init.onJobDone(jobId)
   }
 
-  const check = async (r: ResultPayload, jobType: AnyJobType): Promise<string | undefined> => {
+  const check = async (r: ResultItem, jobType: AnyJobType): Promise<string | undefined> => {
     if ((await sha256Hex(r.output)) !== r.digest) return 'digest does not match the output'
     if (!r.unitId.startsWith(`${r.jobId}:`) || !r.replicaId.startsWith(`${r.unitId}:`)) {
       return 'replica, unit and job ids do not belong together'
@@ -150,35 +182,72 @@ export function createValidator(init: ValidatorInit): Validator {
     return undefined
   }
 
-  const onResult = async (value: unknown, ctx: RequestContext): Promise<ResultAck> => {
+  const rejected = (reason: string): ResultAck => ({ type: 'result.ack', v: 1, status: 'rejected', reason })
+
+  /**
+   * Settle the results one worker signed: every check is made for each result on its own, and each
+   * gets its own answer. Storing them, reading the results of their units and deciding those units
+   * each take one Redis round trip for the whole batch.
+   */
+  const settle = async (worker: string, items: ResultItem[]): Promise<ResultAck[]> => {
+    const acks: (ResultAck | undefined)[] = items.map(() => undefined)
+    const good: { i: number; item: ResultItem; jobType: AnyJobType }[] = []
+    const broken: string[] = []
+    for (const [i, item] of items.entries()) {
+      const jobType = await jobTypeOf(item.jobId)
+      const problem = jobType === undefined ? 'unknown job' : await check(item, jobType)
+      if (jobType !== undefined && problem === undefined) {
+        good.push({ i, item, jobType })
+        continue
+      }
+      counters.resultsRejected++
+      acks[i] = rejected(problem ?? 'unknown job')
+      if (jobType === undefined) continue
+      // A broken result counts against the worker; its lease is taken back so the unit moves on.
+      broken.push(item.replicaId)
+      log.warn('result refused', { worker, replicaId: item.replicaId, reason: problem })
+    }
+    if (broken.length > 0) {
+      await store.release(worker, broken, init.tuning.maxWorkersPerUnit, Date.now())
+      init.onReissue()
+    }
+    const stored = await store.submitMany(
+      good.map(({ item }) => ({ ...item, worker })),
+      Date.now(),
+    )
+    const toDecide = new Map<string, { jobId: string; jobType: AnyJobType }>()
+    for (const [k, { i, item, jobType }] of good.entries()) {
+      const { status, detail } = stored[k]!
+      if (status === 'rejected') {
+        counters.resultsRejected++
+        if (detail.startsWith('this identity is banned')) counters.bannedRefused++
+        acks[i] = rejected(detail)
+        continue
+      }
+      if (status === 'duplicate') counters.resultsDuplicate++
+      else counters.resultsAccepted++
+      // Decide on duplicates too: a coordinator may have died between storing and deciding.
+      if (detail === 'pending') toDecide.set(item.unitId, { jobId: item.jobId, jobType })
+      acks[i] = { type: 'result.ack', v: 1, status }
+    }
+    const units = [...toDecide].map(([unitId, u]) => ({ unitId, ...u }))
+    const outcomes = await evaluateMany(units)
+    for (const [k, u] of units.entries()) await afterDecision(u.jobId, u.unitId, outcomes[k]!)
+    return acks.map((a) => a!)
+  }
+
+  /** A `result` (one) or a `result.batch` (many under one signature) on the same subject. */
+  const onResult = async (value: unknown, ctx: RequestContext): Promise<ResultAck | ResultAcks> => {
+    if (isRecord(value) && value['kind'] === 'result.batch') {
+      const env = parseEnvelope(value, 'result.batch', MAX_BATCH_BYTES)
+      const batch = parseResultBatch(await ctx.open(env))
+      checkWorkerSigned(batch, env.signer, Date.now())
+      return { type: 'result.acks', v: 1, acks: await settle(batch.worker, batch.results) }
+    }
     const env = parseEnvelope(value, 'result', LIMITS.maxOutputBytes + 4096)
     const r = parseResultPayload(await ctx.open(env))
     checkWorkerSigned(r, env.signer, Date.now())
-    const jobType = await jobTypeOf(r.jobId)
-    if (jobType === undefined) {
-      counters.resultsRejected++
-      return { type: 'result.ack', v: 1, status: 'rejected', reason: 'unknown job' }
-    }
-    const problem = await check(r, jobType)
-    if (problem !== undefined) {
-      // A broken result counts against the worker; its lease is taken back so the unit moves on.
-      counters.resultsRejected++
-      await store.release(r.worker, [r.replicaId], init.tuning.maxWorkersPerUnit, Date.now())
-      init.onReissue()
-      log.warn('result refused', { worker: r.worker, replicaId: r.replicaId, reason: problem })
-      return { type: 'result.ack', v: 1, status: 'rejected', reason: problem }
-    }
-    const { status, detail } = await store.submit(r, Date.now())
-    if (status === 'rejected') {
-      counters.resultsRejected++
-      if (detail.startsWith('this identity is banned')) counters.bannedRefused++
-      return { type: 'result.ack', v: 1, status, reason: detail }
-    }
-    if (status === 'duplicate') counters.resultsDuplicate++
-    else counters.resultsAccepted++
-    // Evaluate on duplicates too: a coordinator may have died between storing and deciding.
-    if (detail === 'pending') await afterDecision(r.jobId, r.unitId, await evaluate(r.unitId, jobType))
-    return { type: 'result.ack', v: 1, status }
+    return (await settle(r.worker, [r]))[0]!
   }
 
   return {
@@ -198,7 +267,7 @@ export function createValidator(init: ValidatorInit): Validator {
         counters,
         log,
         maxInflight: init.tuning.maxInflight,
-        maxBytes: LIMITS.maxOutputBytes + 8192,
+        maxBytes: MAX_BATCH_BYTES + 4096,
       })
     },
     async stop() {

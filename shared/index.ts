@@ -48,6 +48,14 @@ export { kindOf, type AnyJobType, type CostEstimate, type JobType, type RunConte
 export * from './protocol.js'
 export * from './peer-protocol.js'
 export {
+  MAX_BATCH_DEPTH,
+  openUnit,
+  parseUnitEnvelope,
+  sealUnits,
+  type BatchProof,
+  type UnitEnvelope,
+} from './unit-batch.js'
+export {
   exportIdentity,
   generateIdentity,
   importIdentity,

@@ -27,6 +27,7 @@ import {
   type Rec,
 } from './schema.js'
 import { parseEnvelope, type SignedEnvelope } from './signing.js'
+import { parseUnitEnvelope, type UnitEnvelope } from './unit-batch.js'
 
 export const PEER_LIMITS = {
   /** Content roots one announcement may list. */
@@ -156,7 +157,7 @@ export function parseLeaseClaim(value: unknown): LeaseClaim {
 export interface LeaseClaimed {
   type: 'lease.claimed'
   v: 1
-  units: SignedEnvelope[]
+  units: UnitEnvelope[]
   refused: string[]
 }
 
@@ -168,7 +169,7 @@ export function parseLeaseClaimed(value: unknown): LeaseClaimed {
     type: 'lease.claimed',
     v: 1,
     units: arrayField(r, 'units', PEER_LIMITS.maxTransfer).map((u) =>
-      parseEnvelope(u, 'unit', LIMITS.maxUnitBytes),
+      parseUnitEnvelope(u, LIMITS.maxUnitBytes),
     ),
     refused: stringList(r, 'refused', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
   }
@@ -255,7 +256,7 @@ export interface HandoffMessage extends ToPeer {
   /** Absent when nothing is given. */
   transfer?: SignedEnvelope
   /** The coordinator-signed units, addressed to the giver; the receiver verifies them. */
-  units: SignedEnvelope[]
+  units: UnitEnvelope[]
 }
 
 /**
@@ -270,7 +271,7 @@ export interface HandoffResult extends ToPeer {
   claimed: string[]
   refused: string[]
   /** The coordinator's units for the receiver, as the claim returned them: the proof of the move. */
-  units: SignedEnvelope[]
+  units: UnitEnvelope[]
 }
 
 export interface PeerChunkGet extends ToPeer {
@@ -329,7 +330,7 @@ export function parsePeerMessage(value: unknown): PeerMessage {
           ? {}
           : { transfer: parseEnvelope(r['transfer'], 'lease.transfer', 16 * 1024) }),
         units: arrayField(r, 'units', PEER_LIMITS.maxTransfer).map((u) =>
-          parseEnvelope(u, 'unit', LIMITS.maxUnitBytes),
+          parseUnitEnvelope(u, LIMITS.maxUnitBytes),
         ),
       }
     case 'handoff.result':
@@ -340,7 +341,7 @@ export function parsePeerMessage(value: unknown): PeerMessage {
         claimed: stringList(r, 'claimed', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
         refused: stringList(r, 'refused', PEER_LIMITS.maxTransfer, 96, ID_PATTERN),
         units: arrayField(r, 'units', PEER_LIMITS.maxTransfer).map((u) =>
-          parseEnvelope(u, 'unit', LIMITS.maxUnitBytes),
+          parseUnitEnvelope(u, LIMITS.maxUnitBytes),
         ),
       }
     case 'chunk.get':

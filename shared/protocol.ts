@@ -17,7 +17,7 @@ import {
   stringList,
   type Rec,
 } from './schema.js'
-import { parseEnvelope, type SignedEnvelope } from './signing.js'
+import { parseUnitEnvelope, type UnitEnvelope } from './unit-batch.js'
 
 export const PROTOCOL_VERSION = 1 as const
 
@@ -35,6 +35,10 @@ export const LIMITS = {
   maxUnitBytes: 256 * 1024,
   /** Largest result output (msgpack bytes). */
   maxOutputBytes: 1024 * 1024,
+  /** Most results in one `result.batch`. */
+  maxBatchResults: 64,
+  /** Most output bytes in one `result.batch` (one larger result travels alone). */
+  maxBatchOutputBytes: 1024 * 1024,
   /** Most replicas named in one renew or release. */
   maxReplicaIds: 256,
   /** Largest WebAssembly module a coordinator serves over NATS (under NATS's max_payload). */
@@ -46,7 +50,7 @@ export const LIMITS = {
 export interface Subjects {
   /** Worker asks for units (request/reply, queue group of coordinators). */
   workRequest: string
-  /** Worker submits a signed result (request/reply). */
+  /** Worker submits a signed result, or a batch of them under one signature (request/reply). */
   resultSubmit: string
   /** Worker extends its leases (request/reply). */
   leaseRenew: string
@@ -207,14 +211,14 @@ export interface ResultPayload extends WorkerSigned {
   computeMs: number
 }
 
-export function parseResultPayload(value: unknown): ResultPayload {
-  const r = expectRecord(value, 'result')
-  literal(r, 'type', 'result')
-  literal(r, 'v', 1)
+/** One unit's result: what a `result` carries, and each item of a `result.batch`. */
+export type ResultItem = Pick<
+  ResultPayload,
+  'replicaId' | 'unitId' | 'jobId' | 'digest' | 'output' | 'computeMs'
+>
+
+function resultItem(r: Rec): ResultItem {
   return {
-    type: 'result',
-    v: 1,
-    ...workerSigned(r),
     replicaId: stringField(r, 'replicaId', 96, ID_PATTERN),
     unitId: stringField(r, 'unitId', 96, ID_PATTERN),
     jobId: stringField(r, 'jobId', 96, ID_PATTERN),
@@ -222,6 +226,39 @@ export function parseResultPayload(value: unknown): ResultPayload {
     output: bytesField(r, 'output', LIMITS.maxOutputBytes, 1),
     computeMs: intField(r, 'computeMs', 0, 7 * 24 * 3600_000),
   }
+}
+
+export function parseResultPayload(value: unknown): ResultPayload {
+  const r = expectRecord(value, 'result')
+  literal(r, 'type', 'result')
+  literal(r, 'v', 1)
+  return { type: 'result', v: 1, ...workerSigned(r), ...resultItem(r) }
+}
+
+/**
+ * Many results under one worker signature. The coordinator still checks each item on its own
+ * (digest, ids, output shape, lease) and answers each: one bad item refuses only itself.
+ */
+export interface ResultBatch extends WorkerSigned {
+  type: 'result.batch'
+  v: 1
+  results: ResultItem[]
+}
+
+export function parseResultBatch(value: unknown): ResultBatch {
+  const r = expectRecord(value, 'result.batch')
+  literal(r, 'type', 'result.batch')
+  literal(r, 'v', 1)
+  const results = arrayField(r, 'results', LIMITS.maxBatchResults).map((item, i) =>
+    resultItem(expectRecord(item, `results[${i}]`)),
+  )
+  if (results.length === 0) throw new ProtocolError('results must not be empty')
+  const bytes = results.reduce((n, x) => n + x.output.length, 0)
+  if (results.length > 1 && bytes > LIMITS.maxBatchOutputBytes)
+    throw new ProtocolError(
+      `results carry ${bytes} output bytes; a batch may carry ${LIMITS.maxBatchOutputBytes}`,
+    )
+  return { type: 'result.batch', v: 1, ...workerSigned(r), results }
 }
 
 export interface LeaseRenew extends WorkerSigned {
@@ -324,7 +361,7 @@ export interface GrantLimit {
 export interface WorkGrant {
   type: 'work.grant'
   v: 1
-  units: SignedEnvelope[]
+  units: UnitEnvelope[]
   /** When no unit was granted: how long to wait before asking again. */
   retryAfterMs: number
   /** Present when a rule held the grant back (not when there was simply no work). */
@@ -350,7 +387,7 @@ export function parseWorkGrant(value: unknown): WorkGrant {
   return {
     type: 'work.grant',
     v: 1,
-    units: arrayField(r, 'units', LIMITS.maxWant).map((u) => parseEnvelope(u, 'unit', LIMITS.maxUnitBytes)),
+    units: arrayField(r, 'units', LIMITS.maxWant).map((u) => parseUnitEnvelope(u, LIMITS.maxUnitBytes)),
     retryAfterMs: intField(r, 'retryAfterMs', 0, 600_000),
     ...(r['limit'] === undefined ? {} : { limit: parseGrantLimit(r['limit']) }),
   }
@@ -376,6 +413,24 @@ export function parseResultAck(value: unknown): ResultAck {
   const ack: ResultAck = { type: 'result.ack', v: 1, status }
   if (r['reason'] !== undefined) ack.reason = stringField(r, 'reason', 500)
   return ack
+}
+
+/** The answer to a `result.batch`: one ack per result, in the batch's order. */
+export interface ResultAcks {
+  type: 'result.acks'
+  v: 1
+  acks: ResultAck[]
+}
+
+export function parseResultAcks(value: unknown): ResultAcks {
+  const r = expectRecord(value, 'result.acks')
+  literal(r, 'type', 'result.acks')
+  literal(r, 'v', 1)
+  return {
+    type: 'result.acks',
+    v: 1,
+    acks: arrayField(r, 'acks', LIMITS.maxBatchResults).map(parseResultAck),
+  }
 }
 
 export interface LeaseRenewed {

@@ -115,7 +115,9 @@ export async function verify(
 /** Domain-separation tags: one per kind of signed message. */
 export type SignedKind =
   | 'unit'
+  | 'unit.batch'
   | 'result'
+  | 'result.batch'
   | 'work.request'
   | 'lease.renew'
   | 'lease.release'

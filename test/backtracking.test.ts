@@ -12,7 +12,7 @@ import { createStore } from '../coordinator/store/store.js'
 import { createApiClient } from '../scripts/api-client.js'
 import {
   encode,
-  open,
+  openUnit,
   parseUnitPayload,
   sha256Hex,
   type Identity,
@@ -252,7 +252,7 @@ test('backtracking - the entry point is idempotent, and a backtrack survives kil
       const grant = await p.client.requestWork(4, [PRIMES])
       wait = Math.min(wait, grant.retryAfterMs > 0 ? grant.retryAfterMs : wait)
       for (const envelope of grant.units) {
-        const u = parseUnitPayload(await open(envelope))
+        const u = parseUnitPayload(await openUnit(envelope))
         await submit(t, p, u)
         got++
       }

@@ -9,8 +9,8 @@ import {
   decode,
   encode,
   equalBytes,
-  open,
   parseLeaseClaimed,
+  openUnit,
   parseUnitPayload,
   PEER_LIMITS,
   randomId,
@@ -64,7 +64,7 @@ async function leaseOne(w: RawWorker): Promise<UnitPayload> {
   let unit: UnitPayload | undefined
   await waitUntil('a unit granted', async () => {
     const g = await w.client.requestWork(1, ['primes@1'], [])
-    if (g.units[0] !== undefined) unit = parseUnitPayload(await open(g.units[0]))
+    if (g.units[0] !== undefined) unit = parseUnitPayload(await openUnit(g.units[0]))
     return unit !== undefined
   })
   return unit!
@@ -111,7 +111,7 @@ test('lease claim - the claimant gets the unit signed for it, its result counts,
   t.deepEqual(claimed.refused, [])
   t.is(claimed.units.length, 1)
   const trusted = (signer: Uint8Array) => equalBytes(signer, c.identity.publicKey)
-  const resigned = parseUnitPayload(await open(claimed.units[0]!, trusted))
+  const resigned = parseUnitPayload(await openUnit(claimed.units[0]!, trusted))
   t.like(resigned, {
     replicaId: rid,
     unitId: unit.unitId,
@@ -216,7 +216,7 @@ test('lease claim - a claimant holding another replica of the unit is refused, t
   t.like(await a.client.release([ua.replicaId], 'no peer took it'), { released: 1 })
   const grant = await x.client.requestWork(1, ['primes@1'], [])
   t.is(grant.units.length, 1)
-  const ux = parseUnitPayload(await open(grant.units[0]!))
+  const ux = parseUnitPayload(await openUnit(grant.units[0]!))
   t.is(ux.unitId, ua.unitId)
   t.not(ux.replicaId, ua.replicaId)
   t.like(c.coordinators[0]!.counters, { leasesTransferred: 0, transfersRefused: 1, leasesReleased: 1 })

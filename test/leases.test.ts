@@ -1,6 +1,6 @@
 // Leases: renewal, lost grants taken back at the next request, and expiry.
 import test, { type ExecutionContext } from 'ava'
-import { decode, encode, open, parseUnitPayload, seal, subjectsFor } from '../shared/index.js'
+import { decode, encode, openUnit, parseUnitPayload, seal, subjectsFor } from '../shared/index.js'
 import { startCluster, waitUntil, type Cluster } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 import { rawVolunteer } from './helpers/volunteer.js'
@@ -20,7 +20,7 @@ test('leases - a grant whose reply was lost is taken back at the next request, n
     grant = await w.client.requestWork(2, ['primes@1'], [])
     return grant.units.length > 0
   })
-  const lost = await Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u)).replicaId))
+  const lost = await Promise.all(grant.units.map(async (u) => parseUnitPayload(await openUnit(u)).replicaId))
   // The worker never saw that grant: it asks again holding nothing.
   const next = await w.client.requestWork(1, ['primes@1'], [])
   t.is(next.units.length, 1)
@@ -28,7 +28,7 @@ test('leases - a grant whose reply was lost is taken back at the next request, n
   for (const rid of lost) t.is((await store.replicaState(rid))['state'], 'released')
   t.is(cluster.coordinators[0]!.counters.leasesReleased, lost.length)
   // What it does hold stays leased.
-  const keep = parseUnitPayload(await open(next.units[0]!)).replicaId
+  const keep = parseUnitPayload(await openUnit(next.units[0]!)).replicaId
   await w.client.requestWork(1, ['primes@1'], [keep])
   t.is((await store.replicaState(keep))['state'], 'leased')
 })
@@ -41,7 +41,7 @@ test('leases - renewal extends a held lease and reports lost ones', async (t) =>
   let rid = ''
   await waitUntil('a unit granted', async () => {
     const g = await w.client.requestWork(1, ['primes@1'], [])
-    if (g.units[0] !== undefined) rid = parseUnitPayload(await open(g.units[0])).replicaId
+    if (g.units[0] !== undefined) rid = parseUnitPayload(await openUnit(g.units[0])).replicaId
     return rid !== ''
   })
   const before = Number((await cluster.coordinators[0]!.store.replicaState(rid))['deadline'])
@@ -62,7 +62,7 @@ test('leases - an expired lease is reissued to another worker', async (t) => {
   let rid = ''
   await waitUntil('the only unit granted', async () => {
     const g = await w.client.requestWork(1, ['primes@1'], [])
-    if (g.units[0] !== undefined) rid = parseUnitPayload(await open(g.units[0])).replicaId
+    if (g.units[0] !== undefined) rid = parseUnitPayload(await openUnit(g.units[0])).replicaId
     return rid !== ''
   })
   const store = cluster.coordinators[0]!.store

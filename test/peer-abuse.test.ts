@@ -21,6 +21,7 @@ import {
   parseEnvelope,
   parseLeaseTransfer,
   parsePeerMessage,
+  openUnit,
   parseUnitPayload,
   PEER_LIMITS,
   PEER_MESSAGE_VERSION,
@@ -105,7 +106,7 @@ async function leaseUnits(client: ReturnType<typeof createCoordinatorClient>, n:
   await waitUntil(`${n} units granted`, async () => {
     const held = units.map((u) => u.unit.replicaId)
     const g = await client.requestWork(n - units.length, ['primes@1'], held)
-    for (const envelope of g.units) units.push({ envelope, unit: parseUnitPayload(await open(envelope)) })
+    for (const envelope of g.units) units.push({ envelope, unit: parseUnitPayload(await openUnit(envelope)) })
     return units.length >= n
   })
   return units

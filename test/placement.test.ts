@@ -15,6 +15,7 @@ import {
   open,
   ownerLink,
   parseLeaseClaimed,
+  openUnit,
   parseUnitPayload,
   PEER_LIMITS,
   powPrefix,
@@ -115,7 +116,7 @@ function transferOf(from: Identity, to: string, replicaIds: string[]): Promise<S
 }
 
 const units = async (grant: { units: Parameters<typeof open>[0][] }): Promise<UnitPayload[]> =>
-  Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))
+  Promise.all(grant.units.map(async (u) => parseUnitPayload(await openUnit(u))))
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 

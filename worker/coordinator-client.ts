@@ -13,6 +13,8 @@ import {
   parseLeaseRenewed,
   parseModuleReply,
   parseResultAck,
+  parseResultAcks,
+  ProtocolError,
   parseWorkGrant,
   randomId,
   seal,
@@ -23,6 +25,7 @@ import {
   type SignedEnvelope,
   type LeaseRenewed,
   type ResultAck,
+  type ResultItem,
   type SignedKind,
   type Subjects,
   type WorkGrant,
@@ -66,19 +69,17 @@ export interface CoordinatorClientInit {
   leaseFor?: (need: DataNeed) => string | undefined
 }
 
-export interface ResultFields {
-  replicaId: string
-  unitId: string
-  jobId: string
-  digest: string
-  output: Uint8Array
-  computeMs: number
-}
+export type ResultFields = ResultItem
 
 export interface CoordinatorClient {
   /** `holding`: the replicas this worker holds now (lets the coordinator take back lost grants). */
   requestWork(want: number, accepts: string[], holding?: string[]): Promise<WorkGrant>
   submitResult(r: ResultFields): Promise<ResultAck>
+  /**
+   * Results under one signature (`result.batch`, at most LIMITS.maxBatchResults, one result alone
+   * when it is large): one ack per result, in order.
+   */
+  submitResults(rs: ResultFields[]): Promise<ResultAck[]>
   renew(replicaIds: string[]): Promise<LeaseRenewed>
   release(replicaIds: string[], reason: string): Promise<LeaseReleased>
   /**
@@ -140,6 +141,9 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
     return parse(value)
   }
 
+  const submitResult = (r: ResultFields): Promise<ResultAck> =>
+    call(subjects.resultSubmit, 'result', { type: 'result', v: 1, ...r }, parseResultAck)
+
   return {
     requestWork: (want, accepts, holding) =>
       call(
@@ -148,8 +152,15 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
         { type: 'work.request', v: 1, want, accepts, ...(holding === undefined ? {} : { holding }) },
         parseWorkGrant,
       ),
-    submitResult: (r) =>
-      call(subjects.resultSubmit, 'result', { type: 'result', v: 1, ...r }, parseResultAck),
+    submitResult,
+    async submitResults(rs) {
+      if (rs.length === 1) return [await submitResult(rs[0]!)]
+      const payload = { type: 'result.batch', v: 1, results: rs }
+      const { acks } = await call(subjects.resultSubmit, 'result.batch', payload, parseResultAcks)
+      if (acks.length !== rs.length)
+        throw new ProtocolError(`coordinator answered ${acks.length} of ${rs.length} results`)
+      return acks
+    },
     renew: (replicaIds) =>
       call(subjects.leaseRenew, 'lease.renew', { type: 'lease.renew', v: 1, replicaIds }, parseLeaseRenewed),
     release: (replicaIds, reason) =>

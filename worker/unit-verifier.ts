@@ -1,14 +1,14 @@
 // What a worker checks before it runs anything: the coordinator's signature by a trusted key, the
-// domain tag, that the unit is addressed to this worker, that it has not expired, and its input.
+// domain tag (or, for a unit of a batch, its proof up to the signed root), that the unit is addressed to this worker, that it has not expired, and its input.
 import {
   ExpiredError,
-  open,
+  openUnit,
   parseUnitPayload,
   ProtocolError,
   SignatureError,
   toBase64Url,
   type AnyJobType,
-  type SignedEnvelope,
+  type UnitEnvelope,
   type UnitPayload,
 } from '../shared/index.js'
 
@@ -33,8 +33,8 @@ export interface VerifyInit {
 }
 
 /** Returns the unit payload, with its input parsed by its job type; throws on anything wrong. */
-export async function verifyUnit(envelope: SignedEnvelope, v: VerifyInit): Promise<UnitPayload> {
-  const unit = parseUnitPayload(await open(envelope, (signer) => v.trusted.has(signer)))
+export async function verifyUnit(envelope: UnitEnvelope, v: VerifyInit): Promise<UnitPayload> {
+  const unit = parseUnitPayload(await openUnit(envelope, (signer) => v.trusted.has(signer)))
   const key = v.trusted.byKeyId.get(unit.kid)
   if (key === undefined || toBase64Url(key) !== toBase64Url(envelope.signer)) {
     throw new SignatureError(`unit names key ${unit.kid}, which is not the key that signed it`)

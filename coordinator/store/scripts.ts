@@ -84,8 +84,14 @@ local function standing(worker)
   if earned < 0 then earned = 0 end
   return earned
 end
--- Leases a worker may hold at once: base, plus one per \`per\` of standing, up to \`max\`.
+-- Whether the operator vouched for this identity as its own host (caught ones get nothing anyway).
+local function isVouchedHost(worker)
+  return redis.call('HGET', p..'worker:'..worker, 'vouched') == '1'
+end
+-- Leases a worker may hold at once: base, plus one per \`per\` of standing, up to \`max\`; the
+-- operator's own hosts may hold \`max\` from the start.
 local function leaseCap(worker, base, per, max)
+  if isVouchedHost(worker) then return max end
   local cap = base + math.floor(standing(worker) / per)
   if cap > max then cap = max end
   return cap
@@ -230,7 +236,7 @@ return created
  *    (see "Replica placement" in HELPERS), never a unit this worker holds, computed or let go, nor
  *    one a replica of which went to an identity of the same owner or (non-exempt) network; a unit
  *    leased less than its random spread ago waits (\`retryAfterMs\` says until when, when nothing
- *    was leased). A replica reissued after a lease ended
+ *    was leased), unless the worker is a host the operator vouched for. A replica reissued after a lease ended
  *    without a result goes only to a worker with standing (validated work) during its first
  *    \`reissueHoldMs\`, then to anyone: identities that take work and never do it cannot pass a
  *    unit among themselves while honest workers wait. A caught identity gets nothing; a unit whose
@@ -313,6 +319,9 @@ local out = {}
 local jobs = {}
 local cands = {}
 local established = standing(worker) >= 1
+-- The spread keeps one owner's identities from taking a unit's replicas in one burst; the operator's
+-- own hosts are not such identities, so they are not held back by it.
+local vouchedHost = isVouchedHost(worker)
 local spreadWait = 0
 -- Credibility (TRUST_HELPERS): a caught identity gets no more units.
 if isCaught(worker) then want = 0 end
@@ -345,7 +354,7 @@ for _, rid in ipairs(cands) do
       -- This worker holds or computed a replica of the unit, or let it go less than the grace ago.
     elseif not placementEligible(uid, worker, nil) then
       -- Placement: an identity of this worker's owner or network has a replica of the unit.
-    elseif placementSpreadWait(uid, now) > 0 then
+    elseif not vouchedHost and placementSpreadWait(uid, now) > 0 then
       local wait = placementSpreadWait(uid, now)
       if spreadWait == 0 or wait < spreadWait then spreadWait = wait end
     else

@@ -190,6 +190,42 @@ interface ScriptedRedis extends Redis {
   cohortFinishBacktrack(...args: (string | number)[]): Promise<number>
 }
 
+/** A pipeline of the scripts a batch of results runs: one round trip for the whole batch. */
+interface ScriptedPipeline {
+  cohortSubmit(...args: (string | number | Uint8Array)[]): ScriptedPipeline
+  cohortDecide(...args: (string | number)[]): ScriptedPipeline
+  hgetall(key: string): ScriptedPipeline
+  exec(): Promise<[Error | null, unknown][] | null>
+}
+
+/** The replies of a pipeline, in order; the first failed command's error is thrown. */
+async function replies<T>(pipe: ScriptedPipeline): Promise<T[]> {
+  const out = (await pipe.exec()) ?? []
+  return out.map(([err, value]) => {
+    if (err !== null) throw err
+    return value as T
+  })
+}
+
+/** A result for SUBMIT: the replica, the worker that signed it, and what it computed. */
+export interface SubmittedResult {
+  replicaId: string
+  worker: string
+  unitId: string
+  digest: string
+  output: Uint8Array
+  computeMs: number
+}
+
+/** One unit to DECIDE: its groups of agreeing results over `nResults` results, and its draw. */
+export interface DecideRequest {
+  unitId: string
+  nResults: number
+  groups: ResultGroup[]
+  /** Uniform in [0, 1): the spot-check draw. */
+  draw: number
+}
+
 /** What validating one unit of a caught identity again did (see BACKTRACK_UNIT). */
 export interface BacktrackUnitOutcome {
   /** The unit's state now; `expired` when its data is gone. */
@@ -335,8 +371,73 @@ export function createStore(init: StoreInit) {
     return missing
   }
 
+  /** Store results (see SUBMIT), in one round trip; each gets its own status, in order. */
+  const submitMany = async (
+    rs: SubmittedResult[],
+    now: number,
+  ): Promise<{ status: SubmitStatus; detail: string }[]> => {
+    if (rs.length === 0) return []
+    const pipe = redis.pipeline() as unknown as ScriptedPipeline
+    for (const r of rs) {
+      pipe.cohortSubmit(
+        p,
+        r.replicaId,
+        r.worker,
+        r.unitId,
+        r.digest,
+        Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength),
+        now,
+        r.computeMs,
+      )
+    }
+    return (await replies<string[]>(pipe)).map(([status, detail]) => ({
+      status: status as SubmitStatus,
+      detail: detail ?? '',
+    }))
+  }
+
+  /** The results stored for each unit, in one round trip. */
+  const unitResultsMany = async (unitIds: string[]): Promise<ReplicaResult[][]> => {
+    if (unitIds.length === 0) return []
+    const pipe = redis.pipeline() as unknown as ScriptedPipeline
+    for (const u of unitIds) pipe.hgetall(`${p}unit:${u}:results`)
+    return (await replies<Record<string, string>>(pipe)).map((h) =>
+      Object.entries(h).map(([replicaId, v]) => {
+        const [digest = '', worker = ''] = v.split('|')
+        return { replicaId, digest, worker }
+      }),
+    )
+  }
+
+  /** Decide units (see DECIDE) in one round trip; each verdict in order. */
+  const decideMany = async (requests: DecideRequest[], now: number): Promise<DecideOutcome[]> => {
+    if (requests.length === 0) return []
+    const pipe = redis.pipeline() as unknown as ScriptedPipeline
+    for (const d of requests) {
+      pipe.cohortDecide(
+        p,
+        d.unitId,
+        now,
+        d.nResults,
+        d.draw,
+        ...d.groups.map((g) => `${g.digest}|${g.replicaIds.join(',')}`),
+      )
+    }
+    return (await replies<Reply[]>(pipe)).map((r) => ({
+      verdict: r[0] as Verdict,
+      validated: Number(r[1]),
+      failed: Number(r[2]),
+      total: Number(r[3]),
+      caught: Array.isArray(r[4]) ? r[4].map(String) : [],
+      note: (r[5] ?? '') as DecideOutcome['note'],
+    }))
+  }
+
   return {
     prefix: p,
+    submitMany,
+    unitResultsMany,
+    decideMany,
 
     async ping(): Promise<boolean> {
       return (await redis.ping()) === 'PONG'
@@ -599,36 +700,9 @@ export function createStore(init: StoreInit) {
       return redis.cohortExpire(p, now, limit, maxWorkersPerUnit)
     },
 
-    async submit(
-      r: {
-        replicaId: string
-        worker: string
-        unitId: string
-        digest: string
-        output: Uint8Array
-        computeMs: number
-      },
-      now: number,
-    ): Promise<{ status: SubmitStatus; detail: string }> {
-      const [status, detail] = await redis.cohortSubmit(
-        p,
-        r.replicaId,
-        r.worker,
-        r.unitId,
-        r.digest,
-        Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength),
-        now,
-        r.computeMs,
-      )
-      return { status: status as SubmitStatus, detail: detail ?? '' }
-    },
-
     async unitResults(unitId: string): Promise<ReplicaResult[]> {
-      const h = await redis.hgetall(`${p}unit:${unitId}:results`)
-      return Object.entries(h).map(([replicaId, v]) => {
-        const [digest = '', worker = ''] = v.split('|')
-        return { replicaId, digest, worker }
-      })
+      const [results = []] = await unitResultsMany([unitId])
+      return results
     },
 
     async unitOutputs(unitId: string, digests: string[]): Promise<(Buffer | null)[]> {
@@ -647,22 +721,8 @@ export function createStore(init: StoreInit) {
       draw: number,
       now: number,
     ): Promise<DecideOutcome> {
-      const r = await redis.cohortDecide(
-        p,
-        unitId,
-        now,
-        nResults,
-        draw,
-        ...groups.map((g) => `${g.digest}|${g.replicaIds.join(',')}`),
-      )
-      return {
-        verdict: r[0] as Verdict,
-        validated: Number(r[1]),
-        failed: Number(r[2]),
-        total: Number(r[3]),
-        caught: Array.isArray(r[4]) ? r[4].map(String) : [],
-        note: (r[5] ?? '') as DecideOutcome['note'],
-      }
+      const [outcome] = await decideMany([{ unitId, nResults, groups, draw }], now)
+      return outcome!
     },
 
     /** The credibility DECIDE gives `worker` now, and the part it earned (without a vouch). */

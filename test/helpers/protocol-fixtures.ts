@@ -12,7 +12,7 @@ import {
   seal,
   sha256Hex,
   LIMITS,
-  open,
+  openUnit,
   parseUnitPayload,
   parseWorkGrant,
   type Identity,
@@ -28,7 +28,7 @@ export const PRIMES = 'primes@1'
 
 /** The payloads of the units a grant (or a handoff) carries, opened as a worker opens them. */
 export const openUnits = (grant: { units: SignedEnvelope[] }): Promise<UnitPayload[]> =>
-  Promise.all(grant.units.map(async (u) => parseUnitPayload(await open(u))))
+  Promise.all(grant.units.map(async (u) => parseUnitPayload(await openUnit(u))))
 
 /** A `primes@1` unit payload for `worker`, valid for a minute, signed-to-be by the key `kid`. */
 export function unitPayload(worker: string, kid: string, over: Partial<UnitPayload> = {}): UnitPayload {
@@ -131,7 +131,7 @@ export async function takeLease(
     const req = await sealWorkerRequest('work.request', identity, { want: 1, accepts: [kind] })
     const grant = parseWorkGrant(await rawRequest(nc, subjects.workRequest, encode(req)))
     const unit = grant.units[0]
-    if (unit !== undefined) return parseUnitPayload(await open(unit))
+    if (unit !== undefined) return parseUnitPayload(await openUnit(unit))
     if (Date.now() > deadline) throw new Error(`no ${kind} unit was granted within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, Math.min(grant.retryAfterMs, 100)))
   }
