@@ -59,9 +59,11 @@ function hoard(v: Volunteer) {
 }
 
 test('lease abuse - two identities that take all they may and only renew cannot stop a job; each holds at most its cap', async (t) => {
+  // The attackers are strangers; only the honest workers are the operator's own hosts.
   const cluster = await startCluster({
     services: services(),
     tuning: { leaseMs: 1_500, leaseLifetimeFloorMs: 2_000, leaseLifetimeFactor: 1, leaseCapBase: 4 },
+    vouch: false,
   })
   t.teardown(() => cluster.stop())
   const job = await cluster.api.submit({
@@ -72,8 +74,8 @@ test('lease abuse - two identities that take all they may and only renew cannot 
   const hoarders = [hoard(await volunteer(t, cluster)), hoard(await volunteer(t, cluster))]
   t.teardown(() => Promise.all(hoarders.map((h) => h.stop())))
   await waitUntil('both hoarders hold their cap', () => hoarders.every((h) => h.held.size >= 4))
-  await cluster.addWorker()
-  await cluster.addWorker()
+  await cluster.addWorker({ vouch: true })
+  await cluster.addWorker({ vouch: true })
   const done = await waitForJob(cluster.api, job.id, 120_000)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 283_146 })
@@ -86,7 +88,11 @@ test('lease abuse - two identities that take all they may and only renew cannot 
 test('lease abuse - one identity that takes leases and hands them back in a loop does not fail the job and never gets a unit back', async (t) => {
   // No grace for units let go (see the next test): however long a unit waits, the identity that gave
   // it back never gets it again.
-  const cluster = await startCluster({ services: services(), tuning: { letGoGraceMs: 3_600_000 } })
+  const cluster = await startCluster({
+    services: services(),
+    tuning: { letGoGraceMs: 3_600_000 },
+    vouch: false,
+  })
   t.teardown(() => cluster.stop())
   const job = await cluster.api.submit({
     type: 'primes',
@@ -113,8 +119,8 @@ test('lease abuse - one identity that takes leases and hands them back in a loop
       // Honest workers join once the attacker has nothing left to take (or has had its go at it).
       const exhausted = rounds > 0 && got.length === 0 && grant.limit === undefined
       if ((exhausted || rounds >= 100) && cluster.workers.length === 0) {
-        await cluster.addWorker()
-        await cluster.addWorker()
+        await cluster.addWorker({ vouch: true })
+        await cluster.addWorker({ vouch: true })
       }
     }
   })()

@@ -368,6 +368,33 @@ test("placement - a unit's replicas are spread out in time, not handed out back 
   t.true(gap >= spread / 2, `second replica leased ${gap} ms after the first (${waits} empty grants)`)
 })
 
+test("placement - the operator's own hosts are not held back by the spread and hold the full lease cap", async (t) => {
+  const cluster = await startCluster({
+    services: services(),
+    tuning: { replicaSpreadMs: 600_000, leaseCapBase: 4 },
+    vouch: false,
+  })
+  t.teardown(() => cluster.stop())
+  await planned(cluster, {
+    type: 'primes',
+    params: { to: 10_000, unitSize: 1000 },
+    redundancy: { quorum: 2, maxReplicas: 2 },
+  })
+  const [a, b, host] = [await volunteer(t, cluster), await volunteer(t, cluster), await volunteer(t, cluster)]
+  await cluster.coordinators[0]!.store.vouch([host.identity.id])
+  const first = await units(await a.client.requestWork(10, [PRIMES]))
+  t.is(first.length, 4, 'a new identity holds its base cap')
+  // Another new identity gets only units nobody holds: the others wait out the spread.
+  const second = await units(await b.client.requestWork(10, [PRIMES]))
+  t.is(second.length, 4)
+  t.false(second.some((u) => first.some((f) => f.unitId === u.unitId)))
+  // The vouched host takes the second replicas at once, and more than the base cap.
+  const hosted = await units(await host.client.requestWork(10, [PRIMES]))
+  t.is(hosted.length, 10)
+  const taken = new Set([...first, ...second].map((u) => u.unitId))
+  t.is(hosted.filter((u) => taken.has(u.unitId)).length, 8)
+})
+
 test('placement - ordinary jobs on 2 local honest workers complete at quorum 2 under the default placement', async (t) => {
   // The defaults of a deployment: loopback exempt, a spread between replicas of a unit.
   const cluster = await startCluster({

@@ -9,6 +9,8 @@ import {
   generateIdentity,
   isErrorReply,
   seal,
+  LIMITS,
+  randomId,
   sha256Hex,
   subjectsFor,
   type Identity,
@@ -45,18 +47,28 @@ interface Setup {
   worker(): Promise<FakeWorker>
   /** Ask for one unit as `w` and verify it as a worker would. */
   lease(w: FakeWorker): Promise<UnitPayload>
+  /** Ask for `n` units in one grant as `w`, verify each, in unit order. */
+  leaseMany(w: FakeWorker, n: number): Promise<UnitPayload[]>
 }
 
-/** A cluster with one coordinator and one planned `primes` job of one unit, quorum 2. */
-async function setup(t: ExecutionContext): Promise<Setup> {
+/** A cluster with one coordinator and one planned `primes` job (default: one unit), quorum 2. */
+async function setup(t: ExecutionContext, params: Record<string, number> = { to: 100_000 }): Promise<Setup> {
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
   const nc = await connect(asCoordinator(services()))
   t.teardown(() => nc.close())
   const subjects = subjectsFor(cluster.subjectPrefix)
-  const job = await cluster.api.submit({ type: 'primes', params: { to: 100_000 }, redundancy: { quorum: 2 } })
+  const job = await cluster.api.submit({ type: 'primes', params, redundancy: { quorum: 2 } })
   await waitUntil('the job to be planned', async () => (await cluster.api.job(job.id)).units.planned, 30_000)
   const trusted = trustedKeysFrom([{ keyId: cluster.identity.keyId, publicKey: cluster.identity.publicKey }])
+  const leaseMany = async (w: FakeWorker, n: number): Promise<UnitPayload[]> => {
+    const grant = await w.client.requestWork(n, [PRIMES])
+    t.is(grant.units.length, n, `${n} units granted`)
+    const init = { trusted, self: w.identity.id, jobTypes: builtinJobTypes, now: Date.now() }
+    const units = await Promise.all(grant.units.map((u) => verifyUnit(u, init)))
+    for (const unit of units) t.is(unit.jobId, job.id)
+    return units.sort((a, b) => (a.unitId < b.unitId ? -1 : 1))
+  }
   return {
     cluster,
     nc,
@@ -64,17 +76,10 @@ async function setup(t: ExecutionContext): Promise<Setup> {
     jobId: job.id,
     worker: () => rawVolunteer(t, cluster, { timeoutMs: 5_000 }),
     async lease(w) {
-      const grant = await w.client.requestWork(1, [PRIMES])
-      t.is(grant.units.length, 1, 'one unit granted')
-      const unit = await verifyUnit(grant.units[0]!, {
-        trusted,
-        self: w.identity.id,
-        jobTypes: builtinJobTypes,
-        now: Date.now(),
-      })
-      t.is(unit.jobId, job.id)
-      return unit
+      const [unit] = await leaseMany(w, 1)
+      return unit!
     },
+    leaseMany,
   }
 }
 
@@ -226,4 +231,105 @@ test('result checks - the primes output a test computes matches the job type run
   const { output, digest } = await computeOutput(PRIMES, { from: 0, to: 100_000 })
   t.deepEqual(output, encode(out))
   t.is(digest, await sha256Hex(encode(out)))
+})
+
+test('result checks - in a batch each result is checked on its own: bad ones are refused, the others stored', async (t) => {
+  const s = await setup(t, { to: 400_000, unitSize: 100_000 })
+  const coordinator = s.cluster.coordinators[0]!
+  const a = await s.worker()
+  const b = await s.worker()
+  const ua = await s.leaseMany(a, 4)
+  const ub = await s.leaseMany(b, 4)
+  const honest = await Promise.all(ua.map(honestResult))
+  const wrong = encode({ count: 1 })
+  const batch = [
+    honest[0]!,
+    { ...honest[1]!, digest: await sha256Hex(encode({ count: 0 })) },
+    // Well-formed and self-consistent, but a wrong answer: stored, and the quorum decides.
+    { ...honest[2]!, output: wrong, digest: await sha256Hex(wrong) },
+    { ...honest[3]!, unitId: ua[0]!.unitId },
+  ]
+  const acks = await a.client.submitResults(batch)
+  t.like(acks, [
+    { status: 'accepted' },
+    { status: 'rejected', reason: 'digest does not match the output' },
+    { status: 'accepted' },
+    { status: 'rejected', reason: 'replica, unit and job ids do not belong together' },
+  ])
+  t.like(coordinator.counters, { resultsAccepted: 2, resultsRejected: 2 })
+  // The refused results were not stored, and their leases went back to the queue.
+  t.deepEqual(await coordinator.store.unitResults(ua[1]!.unitId), [])
+  t.deepEqual(await coordinator.store.unitResults(ua[3]!.unitId), [])
+  t.not((await coordinator.store.replicaState(ua[1]!.replicaId))['state'], 'leased')
+  t.like(await coordinator.store.unitResults(ua[2]!.unitId), [{ digest: batch[2]!.digest }])
+
+  // B's honest batch: every result stored; unit 0 agrees and is validated, unit 2 disagrees.
+  const acksB = await b.client.submitResults(await Promise.all(ub.map(honestResult)))
+  t.deepEqual(
+    acksB.map((x) => x.status),
+    ['accepted', 'accepted', 'accepted', 'accepted'],
+  )
+  await waitUntil(
+    'unit 0 to be validated',
+    async () => (await s.cluster.api.job(s.jobId)).units.validated >= 1,
+  )
+  t.is((await s.cluster.api.job(s.jobId)).units.validated, 1, 'only the unit both agreed on')
+})
+
+test('result checks - a batch with a bad signature, an impostor signer or out-of-bounds size stores nothing', async (t) => {
+  const s = await setup(t, { to: 200_000, unitSize: 100_000 })
+  const coordinator = s.cluster.coordinators[0]!
+  const me = await s.worker()
+  const units = await s.leaseMany(me, 2)
+  const results = await Promise.all(units.map(honestResult))
+  const payload = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+    type: 'result.batch',
+    v: 1,
+    results,
+    worker: me.identity.id,
+    at: Date.now(),
+    nonce: randomId(),
+    ...over,
+  })
+  const good = await seal('result.batch', payload(), me.identity)
+  const flipped = await rawRequest(
+    me.nats,
+    s.subjects.resultSubmit,
+    encode({ ...good, sig: flipBit(good.sig) }),
+  )
+  t.like(flipped, { type: 'error', code: 'bad-signature' })
+
+  const stranger = await generateIdentity(true)
+  const { nats: strangerNc } = await rawVolunteer(t, s.cluster, { identity: stranger })
+  const impostor = await rawRequest(
+    strangerNc,
+    s.subjects.resultSubmit,
+    encode(await seal('result.batch', payload(), stranger)),
+  )
+  t.like(impostor, { type: 'error', code: 'bad-request' })
+  t.regex((impostor as { message: string }).message, /worker does not match the envelope signer/)
+
+  const tooMany = Array.from({ length: LIMITS.maxBatchResults + 1 }, () => results[0]!)
+  const big = await rawRequest(
+    me.nats,
+    s.subjects.resultSubmit,
+    encode(await seal('result.batch', payload({ results: tooMany }), me.identity)),
+  )
+  t.regex((big as { message: string }).message, /results has more than 64 items/)
+  const empty = await rawRequest(
+    me.nats,
+    s.subjects.resultSubmit,
+    encode(await seal('result.batch', payload({ results: [] }), me.identity)),
+  )
+  t.regex((empty as { message: string }).message, /results must not be empty/)
+
+  for (const u of units) t.deepEqual(await coordinator.store.unitResults(u.unitId), [])
+  t.like(coordinator.counters, { resultsAccepted: 0, malformed: 4 })
+
+  // The same result twice in one batch: stored once, the second is a duplicate.
+  const acks = await me.client.submitResults([results[0]!, results[0]!, results[1]!])
+  t.deepEqual(
+    acks.map((x) => x.status),
+    ['accepted', 'duplicate', 'accepted'],
+  )
 })
