@@ -34,6 +34,8 @@ import { contributeMiddleware } from './http/contribute.js'
 import { volunteersRouter } from './http/volunteers-routes.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
+import { createPlanner } from './planner/planner.js'
+import { createSpeedStore } from './store/speed-store.js'
 import { createScheduler } from './scheduler.js'
 import { createStore, type Store } from './store/store.js'
 import { createContentStore, type ContentStore } from './modules/content-store.js'
@@ -247,10 +249,12 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       })
       await store.vouch(tuning.vouchedWorkers)
       const common = { nats: nc, subjects, tuning, counters }
+      const speeds = createSpeedStore({ redis, prefix: tuning.redisPrefix, log: log.child('speeds') })
+      const planner = createPlanner({ sources: { blobs, datasets }, speeds, tuning })
       const pipeline = createPipeline({
         connection: bullConnection,
         store,
-        sources: { blobs, datasets },
+        planner,
         tuning,
         counters,
         log: log.child('pipeline'),
@@ -272,6 +276,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
         onCaught: (worker, reason) => caught.backtrack(worker, reason),
+        onValidated: (unitId) => speeds.recordValidated(unitId),
       })
       const caught = createBacktracker({
         connection: bullConnection,
@@ -342,6 +347,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         datasets,
         uploads,
         pipeline,
+        planner,
         tuning,
         counters,
         log: log.child('http'),

@@ -1,10 +1,16 @@
 // Parsing a submitter's job request: every refusal names the field and says what to send instead.
 import { ValidationError, type AnyJobType } from '../shared/index.js'
-import { MAX_CREDIBILITY, MIN_CREDIBILITY } from './options.js'
+import { MAX_CREDIBILITY, MAX_UNIT_SECONDS, MIN_CREDIBILITY } from './options.js'
+import { sizeGiven } from './planner/choose-plan.js'
 
 export interface JobRequest {
   jobType: AnyJobType
+  /** Parsed once, here: the job type's defaults filled in. */
   params: unknown
+  /** The submitter set the job type's unit size param (`unitSize`, `depth`): the planner keeps it. */
+  sizeGiven: boolean
+  /** The submitter's target seconds per unit (`plan.unitSeconds`), when given. */
+  unitSeconds?: number
   quorum: number
   maxReplicas: number
   /** Credibility a unit's accepted result must reach. */
@@ -14,16 +20,18 @@ export interface JobRequest {
   priority: number
 }
 
-/** The deployment's defaults for what a job's `redundancy` leaves out. */
+/** The deployment's defaults for what a job's `redundancy` leaves out, and its planner's floor. */
 export interface RedundancyDefaults {
   quorum: number
   minCredibility: number
   spotCheckRate: number
+  /** Smallest `plan.unitSeconds` a job may ask for (`plannerMinUnitSeconds`). */
+  minUnitSeconds: number
 }
 
 const REDUNDANCY = new Set(['quorum', 'maxReplicas', 'minCredibility', 'spotCheckRate'])
 
-const KNOWN = new Set(['type', 'version', 'params', 'redundancy', 'priority'])
+const KNOWN = new Set(['type', 'version', 'params', 'redundancy', 'priority', 'plan'])
 export const MAX_QUORUM = 10
 export const MAX_REPLICAS = 30
 
@@ -91,20 +99,27 @@ export function parseJobRequest(
     }
   }
   const priority = b['priority'] === undefined ? 0 : intIn('priority', b['priority'], -100, 100)
-  const cost = jobType.estimateCost(params)
-  if (cost.units > jobType.maxUnits) {
-    throw new ValidationError(
-      'params',
-      `this job would split into ${cost.units} units; the limit is ${jobType.maxUnits}`,
-    )
-  }
+  const unitSeconds = parsePlan(b['plan'], defaults.minUnitSeconds)
   return {
     jobType,
     params,
+    sizeGiven: sizeGiven(jobType, b['params']),
+    ...(unitSeconds === undefined ? {} : { unitSeconds }),
     quorum,
     maxReplicas: maxReplicas ?? Math.min(MAX_REPLICAS, 2 * quorum + 1),
     minCredibility,
     spotCheckRate,
     priority,
   }
+}
+
+/** The request's `plan`: `{"unitSeconds": s}`, the target time of one unit on a typical worker thread. */
+function parsePlan(raw: unknown, minUnitSeconds: number): number | undefined {
+  if (raw === undefined) return undefined
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ValidationError('plan', 'must be an object like {"unitSeconds":3}')
+  for (const k of Object.keys(raw))
+    if (k !== 'unitSeconds') throw new ValidationError(`plan.${k}`, 'unknown field')
+  const v = (raw as Record<string, unknown>)['unitSeconds']
+  return v === undefined ? undefined : numberIn('plan.unitSeconds', v, minUnitSeconds, MAX_UNIT_SECONDS)
 }

@@ -161,11 +161,33 @@ export interface CoordinatorTuning {
    * back to back. Default 1000 ms; 0 turns it off.
    */
   replicaSpreadMs: number
+  /**
+   * The planner's target: seconds one unit takes on a typical worker thread, for jobs whose submitter
+   * sets neither the unit size nor `plan.unitSeconds`. Default 3.
+   */
+  plannerUnitSeconds: number
+  /**
+   * Units are never planned smaller than this many seconds (unless the whole job is smaller), so the
+   * platform's cost per unit (about a millisecond) stays negligible. Default 0.05.
+   */
+  plannerMinUnitSeconds: number
+  /**
+   * A job is split into at least this many units per online worker thread, divided by its quorum
+   * (when its total work allows units of `plannerMinUnitSeconds`), so a small job keeps every thread
+   * busy. Default 3.
+   */
+  plannerUnitsPerThread: number
+  /** Worker threads the planner assumes online at least (with no worker seen lately). Default 8. */
+  plannerThreads: number
+  /** Threads counted per worker that delivered a validated result in the last 5 minutes. Default 4. */
+  plannerThreadsPerWorker: number
 }
 
 /** Bounds of a credibility target (`minCredibility`). */
 export const MIN_CREDIBILITY = 0.5
 export const MAX_CREDIBILITY = 0.999999
+/** Longest unit a planner target (`plannerUnitSeconds`, a job's `plan.unitSeconds`) may ask for. */
+export const MAX_UNIT_SECONDS = 3600
 const PEER_ID = /^[A-Za-z0-9_-]{43}$/
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
@@ -217,6 +239,11 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   trustedProxies: [],
   placementExemptNetworks: [...DEFAULT_EXEMPT_NETWORKS],
   replicaSpreadMs: 1000,
+  plannerUnitSeconds: 3,
+  plannerMinUnitSeconds: 0.05,
+  plannerUnitsPerThread: 3,
+  plannerThreads: 8,
+  plannerThreadsPerWorker: 4,
 }
 
 function numberIn(name: string, v: unknown, min: number, max: number): void {
@@ -291,5 +318,10 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   t.trustedProxies = parseCidrList(t.trustedProxies, 'trustedProxies')
   t.placementExemptNetworks = parseCidrList(t.placementExemptNetworks, 'placementExemptNetworks')
   intIn('replicaSpreadMs', t.replicaSpreadMs, 0, 600_000)
+  numberIn('plannerMinUnitSeconds', t.plannerMinUnitSeconds, 0.001, 60)
+  numberIn('plannerUnitSeconds', t.plannerUnitSeconds, t.plannerMinUnitSeconds, MAX_UNIT_SECONDS)
+  numberIn('plannerUnitsPerThread', t.plannerUnitsPerThread, 0.1, 100)
+  intIn('plannerThreads', t.plannerThreads, 1, 1_000_000)
+  intIn('plannerThreadsPerWorker', t.plannerThreadsPerWorker, 1, 1024)
   return t
 }

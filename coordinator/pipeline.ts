@@ -1,4 +1,4 @@
-// The durable job pipeline on BullMQ: `plan` splits a job into units, `assimilate` merges the
+// The durable job pipeline on BullMQ: `plan` splits a job into units (coordinator/planner), `assimilate` merges the
 // validated outputs into the job's result. Both are idempotent, so BullMQ's retries and stalled-job
 // recovery (a coordinator killed mid-step) are always safe. A sweep re-enqueues any step whose
 // enqueue was lost between two writes.
@@ -8,16 +8,15 @@ import { decode, errorFields, UnrecoverableError, type AnyJobType, type Logger }
 import type { Counters } from './counters.js'
 import type { CoordinatorTuning } from './options.js'
 import { every, type Periodic } from './periodic.js'
-import type { DatasetStore } from './content/dataset-store.js'
-import type { ContentStore } from './modules/content-store.js'
+import type { Planner } from './planner/planner.js'
 import type { Store } from './store/store.js'
 
 export interface PipelineInit {
   /** A connection with `maxRetriesPerRequest: null`, as BullMQ requires. */
   connection: Redis
   store: Store
-  /** Input blobs and datasets, for job types with `planResources`. */
-  sources: PlanSources
+  /** Splits a job into its units (the same planner that sized them at submission). */
+  planner: Pick<Planner, 'units'>
   tuning: CoordinatorTuning
   counters: Counters
   log: Logger
@@ -47,40 +46,6 @@ const STEP_OPTS = {
   removeOnFail: { age: 24 * 3600 },
 } as const
 
-/** Where the content a job type's `planResources` names is looked up. */
-export interface PlanSources {
-  /** Input blobs: their bytes. */
-  blobs: ContentStore
-  /** Datasets: their encoded manifest, by root (the job type decodes it with `decodeManifest`). */
-  datasets: DatasetStore
-}
-
-/**
- * The content `jobType.planResources(params)` names that is stored, by hash: a blob's bytes, or a
- * dataset's encoded manifest. A missing one is left out (the job type's `split` names the param).
- */
-export async function loadPlanResources(
-  jobType: AnyJobType,
-  params: unknown,
-  sources: PlanSources,
-): Promise<Map<string, Uint8Array>> {
-  const found = new Map<string, Uint8Array>()
-  for (const hash of jobType.planResources?.(params) ?? []) {
-    const bytes = (await sources.blobs.get(hash)) ?? (await sources.datasets.manifest(hash))
-    if (bytes !== undefined) found.set(hash, bytes)
-  }
-  return found
-}
-
-/**
- * The job type's estimate of one unit's compute time, in whole ms (at least 1, at most 30 days): the
- * base of the lease lifetime bound and of the credit for a validated result.
- */
-export function unitEstimateMs(unitSeconds: number): number {
-  if (!Number.isFinite(unitSeconds) || unitSeconds <= 0) return 1
-  return Math.min(30 * 24 * 3600_000, Math.max(1, Math.ceil(unitSeconds * 1000)))
-}
-
 export function createPipeline(init: PipelineInit): Pipeline {
   const { store, log, tuning } = init
   const bullPrefix = `${tuning.redisPrefix}bull`
@@ -103,10 +68,8 @@ export function createPipeline(init: PipelineInit): Pipeline {
     let inputs: unknown[]
     let unitMs: number
     try {
-      const params = jobType.parseParams(rec.params) as unknown
-      const resources = await loadPlanResources(jobType, params, init.sources)
-      inputs = jobType.split(params, (hash) => resources.get(hash))
-      unitMs = unitEstimateMs(jobType.estimateCost(params).unitSeconds)
+      // The stored params carry the unit size the planner chose at submission.
+      ;({ inputs, unitMs } = await init.planner.units(jobType, jobType.parseParams(rec.params)))
     } catch (err) {
       await store.failJob(rec.id, `planning failed: ${(err as Error).message}`, Date.now())
       return

@@ -38,6 +38,8 @@ export interface ValidatorInit {
   onJobDone: (jobId: string) => Promise<void>
   /** Called when a worker is caught with a wrong result: it is backtracked. */
   onCaught: (worker: string, reason: string) => Promise<void>
+  /** Called when a unit is validated: its results' compute times feed the planner (speed-store.ts). */
+  onValidated?: (unitId: string) => Promise<void>
 }
 
 export interface Validator {
@@ -153,6 +155,7 @@ export function createValidator(init: ValidatorInit): Validator {
     switch (outcome.verdict) {
       case 'validated':
         counters.unitsValidated++
+        await init.onValidated?.(unitId)
         break
       case 'reissued':
         counters.unitsReissued++

@@ -5,7 +5,7 @@
 import { decodeManifest, MAX_CONTENT_BYTES, parseContentRef, type ContentRef } from '../shared/content.js'
 import { DIGEST_HEX } from '../shared/digest.js'
 import { ProtocolError, UnrecoverableError, ValidationError } from '../shared/errors.js'
-import type { JobType } from '../shared/job-type.js'
+import type { JobType, PlanResource } from '../shared/job-type.js'
 import { hooksOf } from './kernel-hooks.js'
 import { searchKnn, type KnnNeighbours } from './knn-search.js'
 import { readInt, readIntList, readRecord, type Fields } from './validate.js'
@@ -89,8 +89,20 @@ function readDataset(raw: unknown, dim: number, k: number): ContentRef {
   return ref
 }
 
+/** Bytes one query reads: the dataset's size when its manifest is at hand, else the nominal size. */
+function queryBytes(params: KnnParams, resource?: PlanResource): number {
+  const bytes = resource?.(params.dataset)
+  if (bytes === undefined) return NOMINAL_DATASET_BYTES
+  try {
+    return decodeManifest(bytes).size
+  } catch (err) {
+    if (err instanceof ProtocolError) return NOMINAL_DATASET_BYTES
+    throw err
+  }
+}
+
 /** The size of the dataset `resource` holds the manifest of; ValidationErrors name the param. */
-function datasetSize(params: KnnParams, resource?: (hash: string) => Uint8Array | undefined): number {
+function datasetSize(params: KnnParams, resource?: PlanResource): number {
   const bytes = resource?.(params.dataset)
   if (bytes === undefined)
     throw new ValidationError(
@@ -178,12 +190,24 @@ export const knn: JobType<KnnParams, KnnInput, KnnOutput, KnnResult> = {
     return params
   },
 
-  estimateCost(params) {
+  estimateCost(params, resource) {
     return {
       units: unitCount(params),
       unitSeconds:
-        NOMINAL_DATASET_BYTES * Math.min(params.queriesPerUnit, params.queries.count) * SECONDS_PER_BYTE,
+        queryBytes(params, resource) *
+        Math.min(params.queriesPerUnit, params.queries.count) *
+        SECONDS_PER_BYTE,
     }
+  },
+
+  granularity: {
+    param: 'queriesPerUnit',
+    resize(params, unitSeconds, resource) {
+      const least = Math.ceil(params.queries.count / MAX_UNITS)
+      const wanted = Math.round(unitSeconds / (queryBytes(params, resource) * SECONDS_PER_BYTE))
+      const most = Math.min(maxQueriesPerUnit(params.k), params.queries.count)
+      return { ...params, queriesPerUnit: Math.max(1, least, Math.min(most, wanted)) }
+    },
   },
 
   planResources: (params) => [params.dataset],

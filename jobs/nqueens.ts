@@ -38,6 +38,8 @@ const MAX_SOLUTIONS = 666_090_624
 const Q14_SECONDS = 0.6
 const GROWTH = 6.5
 
+const totalSeconds = (n: number): number => Q14_SECONDS * GROWTH ** (n - 14)
+
 function defaultDepth(n: number): number {
   return n <= 6 ? 1 : n <= 13 ? 2 : 3
 }
@@ -77,8 +79,25 @@ export const nqueens: JobType<NQueensParams, NQueensInput, NQueensOutput, NQueen
 
   estimateCost(params) {
     const units = prefixes(params).length
-    const total = Q14_SECONDS * GROWTH ** (params.n - 14)
-    return { units, unitSeconds: total / units }
+    return { units, unitSeconds: totalSeconds(params.n) / units }
+  },
+
+  granularity: {
+    param: 'depth',
+    resize(params, unitSeconds) {
+      // Each depth multiplies the units by at most n: try them all, keep the nearest by ratio.
+      let best = params
+      let distance = Infinity
+      for (let depth = 0; depth <= Math.min(params.n, MAX_DEPTH); depth++) {
+        const units = validPrefixes(params.n, depth).length
+        const d = Math.abs(Math.log(totalSeconds(params.n) / Math.max(1, units) / unitSeconds))
+        if (units <= MAX_UNITS && d < distance) {
+          best = { n: params.n, depth }
+          distance = d
+        }
+      }
+      return best
+    },
   },
 
   split(params) {

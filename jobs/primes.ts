@@ -91,6 +91,17 @@ export const primes: JobType<PrimesParams, PrimesInput, PrimesOutput, PrimesResu
     }
   },
 
+  granularity: {
+    param: 'unitSize',
+    resize(params, unitSeconds) {
+      const range = params.to - params.from
+      const least = Math.max(MIN_UNIT_SIZE, Math.ceil(range / MAX_UNITS))
+      // Equal slices: the unit count nearest the wanted size, then the size that makes that count.
+      const units = Math.max(1, Math.round((range * SECONDS_PER_NUMBER) / unitSeconds))
+      return { ...params, unitSize: Math.max(least, Math.min(MAX_UNIT_SIZE, Math.ceil(range / units))) }
+    },
+  },
+
   split(params) {
     const inputs: PrimesInput[] = []
     for (let from = params.from; from < params.to; from += params.unitSize) {

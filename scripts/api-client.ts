@@ -28,7 +28,17 @@ export interface JobView {
   id: string
   type: string
   state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'revising'
+  /** The params as stored: the unit size the planner chose filled in. */
+  params?: unknown
   units: { total: number; validated: number; failed: number; pending: number; planned: boolean }
+  /** The planner's choice (docs/ARCHITECTURE.md, "Planner"). */
+  plan?: {
+    units: number
+    unitSeconds: number
+    by: 'explicit' | 'target' | 'spread' | 'floor' | 'fixed'
+    speedFactor: number
+    threads: number
+  }
   progress: number
   extraReplicas: number
   /** How many agreeing results a unit needs, and how credible they must be (docs/security.md). */

@@ -44,7 +44,15 @@ export {
 } from './errors.js'
 export * from './volunteer-signup.js'
 export { checkPow, MAX_POW_BITS, powHash, powPrefix, solvePow, type SolveOptions } from './proof-of-work.js'
-export { kindOf, type AnyJobType, type CostEstimate, type JobType, type RunContext } from './job-type.js'
+export {
+  kindOf,
+  type AnyJobType,
+  type CostEstimate,
+  type Granularity,
+  type JobType,
+  type PlanResource,
+  type RunContext,
+} from './job-type.js'
 export * from './protocol.js'
 export * from './peer-protocol.js'
 export {

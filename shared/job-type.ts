@@ -37,6 +37,23 @@ export interface CostEstimate {
   unitSeconds: number
 }
 
+/** Bytes of content a job names (`planResources`), by SHA-256 hex; undefined when not stored. */
+export type PlanResource = (hash: string) => Uint8Array | undefined
+
+/**
+ * How the coordinator's planner may choose the size of a job's units. A submitter who sets `param`
+ * keeps that size; otherwise the planner calls `resize` with the unit time it wants.
+ */
+export interface Granularity<P> {
+  /** The param that sets the unit size (`unitSize`, `depth`, ...). */
+  readonly param: string
+  /**
+   * The params with the unit size whose `estimateCost(...).unitSeconds` is nearest `unitSeconds` (by
+   * ratio), within the job type's limits (`maxUnits` included). Everything else is unchanged.
+   */
+  resize(params: P, unitSeconds: number, resource?: PlanResource): P
+}
+
 export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
   /** Lowercase name, `[a-z][a-z0-9-]*`. */
   readonly name: string
@@ -53,14 +70,19 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
    * offending field, e.g. `params.to`.
    */
   parseParams(raw: unknown): P
-  /** Cost of a job with these params, without splitting it. */
-  estimateCost(params: P): CostEstimate
+  /**
+   * Cost of a job with these params, without splitting it. `resource` gives what
+   * `planResources(params)` names when the caller has loaded it (a dataset's size sharpens the estimate).
+   */
+  estimateCost(params: P, resource?: PlanResource): CostEstimate
+  /** Present when the planner may choose the unit size (coordinator/planner). */
+  readonly granularity?: Granularity<P>
   /**
    * The inputs of the job's units, in order. Never more than `maxUnits`. `resource` gives the bytes
    * of what `planResources(params)` named (undefined when not stored); a job type that needs one that
    * is missing throws a ValidationError naming the param.
    */
-  split(params: P, resource?: (hash: string) => Uint8Array | undefined): I[]
+  split(params: P, resource?: PlanResource): I[]
   /** Parse a unit input received from the network (workers re-check what they will run). */
   parseInput(raw: unknown): I
   /** The kernel: pure and deterministic. */

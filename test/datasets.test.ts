@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createDatasetStore } from '../coordinator/content/dataset-store.js'
 import { createContentStore } from '../coordinator/modules/content-store.js'
-import { loadPlanResources } from '../coordinator/pipeline.js'
+import { loadPlanResources } from '../coordinator/planner/planner.js'
 import {
   chunkCount,
   chunkHash,

@@ -99,7 +99,8 @@ test('faults - two coordinators against the same Redis and NATS complete one job
   t.teardown(() => cluster.stop())
   await cluster.addWorker()
   await cluster.addWorker()
-  const job = await cluster.api.submit({ type: 'nqueens', params: { n: 11 } })
+  // Depth 2 (the planner would make one unit of this small job): units enough for both coordinators.
+  const job = await cluster.api.submit({ type: 'nqueens', params: { n: 11, depth: 2 } })
   const done = await waitForJob(createApiClient(cluster.coordinators[1]!.url), job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { solutions: 2680 })

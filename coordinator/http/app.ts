@@ -5,6 +5,7 @@ import type { AnyJobType, Logger } from '../../shared/index.js'
 import type { Counters } from '../counters.js'
 import type { CoordinatorTuning } from '../options.js'
 import type { Pipeline } from '../pipeline.js'
+import type { Planner } from '../planner/planner.js'
 import type { Store } from '../store/store.js'
 import { HttpError, problemMiddleware } from './http-error.js'
 import { jobsRouter } from './jobs-routes.js'
@@ -28,6 +29,8 @@ export interface AppInit {
   /** Who holds which upload. */
   uploads: Uploads
   pipeline: Pipeline
+  /** Sizes and splits submitted jobs. */
+  planner: Planner
   tuning: CoordinatorTuning
   counters: Counters
   log: Logger
@@ -88,7 +91,7 @@ export function createApp(init: AppInit): Koa {
   mount(
     jobsRouter({
       store: init.store,
-      sources: { blobs: init.blobs, datasets: init.datasets },
+      planner: init.planner,
       pipeline: init.pipeline,
       tuning: init.tuning,
       jobTypes: init.jobTypes,

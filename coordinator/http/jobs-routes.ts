@@ -3,7 +3,8 @@ import { Router } from '@koa/router'
 import { ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
 import { parseJobRequest } from '../job-request.js'
 import type { CoordinatorTuning } from '../options.js'
-import { loadPlanResources, type Pipeline, type PlanSources } from '../pipeline.js'
+import type { Pipeline } from '../pipeline.js'
+import type { Planner } from '../planner/planner.js'
 import type { Uploads } from '../content/uploads.js'
 import type { JobRecord, Store } from '../store/store.js'
 import { callerOf, type Caller } from './auth.js'
@@ -12,8 +13,8 @@ import { HttpError, quotaExceeded } from './http-error.js'
 
 export interface JobsRoutesInit {
   store: Store
-  /** Input blobs and datasets, which a job's params may name (`planResources`). */
-  sources: PlanSources
+  /** Chooses the unit size and splits jobs that name content (blobs, datasets). */
+  planner: Pick<Planner, 'plan'>
   pipeline: Pipeline
   tuning: CoordinatorTuning
   jobTypes: ReadonlyMap<string, AnyJobType>
@@ -48,6 +49,8 @@ export function jobView(j: JobRecord) {
       spotCheckRate: j.spotCheckRate,
     },
     priority: j.priority,
+    // The planner's choice of unit size, and why (docs/ARCHITECTURE.md, "Planner").
+    ...(j.plan === undefined ? {} : { plan: j.plan }),
     units: {
       total: j.unitsTotal,
       validated: j.unitsValidated,
@@ -133,32 +136,24 @@ export function jobsRouter(init: JobsRoutesInit): Router {
       quorum: tuning.defaultQuorum,
       minCredibility: tuning.defaultMinCredibility,
       spotCheckRate: tuning.defaultSpotCheckRate,
+      minUnitSeconds: tuning.plannerMinUnitSeconds,
     })
     if (req.priority > caller.quota.maxPriority)
       throw new ValidationError('priority', `must be at most ${caller.quota.maxPriority} for this API key`)
-    const { jobType, params } = req
-    let inputs: unknown[] | undefined
-    if (
-      jobType.planResources !== undefined ||
-      jobType.resources !== undefined ||
-      jobType.content !== undefined
-    ) {
-      // Split now, so a missing blob or dataset, or content that gives too many or too large units,
-      // is a 422 here rather than a job that fails at planning; and so the content units fetch is known.
-      // Content the caller did not upload itself is missing to it: the same 422, whoever else holds it.
-      const resources = await loadPlanResources(jobType, params, init.sources)
-      const own = new Set<string>()
-      for (const hash of resources.keys()) if (await mayUse(caller, hash)) own.add(hash)
-      inputs = jobType.split(params, (hash) => (own.has(hash) ? resources.get(hash) : undefined))
-      if (inputs.length > jobType.maxUnits)
-        throw new ValidationError(
-          'params',
-          `this job would split into ${inputs.length} units; the limit is ${jobType.maxUnits}`,
-        )
-    }
-    const named = contentNamed(jobType, params, inputs)
+    const { jobType } = req
+    // Content the caller did not upload itself is missing to it: the same 422, whoever else holds it.
+    const plan = await init.planner.plan({
+      jobType,
+      params: req.params,
+      sizeGiven: req.sizeGiven,
+      quorum: req.quorum,
+      ...(req.unitSeconds === undefined ? {} : { unitSeconds: req.unitSeconds }),
+      mayUse: (hash) => mayUse(caller, hash),
+    })
+    const { params } = plan
+    const named = contentNamed(jobType, params, plan.inputs)
     await checkHeld(caller, named)
-    const units = Math.max(1, inputs?.length ?? jobType.estimateCost(params).units)
+    const units = plan.view.units
     const id = randomId()
     const now = Date.now()
     const limit = caller.quota.unitsInFlight
@@ -174,6 +169,7 @@ export function jobsRouter(init: JobsRoutesInit): Router {
         spotCheckRate: req.spotCheckRate,
         priority: req.priority,
         owner: caller.owner,
+        plan: plan.view,
       },
       now,
       { units, limit },

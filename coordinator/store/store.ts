@@ -6,6 +6,7 @@ import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
 import * as backtrackScripts from './backtrack-scripts.js'
 import * as trustScripts from './trust-scripts.js'
+import type { PlanView } from '../planner/choose-plan.js'
 
 /** `revising`: a completed job whose result is being recomputed after backtracking (still readable). */
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'revising'
@@ -36,6 +37,8 @@ export interface NewJob {
   spotCheckRate: number
   priority: number
   owner: string
+  /** The planner's choice (absent on jobs planned before there was one). */
+  plan?: PlanView
 }
 
 export interface JobRecord extends NewJob {
@@ -469,6 +472,7 @@ export function createStore(init: StoreInit) {
         replicasExtra: 0,
         planned: 0,
       }
+      if (job.plan !== undefined) fields['plan'] = JSON.stringify(job.plan)
       const inFlight = await redis.cohortCreateJob(
         p,
         job.id,
@@ -520,6 +524,7 @@ export function createStore(init: StoreInit) {
         generation: num(h['generation']),
         revisions: revisionsOf(h['revisions'], open),
       }
+      if (h['plan'] !== undefined) rec.plan = JSON.parse(h['plan']) as PlanView
       if (h['error'] !== undefined) rec.error = h['error']
       if (h['result'] !== undefined) rec.result = JSON.parse(h['result']) as unknown
       return rec
