@@ -37,6 +37,7 @@ let timing = { runs: 0, runMs: 0, finishes: [] as number[], gaps: [] as number[]
 function timedRunner(base: Runner): Runner {
   return {
     threads: base.threads,
+    kinds: base.kinds,
     close: () => base.close(),
     async run(task, signal) {
       const t = timing

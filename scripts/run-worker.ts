@@ -148,7 +148,6 @@ export async function startWorker(
       ? { cacheBytes: policy.peers.cacheMb * 1024 * 1024, steal: policy.peers.steal }
       : false,
   })
-  guest.attach(daemon)
   daemon.start()
   return {
     daemon,

@@ -20,6 +20,7 @@ import {
   type SignedEnvelope,
 } from '../shared/index.js'
 import { createVolunteerIssuer } from '../coordinator/index.js'
+import { builtinJobTypes } from '../jobs/index.js'
 import { runUnit, type RunTask } from '../worker/index.js'
 import { useBrowser, openContribute } from './helpers/browser.js'
 import { jobUnitResults, replicaStates, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
@@ -95,7 +96,7 @@ test.serial('browser - kernels give bit-identical outputs in Chromium Web Worker
     { kind: 'nqueens@1', input: { n: 12, prefix: [5] } },
   ]
   const inBrowser = await tab.page.evaluate((ts) => window.cohort!.runLocal(ts, 2), tasks)
-  const inNode = await Promise.all(tasks.map((task) => runUnit(task)))
+  const inNode = await Promise.all(tasks.map((task) => runUnit(task, builtinJobTypes)))
   t.deepEqual(
     inBrowser.outcomes.map((o) => o.digest),
     inNode.map((o) => o.digest),

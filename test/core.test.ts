@@ -60,6 +60,7 @@ test('core - primes and nqueens on two worker daemons give the published answers
 function lying(base: Runner): Runner {
   return {
     threads: base.threads,
+    kinds: base.kinds,
     close: () => base.close(),
     async run(task, signal) {
       const real = await base.run(task, signal)
@@ -97,6 +98,7 @@ test('validator - a unit whose results never reach a quorum fails the job loudly
     const mine = ++n
     return {
       threads: base.threads,
+      kinds: base.kinds,
       close: () => base.close(),
       async run(task, signal) {
         const real = await base.run(task, signal)

@@ -2,6 +2,7 @@
 // time through comlink. Aborting a unit terminates its Web Worker (kernels cannot be interrupted
 // otherwise) and a fresh one takes its place. The pool can grow and shrink while units run.
 import { wrap, type Remote } from 'comlink'
+import { builtinJobTypes } from '../jobs/index.js'
 import { CohortError, ConfigError } from '../shared/index.js'
 import type { Runner, RunOutcome, RunTask } from '../worker/portable.js'
 import type { UnitWorkerApi } from './unit-worker-api.js'
@@ -14,6 +15,8 @@ export interface ComlinkRunnerInit {
   workerUrl: string | URL
   /** Web Workers to keep, 1..MAX_THREADS. */
   threads: number
+  /** The kinds the unit worker module runs. Default: the built-in job types (dist/web/unit-worker.js). */
+  kinds?: Iterable<string>
   /** Makes one Web Worker. Default: `new Worker(url, { type: 'module' })`. */
   createWorker?: (url: string | URL) => Worker
 }
@@ -48,6 +51,7 @@ export function createComlinkRunner(init: ComlinkRunnerInit): ComlinkRunner {
   const createWorker =
     init.createWorker ?? ((url) => new Worker(url, { type: 'module', name: 'cohort-unit' }))
   let threads = checkThreads(init.threads)
+  const kinds: ReadonlySet<string> = new Set(init.kinds ?? builtinJobTypes.keys())
   let closed = false
   const slots: Slot[] = []
   const waiters: (() => void)[] = []
@@ -110,6 +114,7 @@ export function createComlinkRunner(init: ComlinkRunnerInit): ComlinkRunner {
     get threads() {
       return threads
     },
+    kinds,
     setThreads(n) {
       threads = checkThreads(n)
       for (const s of slots.slice(threads)) if (!s.busy) retire(s)

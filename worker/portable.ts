@@ -10,6 +10,7 @@ export {
   type WorkerStats,
 } from './daemon.js'
 export { runUnit, type RunOutcome, type RunTask } from './run-unit.js'
+export { loadJobTypes, registryOf, type JobTypeRegistry, type JobTypesModule } from './job-types-module.js'
 export type { Runner } from './runner.js'
 export { trustedKeysFrom, verifyUnit, type TrustedKeys } from './unit-verifier.js'
 export {

@@ -56,6 +56,7 @@ export function withUnitResources(base: Runner, init: UnitResourcesInit): Runner
     get threads() {
       return base.threads
     },
+    kinds: base.kinds,
     close: () => base.close(),
     async run(task, signal, hooks?: Parameters<Runner['run']>[2]): Promise<RunOutcome> {
       const jobType = init.jobTypes.get(task.kind)

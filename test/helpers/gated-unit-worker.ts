@@ -4,6 +4,7 @@
 // says it is waiting, then waits until the page's gate keeper (an init script of the test) says the
 // gate is open; from then on units run at once. Nothing of this is in the production bundle.
 import { expose } from 'comlink'
+import { builtinJobTypes } from '../../jobs/index.js'
 import { runUnit, type RunTask } from '../../worker/run-unit.js'
 import { GATE_CHANNEL, type GateMessage } from './gate-channel.js'
 
@@ -23,6 +24,6 @@ expose({
       channel.postMessage('waiting' satisfies GateMessage)
       await go
     }
-    return runUnit(task)
+    return runUnit(task, builtinJobTypes)
   },
 })

@@ -14,6 +14,7 @@ export function hanging(base: Runner): Runner {
     get threads() {
       return base.threads
     },
+    kinds: base.kinds,
     close: () => base.close(),
     run: (_task, signal) => aborted(signal),
   }
@@ -28,6 +29,7 @@ export function slow(ms: number): (base: Runner) => Runner {
     get threads() {
       return base.threads
     },
+    kinds: base.kinds,
     close: () => base.close(),
     async run(task, signal, hooks) {
       await new Promise((r) => setTimeout(r, ms))
@@ -60,6 +62,7 @@ export function gate(passes: number): Gate {
         get threads() {
           return base.threads
         },
+        kinds: base.kinds,
         close: () => base.close(),
         async run(task, signal, hooks) {
           if (!opened && ++ran > passes) {

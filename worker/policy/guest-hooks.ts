@@ -1,8 +1,32 @@
-// What the daemon asks of a policy ("guest") when it has one. Runtime-neutral: the daemon itself stays
-// free of `node:` imports; the Node implementation is worker/policy/guest.ts.
-import type { SignedEnvelope, UnitPayload } from '../../shared/index.js'
+// What the daemon asks of a policy ("guest") when it has one, and the narrow view of itself it hands
+// the policy at start. The dependency goes one way: the daemon knows these hooks, the policy knows
+// only `GuestHost`, never the daemon. Runtime-neutral: the daemon itself stays free of `node:`
+// imports; the Node implementation is worker/policy/guest.ts.
+import type { ResultAck, SignedEnvelope, UnitPayload } from '../../shared/index.js'
 import type { RunOutcome } from '../run-unit.js'
 import type { RunHooks } from './run-control.js'
+import type { PeerStatus } from './status.js'
+
+/** The daemon's counts the policy shows in its status file. */
+export interface HostCounts {
+  running: number
+  held: number
+  unitsDone: number
+  resultsAccepted: number
+  peers: PeerStatus
+}
+
+/** What the policy may see and do of the daemon it serves. */
+export interface GuestHost {
+  /** The worker's id. */
+  readonly id: string
+  /** Counts now. */
+  counts(): HostCounts
+  /** Hand back unstarted units and ask for no work (the policy paused for long). */
+  pause(): Promise<void>
+  /** Ask for work again after `pause()`. */
+  resume(): void
+}
 
 /** A unit the daemon holds, as the policy sees it. */
 export interface HeldView {
@@ -33,4 +57,10 @@ export interface DaemonGuest {
   restore(): Promise<SavedUnit[]>
   /** Registers the daemon's callback for "the policy changed: start units or ask for work again". */
   onChange(callback: () => void): void
+  /** The daemon starts: the policy starts watching the machine and may pause and resume `host`. */
+  start(host: GuestHost): void
+  /** The coordinator answered a result of this unit. */
+  onResult(unitId: string, ack: ResultAck): void
+  /** The replicas held (buffered, running, submitting) changed. */
+  onHeld(replicaIds: readonly string[]): void
 }

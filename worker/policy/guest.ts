@@ -3,16 +3,15 @@
 // unstarted units back; units checkpoint to disk and resume after a restart; the work held is capped
 // by the buffer and the lease deadlines; and a status file is written every second.
 import type { Logger, SignedEnvelope, UnitPayload } from '../../shared/index.js'
-import type { WorkerDaemon } from '../daemon.js'
 import type { RunOutcome } from '../run-unit.js'
 import { createCheckpointStore, type CheckpointStore, type SavedCheckpoint } from './checkpoint-store.js'
-import type { DaemonGuest, HeldView, SavedUnit } from './guest-hooks.js'
+import type { DaemonGuest, GuestHost, HeldView, SavedUnit } from './guest-hooks.js'
 import { createIdleMonitor, type IdleMonitor, type PauseReason } from './monitor.js'
 import type { GuestPolicy } from './options.js'
 import { admitUnits } from './planner.js'
 import type { MachineProbes } from './probes.js'
 import { createRunControl, type RunControl, type RunHooks } from './run-control.js'
-import { writeStatus, type PeerStatus, type UnitStatus, type WorkerStatus } from './status.js'
+import { writeStatus, type UnitStatus, type WorkerStatus } from './status.js'
 
 export interface GuestInit {
   policy: GuestPolicy
@@ -26,12 +25,11 @@ export interface GuestInit {
 }
 
 export interface Guest {
+  /** Give these to the daemon (`WorkerDaemonInit.guest`): it starts the policy when it starts. */
   readonly hooks: DaemonGuest
   readonly control: RunControl
   readonly monitor: IdleMonitor
   readonly store: CheckpointStore
-  /** Start watching the machine and writing status for `daemon` (call before `daemon.start()`). */
-  attach(daemon: WorkerDaemon): void
   stop(): Promise<void>
 }
 
@@ -59,7 +57,7 @@ export function createGuest(init: GuestInit): Guest {
   let reason: PauseReason | undefined
   let leaseMs: number | undefined
   let credit = 0
-  let daemon: WorkerDaemon | undefined
+  let host: GuestHost | undefined
   let handBackTimer: ReturnType<typeof setTimeout> | undefined
   let handedBack = false
   let statusTimer: ReturnType<typeof setInterval> | undefined
@@ -76,13 +74,13 @@ export function createGuest(init: GuestInit): Guest {
     reason = r
     if (r !== undefined) {
       control.pause()
-      log.info('worker suspended', { reason: r, running: daemon?.stats.running ?? 0 })
+      log.info('worker suspended', { reason: r, running: host?.counts().running ?? 0 })
       clearTimeout(handBackTimer)
       handBackTimer = setTimeout(() => {
         // Paused for long: unstarted units go back so another volunteer can run them; running units
         // stay paused in place and their leases keep being renewed.
         handedBack = true
-        void daemon?.pause()
+        void host?.pause()
       }, policy.handBackAfterMinutes * 60_000)
     } else {
       clearTimeout(handBackTimer)
@@ -90,7 +88,7 @@ export function createGuest(init: GuestInit): Guest {
       log.info('worker resumed computing')
       if (handedBack) {
         handedBack = false
-        daemon?.resume()
+        host?.resume()
       }
     }
     changed()
@@ -197,6 +195,33 @@ export function createGuest(init: GuestInit): Guest {
     onChange(callback) {
       changeCallbacks.push(callback)
     },
+    start(h) {
+      host = h
+      monitor.on('change', (r) => apply(r))
+      // The first verdict comes after one poll period (CPU use needs an interval to be measured);
+      // with nothing to watch, computing is allowed at once.
+      monitor.start()
+      const watches =
+        policy.run === 'idle' ||
+        policy.windows.length > 0 ||
+        !policy.battery.runOnBattery ||
+        policy.battery.minPercent > 0
+      if (!watches) apply(undefined)
+      else
+        monitor.once('sample', () => {
+          if (!ready) apply(monitor.reason)
+        })
+      statusTimer = setInterval(() => void flushStatus(), init.statusEveryMs ?? 1_000)
+      void flushStatus()
+    },
+    onResult(unitId, ack) {
+      if (ack.status === 'accepted') credit += (computeMsByUnit.get(unitId) ?? 0) / 1000
+      computeMsByUnit.delete(unitId)
+    },
+    onHeld(ids) {
+      const now = new Set(ids)
+      for (const [rid, l] of live) if (!now.has(rid) && l.status.state !== 'running') live.delete(rid)
+    },
   }
 
   function average(): number | undefined {
@@ -211,13 +236,13 @@ export function createGuest(init: GuestInit): Guest {
       ((cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000 / Math.max(1, t - lastCpuAt)) * 100
     lastCpu = cpu
     lastCpuAt = t
-    const stats = daemon?.stats
+    const stats = host?.counts()
     const m = monitor.last
     const running = stats?.running ?? 0
     return {
       v: 1,
       pid: process.pid,
-      workerId: daemon?.id ?? '',
+      workerId: host?.id ?? '',
       updatedAt: new Date().toISOString(),
       state: reason !== undefined ? 'paused' : running > 0 ? 'computing' : 'waiting',
       ...(reason === undefined ? {} : { reason }),
@@ -245,7 +270,7 @@ export function createGuest(init: GuestInit): Guest {
                   }),
             },
           }),
-      ...(daemon === undefined ? {} : { peers: peerStatus(daemon) }),
+      ...(stats === undefined ? {} : { peers: stats.peers }),
       units: [...live.values()].map((l) => ({ ...l.status })),
     }
   }
@@ -267,33 +292,6 @@ export function createGuest(init: GuestInit): Guest {
     control,
     monitor,
     store,
-    attach(d) {
-      daemon = d
-      d.on('result', (unitId, ack) => {
-        if (ack.status === 'accepted') credit += (computeMsByUnit.get(unitId) ?? 0) / 1000
-        computeMsByUnit.delete(unitId)
-      })
-      d.on('held', (ids) => {
-        const now = new Set(ids)
-        for (const [rid, l] of live) if (!now.has(rid) && l.status.state !== 'running') live.delete(rid)
-      })
-      monitor.on('change', (r) => apply(r))
-      // The first verdict comes after one poll period (CPU use needs an interval to be measured);
-      // with nothing to watch, computing is allowed at once.
-      monitor.start()
-      const watches =
-        policy.run === 'idle' ||
-        policy.windows.length > 0 ||
-        !policy.battery.runOnBattery ||
-        policy.battery.minPercent > 0
-      if (!watches) apply(undefined)
-      else
-        monitor.once('sample', () => {
-          if (!ready) apply(monitor.reason)
-        })
-      statusTimer = setInterval(() => void flushStatus(), init.statusEveryMs ?? 1_000)
-      void flushStatus()
-    },
     async stop() {
       clearInterval(statusTimer)
       clearTimeout(handBackTimer)
@@ -304,20 +302,5 @@ export function createGuest(init: GuestInit): Guest {
       const s = snapshot()
       await writeStatus(stateDir, { ...s, state: 'stopped', units: [] }).catch(() => {})
     },
-  }
-}
-
-/** The peer counts the status file shows. */
-function peerStatus(daemon: WorkerDaemon): PeerStatus {
-  const o = daemon.peering.overlay.stats
-  const x = daemon.peering.exchange.stats
-  return {
-    known: o.known,
-    refused: o.refused,
-    replayed: o.replayed,
-    penalties: o.penalties,
-    demoted: o.demoted,
-    offersRefused: x.offersRefused,
-    unprovenClaims: x.unprovenClaims,
   }
 }

@@ -1,0 +1,107 @@
+// Keeps the worker supplied: asks the coordinators for as many units as it has room for (threads plus
+// the buffer, less what it holds still to compute, within the policy's cap), waits when told to (a
+// rate limit's time, an empty grant's retry time, a failing request's backoff) unless woken, and when
+// no coordinator has work and threads are idle, takes buffered units from a busy peer. No `node:`
+// imports.
+import { errorFields, LIMITS, type Logger, type SignedEnvelope } from '../../shared/index.js'
+import type { CoordinatorClient } from '../coordinator-client.js'
+import type { DaemonGuest, HeldView } from '../policy/guest-hooks.js'
+import type { Wake } from '../wake.js'
+import type { HeldUnits } from './held-units.js'
+
+export interface WorkFillerInit {
+  held: HeldUnits
+  client: Pick<CoordinatorClient, 'requestWork'>
+  /** Notified when something changes (a result sent, a unit gone, new work announced). */
+  wake: Wake
+  /** Kinds (`name@version`) this worker runs. */
+  accepts: readonly string[]
+  threads(): number
+  /** Units held beyond those running. Default: the thread count (read at every request). */
+  bufferUnits?: number | undefined
+  guest?: Pick<DaemonGuest, 'admit'> | undefined
+  paused(): boolean
+  stopping(): boolean
+  /** Verifies and holds granted units. */
+  accept(envelopes: readonly SignedEnvelope[]): Promise<void>
+  /** The worker paused while a request was in flight: what it got goes away again. */
+  onPausedGrant(): Promise<void>
+  /** Takes up to `want` units from busy peers, returning how many; undefined when stealing is off. */
+  steal?: ((want: number) => Promise<number>) | undefined
+  log: Logger
+}
+
+export interface WorkFiller {
+  /** Units held at most: threads plus the buffer. */
+  capacity(): number
+  /** Units to ask for now: capacity less what is held still to compute (results on their way take no room). */
+  room(): number
+  /** The fill loop; resolves once the worker stops. */
+  run(): Promise<void>
+}
+
+/** First wait after a failed request; it doubles up to `MAX_BACKOFF_MS`. */
+const FIRST_BACKOFF_MS = 250
+const MAX_BACKOFF_MS = 5_000
+/** Wait with no room, unless woken. */
+const IDLE_WAIT_MS = 5_000
+
+export function createWorkFiller(init: WorkFillerInit): WorkFiller {
+  const { held, wake, log } = init
+  const capacity = (): number => init.threads() + (init.bufferUnits ?? init.threads())
+  const room = (): number => capacity() - held.size + held.count('submitting')
+
+  const heldViews = (): HeldView[] =>
+    held.all().map((h) => ({
+      replicaId: h.unit.replicaId,
+      kind: h.unit.kind,
+      expiresAt: h.expiresAt,
+      state: h.state === 'running' || h.state === 'submitting' ? h.state : 'buffered',
+    }))
+
+  /** No work from the coordinators and threads idle: take buffered units from a busy peer. */
+  const stealIfIdle = async (): Promise<boolean> => {
+    const idle = init.threads() - held.count('running') - held.count('buffered')
+    if (init.steal === undefined || idle <= 0 || init.paused() || init.stopping()) return false
+    return (await init.steal(idle)) > 0
+  }
+
+  const run = async (): Promise<void> => {
+    let backoff = FIRST_BACKOFF_MS
+    // A coordinator that rate-limited this worker said when to ask again: no wake-up comes sooner.
+    let notBefore = 0
+    while (!init.stopping()) {
+      if (Date.now() < notBefore) {
+        await wake.wait(notBefore - Date.now())
+        continue
+      }
+      const guestCap = init.guest?.admit(heldViews(), init.threads())
+      const want = Math.min(LIMITS.maxWant, room(), guestCap ?? Number.POSITIVE_INFINITY)
+      if (init.paused() || want <= 0) {
+        await wake.wait(IDLE_WAIT_MS)
+        continue
+      }
+      try {
+        const grant = await init.client.requestWork(
+          want,
+          [...init.accepts],
+          held.ids().slice(0, LIMITS.maxReplicaIds),
+        )
+        backoff = FIRST_BACKOFF_MS
+        if (grant.limit !== undefined) log.debug('work request limited', { ...grant.limit })
+        if (grant.limit?.by === 'rate') notBefore = Date.now() + grant.retryAfterMs
+        await init.accept(grant.units)
+        // Too late to run them: stop() or pause() hands them straight back.
+        if (init.stopping()) break
+        if (init.paused()) await init.onPausedGrant()
+        else if (grant.units.length === 0 && !(await stealIfIdle())) await wake.wait(grant.retryAfterMs)
+      } catch (err) {
+        log.debug('work request failed', errorFields(err))
+        await wake.wait(backoff)
+        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2)
+      }
+    }
+  }
+
+  return { capacity, room, run }
+}
