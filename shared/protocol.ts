@@ -29,8 +29,11 @@ export const PEER_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/
 export const JOB_KIND_PATTERN = /^[a-z][a-z0-9-]{0,31}@[1-9][0-9]{0,5}$/
 
 export const LIMITS = {
-  /** Most units a worker may ask for in one request. */
-  maxWant: 64,
+  /**
+   * Most units a worker may ask for in one request (and one grant's units under one signature:
+   * 2^MAX_BATCH_DEPTH).
+   */
+  maxWant: 256,
   /** Largest signed unit body. */
   maxUnitBytes: 256 * 1024,
   /** Largest result output (msgpack bytes). */

@@ -2,7 +2,7 @@
 // queued while a send is in flight leave together, transient failures are retried, refusals and
 // results past their lease are given up.
 import test from 'ava'
-import { randomId, type ResultAck, type UnitPayload } from '../shared/index.js'
+import { LIMITS, randomId, type ResultAck, type UnitPayload } from '../shared/index.js'
 import {
   CoordinatorUnavailableError,
   RequestRefusedError,
@@ -10,11 +10,12 @@ import {
 } from '../worker/coordinator-client.js'
 import {
   createResultSubmitter,
-  sendEach,
+  sendBatches,
   type ResultSubmitterInit,
   type SendOutcome,
   type Submittable,
 } from '../worker/daemon/result-submitter.js'
+import { bufferFor } from '../worker/daemon/work-filler.js'
 import { testLogger } from './helpers/cluster.js'
 import { unitPayload } from './helpers/protocol-fixtures.js'
 
@@ -163,25 +164,50 @@ test('result submitter - close gives up the results waiting to be sent again', a
   t.is(await s.submit(held(), outcome), undefined, 'nothing is queued after close')
 })
 
-test('result submitter - sendEach makes one submitResult per result and keeps each failure to its own', async (t) => {
-  const [a, b] = [held(), held()]
-  const seen: string[] = []
-  const send = sendEach({
-    submitResult: (r) => {
-      seen.push(r.unitId)
-      return r.unitId === a.unit.unitId
-        ? Promise.resolve(ack())
-        : Promise.reject(new RequestRefusedError('no'))
+test('result submitter - sendBatches packs results into result.batch requests within the count and byte bounds', async (t) => {
+  const sent: number[][] = []
+  const client = {
+    submitResults: (rs: ResultFields[]) => {
+      sent.push(rs.map((r) => r.output.length))
+      return Promise.resolve(rs.map(() => ack()))
     },
+  }
+  const item = (bytes: number): ResultFields => ({
+    replicaId: `j:0:r${randomId()}`,
+    unitId: 'j:0',
+    jobId: 'j',
+    digest: 'd',
+    output: new Uint8Array(bytes),
+    computeMs: 1,
   })
-  const fields = (h: Submittable): ResultFields => ({
-    replicaId: h.unit.replicaId,
-    unitId: h.unit.unitId,
-    jobId: h.unit.jobId,
-    ...outcome,
-  })
-  const out = await send([fields(a), fields(b)])
-  t.deepEqual(seen, [a.unit.unitId, b.unit.unitId])
-  t.like(out[0], { status: 'accepted' })
-  t.true(out[1] instanceof RequestRefusedError)
+  const many = Array.from({ length: LIMITS.maxBatchResults + 3 }, () => item(10))
+  const out = await sendBatches(client)(many)
+  t.is(out.length, many.length)
+  t.deepEqual(
+    sent.map((g) => g.length),
+    [LIMITS.maxBatchResults, 3],
+  )
+  sent.length = 0
+  const half = LIMITS.maxBatchOutputBytes / 2
+  await sendBatches(client)([item(half), item(half), item(1), item(LIMITS.maxBatchOutputBytes), item(1)])
+  t.deepEqual(sent, [[half, half], [1], [LIMITS.maxBatchOutputBytes], [1]])
+  // A failed request answers each of its results with the error; the other requests still count.
+  let calls = 0
+  const flaky = {
+    submitResults: (rs: ResultFields[]) =>
+      calls++ === 0
+        ? Promise.reject(new CoordinatorUnavailableError('down'))
+        : Promise.resolve(rs.map(() => ack())),
+  }
+  const answers = await sendBatches(flaky)(Array.from({ length: LIMITS.maxBatchResults + 1 }, () => item(1)))
+  t.is(answers.filter((a) => a instanceof CoordinatorUnavailableError).length, LIMITS.maxBatchResults)
+  t.like(answers.at(-1), { status: 'accepted' })
+})
+
+test('work filler - the buffer holds about bufferMs of work per thread, at least one unit per thread', (t) => {
+  t.is(bufferFor(2, undefined, 500), 2, 'before any unit ended: one per thread')
+  t.is(bufferFor(2, 1_000, 500), 2, 'long units: one per thread')
+  t.is(bufferFor(2, 100, 500), 10)
+  t.is(bufferFor(4, 10, 500), 200)
+  t.is(bufferFor(2, 1, 500), LIMITS.maxWant - 2, 'tiny units: as many as one grant carries')
 })

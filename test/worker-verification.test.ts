@@ -12,6 +12,7 @@ import {
   open,
   ProtocolError,
   seal,
+  sealUnits,
   sha256Hex,
   SignatureError,
   subjectsFor,
@@ -144,6 +145,40 @@ test('worker verification - a unit addressed to another worker is refused', (t) 
     },
     /^ProtocolError: unit is addressed to another worker/,
   ))
+
+test('worker verification - in a grant of units under one signature, a tampered unit is refused and the others run', async (t) => {
+  const cluster = await startCluster({ services: services(), coordinators: 0 })
+  const nc = await connect(asCoordinator(services()))
+  try {
+    const c: Ctx = { cluster, coordinator: cluster.identity, worker: await generateIdentity(true) }
+    const payloads = [0, 1, 2, 3].map((i) =>
+      unitPayload(c.worker.id, c.coordinator.keyId, { input: { from: i * 1000, to: (i + 1) * 1000 } }),
+    )
+    const batch = await sealUnits(payloads, c.coordinator)
+    const forged = encode({ ...payloads[2], input: { from: 0, to: 7 } })
+    const grant = batch.map((env, i) => (i === 2 ? { ...env, body: forged } : env))
+    const fake = await startFakeCoordinator(nc, subjectsFor(cluster.subjectPrefix), [grant])
+    const w = await cluster.addWorker({ identity: c.worker })
+    const refused: string[] = []
+    const started: string[] = []
+    w.daemon.on('refused', (reason) => refused.push(reason))
+    w.daemon.on('started', (unit) => started.push(unit.replicaId))
+    await waitUntil('three results answered', () => w.daemon.stats.resultsAccepted === 3, 30_000)
+    t.is(refused.length, 1)
+    t.regex(refused[0]!, /^SignatureError: unit is not in the batch its coordinator signed/)
+    const good = [0, 1, 3].map((i) => payloads[i]!.replicaId)
+    t.deepEqual([...started].sort(), [...good].sort(), 'only the units of the batch that verify ran')
+    t.deepEqual(fake.results.map((r) => r.payload.replicaId).sort(), [...good].sort())
+    for (const r of fake.results) {
+      const p = payloads.find((x) => x.replicaId === r.payload.replicaId)!
+      t.is(r.payload.digest, (await computeOutput(p.kind, p.input)).digest)
+    }
+    fake.stop()
+  } finally {
+    await cluster.stop()
+    await nc.close()
+  }
+})
 
 test('worker verification - a correctly signed unit is run and its signed result submitted', async (t) => {
   const cluster = await startCluster({ services: services(), coordinators: 0 })

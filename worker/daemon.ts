@@ -19,7 +19,7 @@ import { createDispatcher } from './daemon/dispatcher.js'
 import { createHeldUnits } from './daemon/held-units.js'
 import { runnableJobTypes } from './daemon/job-types.js'
 import { createLeaseKeeper } from './daemon/lease-keeper.js'
-import { createResultSubmitter, sendEach } from './daemon/result-submitter.js'
+import { createResultSubmitter, sendBatches } from './daemon/result-submitter.js'
 import { createShedder } from './daemon/shedder.js'
 import { createUnitIntake } from './daemon/unit-intake.js'
 import { createWorkFiller } from './daemon/work-filler.js'
@@ -45,10 +45,13 @@ export interface WorkerDaemonInit {
   /** NATS subject prefix. Default `cohort`. */
   subjectPrefix?: string
   /**
-   * Units held beyond those running, so a thread never waits on the network. Default: threads (read
-   * again whenever `runner.threads` changes).
+   * Units held beyond those running, so a thread never waits on the network. Default: enough for
+   * `bufferMs` of work at the measured time per unit, at least one per thread (read again at every
+   * request, so it follows `runner.threads` and the units' size).
    */
   bufferUnits?: number
+  /** Work held beyond the running units when `bufferUnits` is not set, in ms per thread. Default 500. */
+  bufferMs?: number
   /** Per NATS request. Default 5000 ms. */
   requestTimeoutMs?: number
   /** On stop, how long running units may take to finish before they are handed back. Default 30000 ms. */
@@ -171,7 +174,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     },
   })
   const submitter = createResultSubmitter({
-    send: sendEach(client),
+    send: sendBatches(client),
     stats,
     log,
     onAck(unitId, ack) {
@@ -261,6 +264,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     accepts,
     threads,
     bufferUnits: init.bufferUnits,
+    bufferMs: init.bufferMs,
+    perUnitMs: () => dispatcher.perUnitMs(),
     guest,
     paused: () => paused,
     stopping: () => stopping,

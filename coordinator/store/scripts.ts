@@ -221,7 +221,7 @@ return created
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
  *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, placementSeed,
- *      spreadMs, hasHolding, held...)
+ *      spreadMs, hasHolding, grantBytes, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
  * 0. Ban: a caught identity (backtracking) gets status 'banned' and nothing else.
@@ -247,7 +247,8 @@ return created
  *    without anyone else taking it: everyone else gets first pick, so letting go never steers a worker
  *    to a unit, and a small cluster (two workers at quorum 2) still finishes a unit one of them gave
  *    back. Such a grant takes the worker off the unit's let-go list (it counts there again if it lets
- *    go once more).
+ *    go once more). A grant stops once its units' inputs reach \`grantBytes\` (it always has one), so
+ *    a grant of many units stays well within a NATS message.
  */
 export const WORK = `${HELPERS}
 local worker = ARGV[2]
@@ -266,6 +267,8 @@ local letGoGrace = tonumber(ARGV[17])
 placementSeed(ARGV[18])
 local spread = tonumber(ARGV[19])
 local hasHolding = ARGV[20] == '1'
+local grantBytes = tonumber(ARGV[21])
+local inputBytes = 0
 local lk = p..'worker:'..worker..':leases'
 -- 0. A caught identity gets no more work.
 if isCaught(worker) then return { 'banned', 0, 0, 0, 0, {} } end
@@ -290,7 +293,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 21, #ARGV do held[ARGV[i]] = true end
+  for i = 22, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)
@@ -327,7 +330,7 @@ local spreadWait = 0
 if isCaught(worker) then want = 0 end
 if want > 0 then cands = placementCandidates(scan) end
 for _, rid in ipairs(cands) do
-  if #out >= want then break end
+  if #out >= want or inputBytes >= grantBytes then break end
   local r = redis.call('HMGET', p..'replica:'..rid, 'unitId', 'jobId', 'state', 'reissue', 'createdAt', 'anchor')
   local uid, jid = r[1], r[2]
   if not uid or r[3] ~= 'ready' then
@@ -376,6 +379,7 @@ for _, rid in ipairs(cands) do
         j[1] = 'running'
       end
       local input = redis.call('HGET', p..'unit:'..uid, 'input')
+      inputBytes = inputBytes + #input
       out[#out + 1] = { rid, uid, jid, j[2], input, tostring(deadline) }
     end
   end

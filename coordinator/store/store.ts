@@ -193,6 +193,9 @@ interface ScriptedRedis extends Redis {
   cohortFinishBacktrack(...args: (string | number)[]): Promise<number>
 }
 
+/** Inputs of one grant's units at most (it always holds one): a grant stays well within a NATS message. */
+const GRANT_INPUT_BYTES = 2 * 1024 * 1024
+
 /** A pipeline of the scripts a batch of results runs: one round trip for the whole batch. */
 interface ScriptedPipeline {
   cohortSubmit(...args: (string | number | Uint8Array)[]): ScriptedPipeline
@@ -597,6 +600,7 @@ export function createStore(init: StoreInit) {
         randomInt(1, 2147483647),
         rules.replicaSpreadMs,
         holding === undefined ? '0' : '1',
+        GRANT_INPUT_BYTES,
         ...(holding ?? []),
       )
       return {

@@ -7,6 +7,7 @@ import {
   decode,
   encode,
   parseEnvelope,
+  parseResultBatch,
   parseResultPayload,
   randomId,
   seal,
@@ -204,7 +205,18 @@ export async function startFakeCoordinator(
     } satisfies WorkGrant
   })
   on(subjects.resultSubmit, (msg) => {
-    const envelope = parseEnvelope(decode(msg.data), 'result', LIMITS.maxOutputBytes + 4096)
+    const raw = decode(msg.data) as Record<string, unknown>
+    if (raw['kind'] === 'result.batch') {
+      // Each result of a batch is recorded as if it came alone, with the batch's envelope.
+      const envelope = parseEnvelope(raw, 'result.batch', 2 * LIMITS.maxBatchOutputBytes)
+      const batch = parseResultBatch(decode(envelope.body))
+      const { results: items, ...signed } = batch
+      for (const item of items)
+        results.push({ envelope, payload: { ...signed, ...item, type: 'result', v: 1 } })
+      const acks = items.map(() => ({ type: 'result.ack', v: 1, status: 'accepted' }))
+      return { type: 'result.acks', v: 1, acks }
+    }
+    const envelope = parseEnvelope(raw, 'result', LIMITS.maxOutputBytes + 4096)
     results.push({ envelope, payload: parseResultPayload(decode(envelope.body)) })
     return { type: 'result.ack', v: 1, status: 'accepted' }
   })

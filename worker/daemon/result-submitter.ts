@@ -1,9 +1,9 @@
 // Sends computed results to the coordinators. Results wait in one queue; while a send is in flight,
-// later results queue and leave together in the next one (today `sendEach` makes it one request per
-// result; a batch request replaces `send` and nothing else). A result whose send failed for a reason
+// later results queue and leave together in the next one, as one `result.batch` under one signature
+// (`sendBatches`). A result whose send failed for a reason
 // that may pass (a timeout, no coordinator) is queued again after a backoff, until its lease has long
 // passed; a refusal is final. No `node:` imports.
-import { errorFields, type Logger, type ResultAck, type UnitPayload } from '../../shared/index.js'
+import { errorFields, LIMITS, type Logger, type ResultAck, type UnitPayload } from '../../shared/index.js'
 import { RequestRefusedError, type CoordinatorClient, type ResultFields } from '../coordinator-client.js'
 import type { RunOutcome } from '../run-unit.js'
 
@@ -13,10 +13,33 @@ export type SendOutcome = ResultAck | Error
 /** Sends a batch; answers in the batch's order. A rejection counts as that error for every result. */
 export type SendResults = (batch: readonly ResultFields[]) => Promise<SendOutcome[]>
 
-/** One `submitResult` request per result of the batch, all at once. */
-export function sendEach(client: Pick<CoordinatorClient, 'submitResult'>): SendResults {
-  return (batch) =>
-    Promise.all(batch.map((r) => client.submitResult(r).catch((err: unknown) => asError(err))))
+/**
+ * The batch as `result.batch` requests: as many results as one may carry (LIMITS.maxBatchResults,
+ * LIMITS.maxBatchOutputBytes of outputs; a larger result alone), the requests sent at once.
+ */
+export function sendBatches(client: Pick<CoordinatorClient, 'submitResults'>): SendResults {
+  return async (batch) => {
+    const groups: ResultFields[][] = []
+    let bytes = Number.POSITIVE_INFINITY
+    for (const r of batch) {
+      const last = groups.at(-1)
+      if (
+        last === undefined ||
+        last.length >= LIMITS.maxBatchResults ||
+        bytes + r.output.length > LIMITS.maxBatchOutputBytes
+      ) {
+        groups.push([r])
+        bytes = r.output.length
+      } else {
+        last.push(r)
+        bytes += r.output.length
+      }
+    }
+    const answers = await Promise.all(
+      groups.map((g) => client.submitResults(g).catch((err: unknown) => g.map(() => asError(err)))),
+    )
+    return answers.flat()
+  }
 }
 
 /** The counts this part keeps in the daemon's stats. */

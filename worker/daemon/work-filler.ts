@@ -1,8 +1,12 @@
 // Keeps the worker supplied: asks the coordinators for as many units as it has room for (threads plus
 // the buffer, less what it holds still to compute, within the policy's cap), waits when told to (a
 // rate limit's time, an empty grant's retry time, a failing request's backoff) unless woken, and when
-// no coordinator has work and threads are idle, takes buffered units from a busy peer. No `node:`
-// imports.
+// no coordinator has work and threads are idle, takes buffered units from a busy peer.
+//
+// The buffer is sized in time, not units: enough units to keep every thread busy for `bufferMs` at
+// the measured time per unit (at least one per thread). Tiny units then come many to a grant, under
+// one signature, and the worker asks again only once half its buffer has room (or a thread is about
+// to starve), so a request carries enough work to be worth its round trip. No `node:` imports.
 import { errorFields, LIMITS, type Logger, type SignedEnvelope } from '../../shared/index.js'
 import type { CoordinatorClient } from '../coordinator-client.js'
 import type { DaemonGuest, HeldView } from '../policy/guest-hooks.js'
@@ -17,8 +21,12 @@ export interface WorkFillerInit {
   /** Kinds (`name@version`) this worker runs. */
   accepts: readonly string[]
   threads(): number
-  /** Units held beyond those running. Default: the thread count (read at every request). */
+  /** Units held beyond those running. Default: sized from `bufferMs` (read at every request). */
   bufferUnits?: number | undefined
+  /** Work to hold beyond the running units, in ms of the threads' time. Default 500. */
+  bufferMs?: number | undefined
+  /** Measured wall time of one unit on one thread; undefined before the first unit ended. */
+  perUnitMs?: () => number | undefined
   guest?: Pick<DaemonGuest, 'admit'> | undefined
   paused(): boolean
   stopping(): boolean
@@ -34,6 +42,8 @@ export interface WorkFillerInit {
 export interface WorkFiller {
   /** Units held at most: threads plus the buffer. */
   capacity(): number
+  /** Units held beyond those running. */
+  buffer(): number
   /** Units to ask for now: capacity less what is held still to compute (results on their way take no room). */
   room(): number
   /** The fill loop; resolves once the worker stops. */
@@ -45,11 +55,30 @@ const FIRST_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 5_000
 /** Wait with no room, unless woken. */
 const IDLE_WAIT_MS = 5_000
+const DEFAULT_BUFFER_MS = 500
+
+/**
+ * Units to hold beyond the running ones: `bufferMs` of work for every thread at `perUnitMs`, at least
+ * one per thread, at most what one grant may carry less the running units.
+ */
+export function bufferFor(threads: number, perUnitMs: number | undefined, bufferMs: number): number {
+  if (perUnitMs === undefined || !(perUnitMs > 0)) return threads
+  const wanted = Math.ceil((threads * bufferMs) / perUnitMs)
+  return Math.max(threads, Math.min(wanted, LIMITS.maxWant - threads))
+}
 
 export function createWorkFiller(init: WorkFillerInit): WorkFiller {
   const { held, wake, log } = init
-  const capacity = (): number => init.threads() + (init.bufferUnits ?? init.threads())
+  const bufferMs = init.bufferMs ?? DEFAULT_BUFFER_MS
+  const buffer = (): number => init.bufferUnits ?? bufferFor(init.threads(), init.perUnitMs?.(), bufferMs)
+  const capacity = (): number => init.threads() + buffer()
   const room = (): number => capacity() - held.size + held.count('submitting')
+  /**
+   * Worth a request now: half the buffer has room, or a thread would otherwise soon have nothing to
+   * start. A buffer of whole units refilled one by one would ask once per unit.
+   */
+  const worthAsking = (want: number): boolean =>
+    want >= Math.max(1, Math.floor(buffer() / 2)) || held.count('buffered') < init.threads()
 
   const heldViews = (): HeldView[] =>
     held.all().map((h) => ({
@@ -77,7 +106,7 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
       }
       const guestCap = init.guest?.admit(heldViews(), init.threads())
       const want = Math.min(LIMITS.maxWant, room(), guestCap ?? Number.POSITIVE_INFINITY)
-      if (init.paused() || want <= 0) {
+      if (init.paused() || want <= 0 || !worthAsking(want)) {
         await wake.wait(IDLE_WAIT_MS)
         continue
       }
@@ -103,5 +132,5 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
     }
   }
 
-  return { capacity, room, run }
+  return { capacity, buffer, room, run }
 }
