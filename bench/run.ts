@@ -203,11 +203,9 @@ async function main(): Promise<void> {
         endpoints,
         units: plan.quick ? 400 : 2000,
         workers: 2,
-        // A daemon starts its next unit only once the previous result is acknowledged, so each runner
-        // thread has one result in flight: 4 threads each keep enough results coming (tiny units hardly
-        // use the threads). threads + bufferUnits stays within the 64 units one work request may ask for.
+        // Tiny units hardly use the threads; the daemons' buffers are sized in time (their default).
         threadsPerWorker: 4,
-        bufferUnits: 32,
+        bufferUnits: undefined,
         repeats,
         warmups: plan.quick ? 1 : 2,
         servicePids,

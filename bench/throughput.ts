@@ -16,7 +16,8 @@ export interface ThroughputOptions {
   units: number
   workers: number
   threadsPerWorker: number
-  bufferUnits: number
+  /** Units each daemon buffers; undefined: the daemon's default (sized in time). */
+  bufferUnits: number | undefined
   /** Measured runs per side; the median is reported. */
   repeats: number
   /** Unmeasured platform runs first: throughput keeps rising over the first few jobs (JIT). Default 2. */
@@ -61,7 +62,8 @@ export interface ThroughputResult {
   quorum: number
   workers: number
   threadsPerWorker: number
-  bufferUnits: number
+  /** Units each daemon buffers; undefined: the daemon's default (sized in time). */
+  bufferUnits: number | undefined
   runs: ThroughputRun[]
   unitsPerSecond: number
   resultsPerSecond: number
@@ -153,7 +155,7 @@ export async function runThroughput(opts: ThroughputOptions): Promise<Throughput
       endpoints: opts.endpoints,
       workers: Array.from({ length: opts.workers }, () => ({
         threads: opts.threadsPerWorker,
-        bufferUnits: opts.bufferUnits,
+        ...(opts.bufferUnits === undefined ? {} : { bufferUnits: opts.bufferUnits }),
       })),
       label: 'throughput',
     })

@@ -276,7 +276,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
         onCaught: (worker, reason) => caught.backtrack(worker, reason),
-        onValidated: (unitId) => speeds.recordValidated(unitId),
+        onValidated: (unitIds) => speeds.recordValidated(unitIds),
       })
       const caught = createBacktracker({
         connection: bullConnection,

@@ -38,8 +38,11 @@ export interface ValidatorInit {
   onJobDone: (jobId: string) => Promise<void>
   /** Called when a worker is caught with a wrong result: it is backtracked. */
   onCaught: (worker: string, reason: string) => Promise<void>
-  /** Called when a unit is validated: its results' compute times feed the planner (speed-store.ts). */
-  onValidated?: (unitId: string) => Promise<void>
+  /**
+   * Called with the units a batch of results (or a re-evaluation) validated: their results' compute
+   * times feed the planner (speed-store.ts).
+   */
+  onValidated?: (unitIds: string[]) => Promise<void>
 }
 
 export interface Validator {
@@ -155,7 +158,6 @@ export function createValidator(init: ValidatorInit): Validator {
     switch (outcome.verdict) {
       case 'validated':
         counters.unitsValidated++
-        await init.onValidated?.(unitId)
         break
       case 'reissued':
         counters.unitsReissued++
@@ -236,6 +238,8 @@ export function createValidator(init: ValidatorInit): Validator {
     const units = [...toDecide].map(([unitId, u]) => ({ unitId, ...u }))
     const outcomes = await evaluateMany(units)
     for (const [k, u] of units.entries()) await afterDecision(u.jobId, u.unitId, outcomes[k]!)
+    const validated = units.filter((_, k) => outcomes[k]!.verdict === 'validated').map((u) => u.unitId)
+    if (validated.length > 0) await init.onValidated?.(validated)
     return acks.map((a) => a!)
   }
 
@@ -259,7 +263,9 @@ export function createValidator(init: ValidatorInit): Validator {
       const jobId = unitId.slice(0, unitId.lastIndexOf(':'))
       const jobType = await jobTypeOf(jobId)
       if (jobType === undefined) return false
-      await afterDecision(jobId, unitId, await evaluate(unitId, jobType))
+      const outcome = await evaluate(unitId, jobType)
+      await afterDecision(jobId, unitId, outcome)
+      if (outcome.verdict === 'validated') await init.onValidated?.([unitId])
       return true
     },
     start() {

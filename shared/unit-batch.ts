@@ -9,6 +9,7 @@
 // body can hash to. The header names the number of real units, so a padding leaf is never a unit.
 import { concatBytes, equalBytes, toBase64Url } from './bytes.js'
 import { decode, encode } from './codec.js'
+import { sha256 } from './digest.js'
 import { ProtocolError, SignatureError } from './errors.js'
 import { arrayField, bytesField, expectRecord, intField, literal } from './schema.js'
 import {
@@ -50,23 +51,20 @@ interface BatchHeader {
   count: number
 }
 
-async function sha256(...parts: Uint8Array[]): Promise<Uint8Array> {
-  const d = await crypto.subtle.digest('SHA-256', concatBytes(...parts) as Uint8Array<ArrayBuffer>)
-  return new Uint8Array(d)
-}
+const hash = (...parts: Uint8Array[]): Promise<Uint8Array> => sha256(concatBytes(...parts))
 
 const LEAF = Uint8Array.of(0)
 const NODE = Uint8Array.of(1)
 const PAD = Uint8Array.of(2)
 
-const leafHash = (body: Uint8Array): Promise<Uint8Array> => sha256(LEAF, body)
-const nodeHash = (left: Uint8Array, right: Uint8Array): Promise<Uint8Array> => sha256(NODE, left, right)
+const leafHash = (body: Uint8Array): Promise<Uint8Array> => hash(LEAF, body)
+const nodeHash = (left: Uint8Array, right: Uint8Array): Promise<Uint8Array> => hash(NODE, left, right)
 
 /** The levels of the tree over `bodies`, leaves first; the last level holds the root alone. */
 async function buildTree(bodies: Uint8Array[]): Promise<Uint8Array[][]> {
   let depth = 0
   while (1 << depth < bodies.length) depth++
-  const pad = await sha256(PAD)
+  const pad = await hash(PAD)
   const leaves = await Promise.all(bodies.map(leafHash))
   while (leaves.length < 1 << depth) leaves.push(pad)
   const levels = [leaves]

@@ -16,7 +16,10 @@ function heldUnits(): { held: HeldUnits; stats: { held: number; running: number 
   return { held: createHeldUnits({ stats, onChange: (ids) => reports.push(ids) }), stats, reports }
 }
 
-test('held units - added units are buffered, counted and reported once per change', (t) => {
+/** Lets the held ids' report of this turn go out. */
+const reported = (): Promise<void> => new Promise((resolve) => queueMicrotask(resolve))
+
+test('held units - added units are buffered, counted at once and reported once per turn', async (t) => {
   const { held, stats, reports } = heldUnits()
   const [a, b] = [unit(), unit()]
   const added = held.add([
@@ -29,9 +32,13 @@ test('held units - added units are buffered, counted and reported once per chang
   )
   t.is(added[0]!.leaseMs, a.expiresAt - a.issuedAt)
   t.deepEqual(stats, { held: 2, running: 0 })
+  t.deepEqual(reports, [], 'reported after the turn, once for all its changes')
+  held.move(added[0]!, 'buffered', 'running')
+  await reported()
   t.deepEqual(reports, [[a.replicaId, b.replicaId]])
   // The same replica again (a grant repeated, a peer's copy) is not held twice.
   t.deepEqual(held.add([{ unit: a, expiresAt: a.expiresAt }]), [])
+  await reported()
   t.is(reports.length, 1)
 })
 
@@ -63,7 +70,7 @@ test('held units - a unit handed to a peer comes back to the buffer when the han
   t.deepEqual(held.inState('buffered'), [h])
 })
 
-test('held units - a reservation for a peer handoff is replaced by the claimed unit, or undone', (t) => {
+test('held units - a reservation for a peer handoff is replaced by the claimed unit, or undone', async (t) => {
   const { held, reports } = heldUnits()
   const [claimed, dropped] = [unit(), unit()]
   const undo = held.reserve([claimed, dropped])
@@ -75,9 +82,10 @@ test('held units - a reservation for a peer handoff is replaced by the claimed u
   )
   const [h] = held.add([{ unit: claimed, expiresAt: claimed.expiresAt }], true)
   t.is(h?.state, 'buffered')
+  await reported()
+  t.deepEqual(reports.at(-1), [claimed.replicaId, dropped.replicaId])
   undo()
   t.deepEqual(held.ids(), [claimed.replicaId], 'the undo drops only what is still reserved')
-  t.deepEqual(reports.at(-1), [claimed.replicaId, dropped.replicaId])
 })
 
 test('held units - an old entry of a replica does not remove its newer one', (t) => {

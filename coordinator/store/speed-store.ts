@@ -81,7 +81,7 @@ export interface Speeds {
 
 export interface SpeedStore {
   /** After a unit was validated: sample its agreeing results. Never throws (a failure is logged). */
-  recordValidated(unitId: string): Promise<void>
+  recordValidated(unitIds: string[]): Promise<void>
   /** The speeds known for a job kind (`name@version`). */
   speeds(kind: string, now: number): Promise<Speeds>
 }
@@ -101,20 +101,20 @@ export function createSpeedStore(init: SpeedStoreInit): SpeedStore {
   if (!Object.hasOwn(redis, 'cohortRecordSpeed'))
     init.redis.defineCommand('cohortRecordSpeed', { numberOfKeys: 0, lua: RECORD })
   return {
-    async recordValidated(unitId) {
+    async recordValidated(unitIds) {
+      // One round trip for the units a batch of results validated.
+      const pipe = redis.pipeline() as unknown as {
+        cohortRecordSpeed(...args: (string | number)[]): unknown
+        exec(): Promise<[Error | null, unknown][] | null>
+      }
+      const now = Date.now()
+      for (const unitId of unitIds)
+        pipe.cohortRecordSpeed(p, unitId, now, ALPHA, MIN_ESTIMATE_MS, BOUND, KEEP_WORKERS, ONLINE_WINDOW_MS)
       try {
-        await redis.cohortRecordSpeed(
-          p,
-          unitId,
-          Date.now(),
-          ALPHA,
-          MIN_ESTIMATE_MS,
-          BOUND,
-          KEEP_WORKERS,
-          ONLINE_WINDOW_MS,
-        )
+        const failed = ((await pipe.exec()) ?? []).find(([err]) => err !== null)
+        if (failed !== undefined) throw failed[0]
       } catch (err) {
-        log.warn('recording reported speeds failed', { unitId, ...errorFields(err) })
+        log.warn('recording reported speeds failed', { units: unitIds.length, ...errorFields(err) })
       }
     },
     async speeds(kind, now) {

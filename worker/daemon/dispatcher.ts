@@ -86,8 +86,7 @@ export function createDispatcher(init: DispatcherInit): Dispatcher {
 
   function dispatch(): void {
     if (!init.mayStart()) return
-    for (const h of held.inState('buffered')) {
-      if (held.count('running') >= init.threads()) break
+    for (const h of held.firstIn('buffered', init.threads() - held.count('running'))) {
       const run = runOne(h)
       runs.add(run)
       void run.finally(() => runs.delete(run))

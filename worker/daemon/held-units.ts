@@ -1,7 +1,9 @@
 // The units a worker holds a lease on, and the states each goes through while here: buffered (to run),
 // running, submitting (its result on the way), leaving (being handed to a peer) and claiming (being
 // taken over from a peer, never run in that state). Every change refreshes the `held` and `running`
-// counts and reports the held replica ids once. No `node:` imports.
+// counts; the held replica ids are reported once per turn of the event loop, however many changes it
+// made. A worker may hold hundreds of tiny units: counts and the units of a state cost O(1) per unit
+// asked for, never a pass over all of them. No `node:` imports.
 import { CohortError, type SignedEnvelope, type UnitPayload } from '../../shared/index.js'
 
 export type HeldState = 'buffered' | 'running' | 'submitting' | 'leaving' | 'claiming'
@@ -59,7 +61,10 @@ export interface HeldUnits {
   all(): Held[]
   ids(): string[]
   count(state: HeldState): number
+  /** The units in `state`, those that entered it first first. */
   inState(state: HeldState): Held[]
+  /** The first `n` units in `state` (as `inState`), without listing the rest. */
+  firstIn(state: HeldState, n: number): Held[]
   /**
    * Adds verified units as buffered and returns those added. A replica already held is skipped, unless
    * it is only reserved (`claiming`) and `claimed` is set: the peer's handoff then completes.
@@ -74,16 +79,36 @@ export interface HeldUnits {
 }
 
 export function createHeldUnits(init: HeldUnitsInit): HeldUnits {
-  const held = new Map<string, Held & { state: HeldState }>()
-  const count = (state: HeldState): number => {
-    let n = 0
-    for (const h of held.values()) if (h.state === state) n++
-    return n
+  type Entry = Held & { state: HeldState }
+  const held = new Map<string, Entry>()
+  const byState: Record<HeldState, Set<Entry>> = {
+    buffered: new Set(),
+    running: new Set(),
+    submitting: new Set(),
+    leaving: new Set(),
+    claiming: new Set(),
   }
+  const count = (state: HeldState): number => byState[state].size
+  const put = (h: Entry): void => {
+    const prior = held.get(h.unit.replicaId)
+    if (prior !== undefined) byState[prior.state].delete(prior)
+    held.set(h.unit.replicaId, h)
+    byState[h.state].add(h)
+  }
+  const drop = (h: Entry): void => {
+    held.delete(h.unit.replicaId)
+    byState[h.state].delete(h)
+  }
+  let reportDue = false
   const changed = (): void => {
     init.stats.held = held.size
     init.stats.running = count('running')
-    init.onChange([...held.keys()])
+    if (reportDue) return
+    reportDue = true
+    queueMicrotask(() => {
+      reportDue = false
+      init.onChange([...held.keys()])
+    })
   }
   const list = (units: Held | readonly Held[]): readonly Held[] => ('unit' in units ? [units] : units)
   const mine = (h: Held): (Held & { state: HeldState }) | undefined => {
@@ -107,14 +132,23 @@ export function createHeldUnits(init: HeldUnitsInit): HeldUnits {
     all: () => [...held.values()],
     ids: () => [...held.keys()],
     count,
-    inState: (state) => [...held.values()].filter((h) => h.state === state),
+    inState: (state) => [...byState[state]],
+    firstIn(state, n) {
+      const out: Held[] = []
+      if (n <= 0) return out
+      for (const h of byState[state]) {
+        out.push(h)
+        if (out.length >= n) break
+      }
+      return out
+    },
     add(units, claimed = false) {
       const added: Held[] = []
       for (const n of units) {
         const prior = held.get(n.unit.replicaId)
         if (prior !== undefined && !(claimed && prior.state === 'claiming')) continue
         const h = make(n, 'buffered')
-        held.set(n.unit.replicaId, h)
+        put(h)
         added.push(h)
       }
       if (added.length > 0) changed()
@@ -124,9 +158,9 @@ export function createHeldUnits(init: HeldUnitsInit): HeldUnits {
       const reserved = units
         .filter((u) => !held.has(u.replicaId))
         .map((u) => make({ unit: u, expiresAt: u.expiresAt }, 'claiming'))
-      for (const h of reserved) held.set(h.unit.replicaId, h)
+      for (const h of reserved) put(h)
       return () => {
-        for (const h of reserved) if (held.get(h.unit.replicaId) === h) held.delete(h.unit.replicaId)
+        for (const h of reserved) if (held.get(h.unit.replicaId) === h) drop(h)
       }
     },
     move(units, from, to) {
@@ -135,7 +169,9 @@ export function createHeldUnits(init: HeldUnitsInit): HeldUnits {
       for (const u of list(units)) {
         const h = mine(u)
         if (h?.state !== from) continue
+        byState[from].delete(h)
         h.state = to
+        byState[to].add(h)
         moved.push(h)
       }
       if (moved.length > 0) changed()
@@ -144,9 +180,10 @@ export function createHeldUnits(init: HeldUnitsInit): HeldUnits {
     remove(units) {
       const removed: Held[] = []
       for (const u of list(units)) {
-        if (mine(u) === undefined) continue
-        held.delete(u.unit.replicaId)
-        removed.push(u)
+        const h = mine(u)
+        if (h === undefined) continue
+        drop(h)
+        removed.push(h)
       }
       if (removed.length > 0) changed()
       return removed

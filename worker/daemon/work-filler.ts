@@ -105,16 +105,24 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
         continue
       }
       const guestCap = init.guest?.admit(heldViews(), init.threads())
-      const want = Math.min(LIMITS.maxWant, room(), guestCap ?? Number.POSITIVE_INFINITY)
+      // Held units never outnumber what one request can list as `holding`: a lease left off that list
+      // would be taken back as lost in transit.
+      const want = Math.min(
+        LIMITS.maxWant,
+        room(),
+        LIMITS.maxReplicaIds - held.size,
+        guestCap ?? Number.POSITIVE_INFINITY,
+      )
       if (init.paused() || want <= 0 || !worthAsking(want)) {
         await wake.wait(IDLE_WAIT_MS)
         continue
       }
       try {
+        const ids = held.ids()
         const grant = await init.client.requestWork(
           want,
           [...init.accepts],
-          held.ids().slice(0, LIMITS.maxReplicaIds),
+          ids.length <= LIMITS.maxReplicaIds ? ids : undefined,
         )
         backoff = FIRST_BACKOFF_MS
         if (grant.limit !== undefined) log.debug('work request limited', { ...grant.limit })
