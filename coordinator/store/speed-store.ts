@@ -110,12 +110,12 @@ export function createSpeedStore(init: SpeedStoreInit): SpeedStore {
       const now = Date.now()
       for (const unitId of unitIds)
         pipe.cohortRecordSpeed(p, unitId, now, ALPHA, MIN_ESTIMATE_MS, BOUND, KEEP_WORKERS, ONLINE_WINDOW_MS)
-      try {
-        const failed = ((await pipe.exec()) ?? []).find(([err]) => err !== null)
-        if (failed !== undefined) throw failed[0]
-      } catch (err) {
-        log.warn('recording reported speeds failed', { units: unitIds.length, ...errorFields(err) })
-      }
+      const failed = await pipe.exec().then(
+        (replies) => (replies ?? []).find(([err]) => err !== null)?.[0],
+        (err: unknown) => err,
+      )
+      if (failed != null)
+        log.warn('recording reported speeds failed', { units: unitIds.length, ...errorFields(failed) })
     },
     async speeds(kind, now) {
       const [values, online] = await Promise.all([
