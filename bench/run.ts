@@ -1,7 +1,8 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
 // lease latency, end-to-end, peer-to-peer content, hoarding and browser benchmarks; prints markdown
 // tables on stdout, ending with the goals next to this run's figures, and writes bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|latency|e2e|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]
+//   node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]
+// (sections: SECTIONS below; e.g. --only overhead,throughput,latency,e2e gives every goal's figure)
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,8 +34,6 @@ import { cpuLine, hoardingTable, overheadTable, p2pTable, throughputTable } from
 import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
-const USAGE =
-  'usage: node dist/bench/run.js [--only overhead|throughput|latency|e2e|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]'
 const SECTIONS = [
   'overhead',
   'throughput',
@@ -46,6 +45,9 @@ const SECTIONS = [
   'signup',
   'integrity',
 ] as const
+const USAGE =
+  'usage: node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]\n' +
+  `sections: ${SECTIONS.join(', ')}`
 
 interface Plan {
   overhead: boolean
@@ -86,10 +88,13 @@ function parsePlan(argv: string[]): Plan {
     console.log(USAGE)
     process.exit(0)
   }
-  const only = values.only
-  if (only !== undefined && !(SECTIONS as readonly string[]).includes(only)) {
-    throw new Error(`--only must be one of ${SECTIONS.join(', ')}, got "${only}"\n${USAGE}`)
+  // Sections to run: all, or those listed (comma-separated).
+  const only = values.only?.split(',').map((x) => x.trim())
+  const unknown = only?.find((x) => !(SECTIONS as readonly string[]).includes(x))
+  if (unknown !== undefined) {
+    throw new Error(`--only takes sections among ${SECTIONS.join(', ')}, got "${unknown}"\n${USAGE}`)
   }
+  const runs = (section: (typeof SECTIONS)[number]): boolean => only === undefined || only.includes(section)
   const threads = values.threads === undefined ? availableParallelism() : Number(values.threads)
   if (!Number.isSafeInteger(threads) || threads < 1 || threads > 64) {
     throw new Error(`--threads must be an integer from 1 to 64\n${USAGE}`)
@@ -102,15 +107,15 @@ function parsePlan(argv: string[]): Plan {
   )
     throw new Error(`--integrity-units must be an integer from 1 to 100000\n${USAGE}`)
   return {
-    overhead: only === undefined || only === 'overhead',
-    throughput: only === undefined || only === 'throughput',
-    latency: only === undefined || only === 'latency',
-    e2e: only === undefined || only === 'e2e',
-    p2p: only === undefined || only === 'p2p',
-    hoarding: only === undefined || only === 'hoarding',
-    browser: only === undefined || only === 'browser',
-    signup: only === undefined || only === 'signup',
-    integrity: only === undefined || only === 'integrity',
+    overhead: runs('overhead'),
+    throughput: runs('throughput'),
+    latency: runs('latency'),
+    e2e: runs('e2e'),
+    p2p: runs('p2p'),
+    hoarding: runs('hoarding'),
+    browser: runs('browser'),
+    signup: runs('signup'),
+    integrity: runs('integrity'),
     quick: values.quick,
     threads,
     integrityUnits,
