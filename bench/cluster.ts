@@ -33,6 +33,8 @@ export interface BenchCluster {
   coordinator: Coordinator
   /** NATS subject prefix of this cluster (raw protocol clients need it). */
   subjectPrefix: string
+  /** The coordinator's signing key, as volunteers trust it (raw protocol clients need it). */
+  trusted: { keyId: string; publicKey: Uint8Array }
   api: ApiClient
   workers: WorkerHost
   /** POST a job and wait, polling the coordinator's store, until it has completed. */
@@ -110,6 +112,7 @@ export async function startBenchCluster(init: {
   const { endpoints } = init
   const subjectPrefix = uniquePrefix(init.label)
   const identity = await generateIdentity(true)
+  const trusted = { keyId: identity.keyId, publicKey: identity.publicKey }
   const coordinator = benchCoordinator(
     endpoints,
     {
@@ -128,7 +131,7 @@ export async function startBenchCluster(init: {
       natsUrl: endpoints.natsUrl,
       ...(endpoints.natsAccountSeed === undefined ? {} : { coordinatorUrl: coordinator.url }),
       subjectPrefix,
-      trusted: { keyId: identity.keyId, publicKey: identity.publicKey },
+      trusted,
       workers: init.workers,
     })
   } catch (err) {
@@ -140,6 +143,7 @@ export async function startBenchCluster(init: {
   return {
     coordinator,
     subjectPrefix,
+    trusted,
     api,
     workers,
     async runJob(body, opts = {}) {

@@ -9,11 +9,16 @@ export interface DirectRun {
   outcomes: RunOutcome[]
 }
 
-export async function runDirect(runner: Runner, inputs: readonly unknown[]): Promise<DirectRun> {
+/** `inputs` of job type `kind` (default: primes) all at once on `runner`. */
+export async function runDirect(
+  runner: Runner,
+  inputs: readonly unknown[],
+  kind: string = PRIMES_KIND,
+): Promise<DirectRun> {
   const started = now()
   // One AbortController per unit, as the worker daemon has (one shared signal would collect a listener per task).
   const outcomes = await Promise.all(
-    inputs.map((input) => runner.run({ kind: PRIMES_KIND, input }, new AbortController().signal)),
+    inputs.map((input) => runner.run({ kind, input }, new AbortController().signal)),
   )
   return { ms: now() - started, outcomes }
 }

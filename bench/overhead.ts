@@ -8,7 +8,7 @@ import { calibrateUnitSize } from './calibrate.js'
 import { startBenchCluster, type BenchCluster, type Endpoints } from './cluster.js'
 import { runDirect } from './direct.js'
 import { progress } from './log.js'
-import { median } from './stats.js'
+import { median, medianRatio } from './stats.js'
 import { jobRequest, primeCount, primesWorkload, resultCount, type Workload } from './workload.js'
 
 export interface UnitClass {
@@ -124,9 +124,10 @@ async function measureClass(
   }
   const platformMs = platform.map((p) => p.ms)
   const gaps = platform.flatMap((p) => (p.medianGapMs === null ? [] : [p.medianGapMs]))
-  const baselineMedianMs = median(baselineMs)
-  const platformMedianMs = median(platformMs)
+  const medians = medianRatio(baselineMs, platformMs)
+  const { baselineMedianMs, platformMedianMs } = medians
   return {
+    ...medians,
     targetMs: c.targetMs,
     unitSize: cal.unitSize,
     calibratedMs: cal.measuredMs,
@@ -134,10 +135,7 @@ async function measureClass(
     threads: opts.threads,
     baselineMs,
     platformMs,
-    baselineMedianMs,
-    platformMedianMs,
     poolMsPerUnit: (baselineMedianMs * opts.threads) / c.units,
-    ratio: platformMedianMs / baselineMedianMs,
     extraMsPerUnit: (platformMedianMs - baselineMedianMs) / c.units,
     coordinatorEventLoopUtilization: median(platform.map((p) => p.coordinatorEventLoopUtilization)),
     workerEventLoopUtilization: median(platform.map((p) => p.workerEventLoopUtilization)),

@@ -6,15 +6,15 @@ import type { P2pModeRun, P2pResult } from './p2p.js'
 import { median } from './stats.js'
 import type { ThroughputResult } from './throughput.js'
 
-function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: readonly string[]): string =>
     `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`
   return [line(headers), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n')
 }
 
-const fixed = (x: number, digits = 0): string => x.toFixed(digits)
-const pct = (x: number): string => `${(x * 100).toFixed(0)}%`
+export const fixed = (x: number, digits = 0): string => x.toFixed(digits)
+export const pct = (x: number): string => `${(x * 100).toFixed(0)}%`
 
 /** Columns as header and cell together, so the two cannot drift apart. */
 const OVERHEAD_COLUMNS: readonly [string, (r: OverheadRow) => string][] = [

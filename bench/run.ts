@@ -1,7 +1,8 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
-// peer-to-peer content, hoarding and browser benchmarks; prints markdown tables on stdout and writes
-// bench/results/latest.json.
-//   node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]
+// lease latency, end-to-end, peer-to-peer content, hoarding and browser benchmarks; prints markdown
+// tables on stdout, ending with the goals next to this run's figures, and writes bench/results/latest.json.
+//   node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]
+// (sections: SECTIONS below; e.g. --only overhead,throughput,latency,e2e gives every goal's figure)
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,17 +26,36 @@ import { runHoarding, type HoardingResult } from './hoarding.js'
 import { integrityOptions, runIntegrity, type IntegrityResult } from './integrity.js'
 import { integrityTable } from './integrity-report.js'
 import { runP2p, type P2pResult } from './p2p.js'
+import { runE2e, type E2eRow } from './e2e.js'
+import { e2eTable, latencyTable } from './e2e-report.js'
+import { goalsTable } from './goals.js'
+import { runLeaseLatency, type LeaseLatencyResult } from './lease-latency.js'
 import { cpuLine, hoardingTable, overheadTable, p2pTable, throughputTable } from './report.js'
 import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
+const SECTIONS = [
+  'overhead',
+  'throughput',
+  'latency',
+  'e2e',
+  'p2p',
+  'hoarding',
+  'browser',
+  'signup',
+  'integrity',
+] as const
 const USAGE =
-  'usage: node dist/bench/run.js [--only overhead|throughput|p2p|hoarding|browser|signup|integrity] [--quick] [--threads N] [--integrity-units N]'
-const SECTIONS = ['overhead', 'throughput', 'p2p', 'hoarding', 'browser', 'signup', 'integrity'] as const
+  'usage: node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]\n' +
+  `sections: ${SECTIONS.join(', ')}`
 
 interface Plan {
   overhead: boolean
   throughput: boolean
+  /** Work request -> verified unit, with the coordinator idle and busy (bench/lease-latency.ts). */
+  latency: boolean
+  /** nqueens n=14 and primes to=10^9 at default params, quorum 2, vs. their units twice on a pool (bench/e2e.ts). */
+  e2e: boolean
   /** One input shared by 8 peers: coordinator egress and spread time, client-server vs. p2p. */
   p2p: boolean
   /** One job with 0 and with 20 hoarding identities (bench/hoarding.ts). */
@@ -68,10 +88,13 @@ function parsePlan(argv: string[]): Plan {
     console.log(USAGE)
     process.exit(0)
   }
-  const only = values.only
-  if (only !== undefined && !(SECTIONS as readonly string[]).includes(only)) {
-    throw new Error(`--only must be one of ${SECTIONS.join(', ')}, got "${only}"\n${USAGE}`)
+  // Sections to run: all, or those listed (comma-separated).
+  const only = values.only?.split(',').map((x) => x.trim())
+  const unknown = only?.find((x) => !(SECTIONS as readonly string[]).includes(x))
+  if (unknown !== undefined) {
+    throw new Error(`--only takes sections among ${SECTIONS.join(', ')}, got "${unknown}"\n${USAGE}`)
   }
+  const runs = (section: (typeof SECTIONS)[number]): boolean => only === undefined || only.includes(section)
   const threads = values.threads === undefined ? availableParallelism() : Number(values.threads)
   if (!Number.isSafeInteger(threads) || threads < 1 || threads > 64) {
     throw new Error(`--threads must be an integer from 1 to 64\n${USAGE}`)
@@ -84,13 +107,15 @@ function parsePlan(argv: string[]): Plan {
   )
     throw new Error(`--integrity-units must be an integer from 1 to 100000\n${USAGE}`)
   return {
-    overhead: only === undefined || only === 'overhead',
-    throughput: only === undefined || only === 'throughput',
-    p2p: only === undefined || only === 'p2p',
-    hoarding: only === undefined || only === 'hoarding',
-    browser: only === undefined || only === 'browser',
-    signup: only === undefined || only === 'signup',
-    integrity: only === undefined || only === 'integrity',
+    overhead: runs('overhead'),
+    throughput: runs('throughput'),
+    latency: runs('latency'),
+    e2e: runs('e2e'),
+    p2p: runs('p2p'),
+    hoarding: runs('hoarding'),
+    browser: runs('browser'),
+    signup: runs('signup'),
+    integrity: runs('integrity'),
     quick: values.quick,
     threads,
     integrityUnits,
@@ -127,6 +152,8 @@ interface Report {
   cpu: {
     overhead?: CpuShares
     throughput?: CpuShares
+    latency?: CpuShares
+    e2e?: CpuShares
     p2p?: CpuShares
     hoarding?: CpuShares
     integrity?: CpuShares
@@ -134,6 +161,8 @@ interface Report {
   quick: boolean
   overhead?: OverheadResult
   throughput?: ThroughputResult
+  latency?: LeaseLatencyResult
+  e2e?: E2eRow[]
   p2p?: P2pResult
   hoarding?: HoardingResult
   browser?: BrowserBenchResult
@@ -212,6 +241,24 @@ async function main(): Promise<void> {
       })
       report.cpu.throughput = account()
     }
+    // `cohort up --workers 2`: two daemons sharing the cores.
+    const upShape = { workers: 2, threadsPerWorker: Math.max(1, Math.floor(plan.threads / 2)) }
+    if (plan.latency) {
+      const account = startCpuAccount(servicePids)
+      report.latency = await runLeaseLatency({
+        endpoints,
+        identities: 10,
+        perIdentityPerSecond: 8,
+        samples: plan.quick ? 300 : 2000,
+        workers: Array.from({ length: upShape.workers }, () => ({ threads: upShape.threadsPerWorker })),
+      })
+      report.cpu.latency = account()
+    }
+    if (plan.e2e) {
+      const account = startCpuAccount(servicePids)
+      report.e2e = await runE2e({ endpoints, ...upShape, repeats })
+      report.cpu.e2e = account()
+    }
     if (plan.p2p) {
       const account = startCpuAccount(servicePids)
       report.p2p = await runP2p({
@@ -260,41 +307,42 @@ async function main(): Promise<void> {
       `\`${report.command}\`${plan.quick ? ' (quick: fewer units, 1 run)' : ' (median of 3 measured runs)'}; ` +
       `other processes used ${(report.background.cpuShareBefore * 100).toFixed(0)}% of the CPUs before the run`,
   ]
-  if (report.overhead !== undefined) {
-    out.push('', '## Overhead: platform at quorum 1 vs. direct piscina', '', overheadTable(report.overhead))
-    if (report.cpu.overhead !== undefined) out.push('', cpuLine(report.cpu.overhead))
-  }
-  if (report.throughput !== undefined) {
-    out.push('', '## Throughput: tiny units at quorum 2', '', throughputTable(report.throughput))
-    if (report.cpu.throughput !== undefined) out.push('', cpuLine(report.cpu.throughput))
-  }
-  if (report.p2p !== undefined) {
-    out.push('', '## Peer-to-peer content: one input shared by 8 workers', '', p2pTable(report.p2p))
-    if (report.cpu.p2p !== undefined) out.push('', cpuLine(report.cpu.p2p))
-  }
-  if (report.hoarding !== undefined) {
-    out.push(
-      '',
-      '## Hoarding: one job with and without 20 hoarding identities',
-      '',
-      hoardingTable(report.hoarding),
-    )
-    if (report.cpu.hoarding !== undefined) out.push('', cpuLine(report.cpu.hoarding))
-  }
-  if (report.browser !== undefined) {
-    out.push('', '## Browser vs. daemon: the same primes units', '', browserTables(report.browser))
-  }
-  if (report.signup !== undefined) {
-    out.push('', '## Volunteer sign-up: what an identity costs', '', signupTable(report.signup))
-  }
-  if (report.integrity !== undefined) {
-    out.push(
-      '',
-      '## Integrity: wrong results accepted when volunteers cheat',
-      '',
-      integrityTable(report.integrity),
-    )
-    if (report.cpu.integrity !== undefined) out.push('', cpuLine(report.cpu.integrity))
+  const { cpu } = report
+  const tableOf = <T>(x: T | undefined, f: (x: T) => string): string | undefined =>
+    x === undefined ? undefined : f(x)
+  // Each section's table under its title, and where the cores' time went meanwhile; none if it did not run.
+  const sections: [title: string, body: string | undefined, cpu?: CpuShares][] = [
+    [
+      'Overhead: platform at quorum 1 vs. direct piscina',
+      tableOf(report.overhead, overheadTable),
+      cpu.overhead,
+    ],
+    ['Throughput: tiny units at quorum 2', tableOf(report.throughput, throughputTable), cpu.throughput],
+    ['Lease latency: work request to a verified unit', tableOf(report.latency, latencyTable), cpu.latency],
+    [
+      'End to end: default jobs at quorum 2 vs. their units twice on a pool',
+      tableOf(report.e2e, e2eTable),
+      cpu.e2e,
+    ],
+    ['Peer-to-peer content: one input shared by 8 workers', tableOf(report.p2p, p2pTable), cpu.p2p],
+    [
+      'Hoarding: one job with and without 20 hoarding identities',
+      tableOf(report.hoarding, hoardingTable),
+      cpu.hoarding,
+    ],
+    ['Browser vs. daemon: the same primes units', tableOf(report.browser, browserTables)],
+    ['Volunteer sign-up: what an identity costs', tableOf(report.signup, signupTable)],
+    [
+      'Integrity: wrong results accepted when volunteers cheat',
+      tableOf(report.integrity, integrityTable),
+      cpu.integrity,
+    ],
+    ['Goals: small units cost almost nothing', goalsTable(report)],
+  ]
+  for (const [title, body, shares] of sections) {
+    if (body === undefined) continue
+    out.push('', `## ${title}`, '', body)
+    if (shares !== undefined) out.push('', cpuLine(shares))
   }
   console.log(out.join('\n'))
 

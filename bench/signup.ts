@@ -9,7 +9,7 @@ import { signUp } from '../worker/index.js'
 import type { Endpoints } from './cluster.js'
 import { benchLogger, progress } from './log.js'
 import { coordinatorLogin } from './nats-login.js'
-import { median, now, round } from './stats.js'
+import { median, now, percentile, round } from './stats.js'
 
 export interface SignupOptions {
   endpoints: Endpoints
@@ -33,12 +33,6 @@ export interface SignupResult {
   /** The default limit per source address, and its window. */
   perAddress: number
   windowMs: number
-}
-
-/** The p-th percentile (nearest rank) of `xs`. */
-function percentile(xs: readonly number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
 }
 
 export async function runSignup(opts: SignupOptions): Promise<SignupResult> {

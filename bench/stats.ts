@@ -8,6 +8,13 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
+/** The p-th percentile (nearest rank) of `xs`. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) throw new Error('percentile of an empty list')
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
+}
+
 /** Epoch milliseconds with sub-millisecond resolution, comparable across threads (unlike performance.now()). */
 export const now = (): number => performance.timeOrigin + performance.now()
 
@@ -24,4 +31,14 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export function round(x: number, digits = 2): number {
   const f = 10 ** digits
   return Math.round(x * f) / f
+}
+
+/** Medians of a baseline's and a platform's runs, and their ratio platform / baseline. */
+export function medianRatio(
+  baselineMs: readonly number[],
+  platformMs: readonly number[],
+): { baselineMedianMs: number; platformMedianMs: number; ratio: number } {
+  const baselineMedianMs = median(baselineMs)
+  const platformMedianMs = median(platformMs)
+  return { baselineMedianMs, platformMedianMs, ratio: platformMedianMs / baselineMedianMs }
 }
