@@ -15,6 +15,7 @@ import {
   type ResultAck,
   type SignedEnvelope,
   type UnitPayload,
+  type WorkerRuntime,
 } from '../shared/index.js'
 import {
   createCoordinatorClient,
@@ -49,6 +50,8 @@ export interface WorkerDaemonInit {
   bufferUnits?: number
   /** Per NATS request. Default 5000 ms. */
   requestTimeoutMs?: number
+  /** Where this worker runs, told to coordinators in work requests. Default `daemon`. */
+  runtime?: WorkerRuntime
   /** On stop, how long running units may take to finish before they are handed back. Default 30000 ms. */
   drainTimeoutMs?: number
   /** The volunteer's policy (worker/policy): idle pausing, work cap, checkpoints. Default: none. */
@@ -175,6 +178,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     identity: init.identity,
     subjects,
     leaseFor,
+    runtime: init.runtime ?? 'daemon',
     ...(init.requestTimeoutMs === undefined ? {} : { timeoutMs: init.requestTimeoutMs }),
   })
   const tasks = new Set<Promise<void>>()
