@@ -11,7 +11,6 @@ import {
   errorFields,
   kindOf,
   subjectsFor,
-  TimeoutError,
   type AnyJobType,
   type Identity,
   type Logger,
@@ -42,6 +41,10 @@ import { createContentStore, type ContentStore } from './modules/content-store.j
 import { createModuleService } from './modules/module-service.js'
 import { createUnitSigner } from './unit-signer.js'
 import { createValidator } from './validator.js'
+import { createActivity } from './metrics/activity.js'
+import { createMetrics } from './metrics/metrics.js'
+import { createOpsViews } from './store/ops-views.js'
+import { withTimeout } from './with-timeout.js'
 
 export interface CoordinatorInit {
   redisUrl: string
@@ -93,18 +96,6 @@ export interface Coordinator {
    * every unit it returned a result for validated again. Only once started.
    */
   backtrack(worker: string, reason: string): Promise<void>
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const t = new Promise<undefined>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish in ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([p, t])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /**
@@ -159,6 +150,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
   const uploads = createUploads({ redis, prefix: tuning.redisPrefix })
+  const views = createOpsViews({ redis, prefix: tuning.redisPrefix })
+  const activity = createActivity({ redis, prefix: tuning.redisPrefix, log: log.child('activity') })
+  const metrics = createMetrics({ counters, views, activity })
   const signer = createUnitSigner(init.identity)
   const networks = createClientNetworkRules({
     trustedProxies: tuning.trustedProxies,
@@ -267,6 +261,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         signer,
         log: log.child('scheduler'),
         kinds: new Set(jobTypes.keys()),
+        onWorkRequest: (worker, runtime) => activity.seen(worker, runtime),
+        leaseLatency: metrics.leaseLatency,
       })
       const validator = createValidator({
         ...common,
@@ -276,7 +272,12 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         onReissue: () => scheduler.announceWork(),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
         onCaught: (worker, reason) => caught.backtrack(worker, reason),
-        onValidated: (unitIds) => speeds.recordValidated(unitIds),
+        onValidated: (unitIds) => {
+          activity.validated(unitIds.length)
+          return speeds.recordValidated(unitIds)
+        },
+        onRejected: (reason) => metrics.rejected(reason),
+        settleTime: metrics.settleTime,
       })
       const caught = createBacktracker({
         connection: bullConnection,
@@ -330,6 +331,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       chunkService.start()
       claimService.start()
       uploadReaper.start()
+      activity.start()
       parts = [
         validator,
         claimService,
@@ -339,6 +341,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         caught,
         pipeline,
         uploadReaper,
+        activity,
       ]
       const app = createApp({
         store,
@@ -354,6 +357,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         jobTypes,
         natsUp: () => !nc.isClosed(),
         extra: extraHttp,
+        metrics,
+        views,
+        activity,
       })
       const srv = app.listen(init.port ?? 8080, init.host ?? '127.0.0.1')
       server = srv

@@ -52,6 +52,13 @@ export interface ServiceInit {
   log: Logger
   maxInflight: number
   maxBytes: number
+  /** Told the seconds from each request's arrival to its answer being sent (answered requests only). */
+  timed?: Timer
+}
+
+/** Something that takes durations: a histogram of /metrics. */
+export interface Timer {
+  observe(seconds: number): void
 }
 
 export interface Service {
@@ -138,6 +145,7 @@ export function serve(init: ServiceInit): Service {
   })
 
   const handle = async (msg: Msg): Promise<void> => {
+    const arrived = performance.now()
     let signer: string | undefined
     const ctx: RequestContext = {
       async open(envelope) {
@@ -162,6 +170,7 @@ export function serve(init: ServiceInit): Service {
         return
       }
       answer(msg, signer, result)
+      init.timed?.observe((performance.now() - arrived) / 1000)
     } catch (err) {
       if (err instanceof ForeignReplyError) {
         refuseReply(msg, err.signer)

@@ -18,9 +18,10 @@ import {
   type Logger,
   type Subjects,
   type WorkGrant,
+  type WorkerRuntime,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
-import { BannedError, serve, type RequestContext, type Service } from './nats-service.js'
+import { BannedError, serve, type RequestContext, type Service, type Timer } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
 import { every, type Periodic } from './periodic.js'
 import type { Store } from './store/store.js'
@@ -36,6 +37,10 @@ export interface SchedulerInit {
   log: Logger
   /** Job kinds this coordinator can plan and validate. */
   kinds: ReadonlySet<string>
+  /** Told each work request's worker and runtime (for operators' counts). */
+  onWorkRequest?: (worker: string, runtime: WorkerRuntime | undefined) => void
+  /** Lease latency: a work request's arrival to its grant being sent. */
+  leaseLatency?: Timer
 }
 
 export interface Scheduler {
@@ -84,6 +89,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
 
   const onWorkRequest = async (value: unknown, ctx: RequestContext): Promise<WorkGrant> => {
     const req = await workerEnvelope(value, ctx, 'work.request', parseWorkRequest)
+    init.onWorkRequest?.(req.worker, req.runtime)
     const accepts = req.accepts.filter((k) => init.kinds.has(k))
     const now = Date.now()
     const out = await store.work(
@@ -181,7 +187,13 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     start() {
       const common = { nats, counters, log, maxInflight: tuning.maxInflight }
       services.push(
-        serve({ ...common, subject: subjects.workRequest, handler: onWorkRequest, maxBytes: 64 * 1024 }),
+        serve({
+          ...common,
+          subject: subjects.workRequest,
+          handler: onWorkRequest,
+          maxBytes: 64 * 1024,
+          ...(init.leaseLatency === undefined ? {} : { timed: init.leaseLatency }),
+        }),
         serve({ ...common, subject: subjects.leaseRenew, handler: onRenew, maxBytes: 64 * 1024 }),
         serve({ ...common, subject: subjects.leaseRelease, handler: onRelease, maxBytes: 64 * 1024 }),
       )

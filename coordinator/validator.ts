@@ -20,7 +20,7 @@ import {
   type Subjects,
 } from '../shared/index.js'
 import type { Counters } from './counters.js'
-import { serve, type RequestContext, type Service } from './nats-service.js'
+import { serve, type RequestContext, type Service, type Timer } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
 import type { DecideOutcome, ReplicaResult, ResultGroup, Store } from './store/store.js'
 
@@ -43,6 +43,10 @@ export interface ValidatorInit {
    * times feed the planner (speed-store.ts).
    */
   onValidated?: (unitIds: string[]) => Promise<void>
+  /** Told the reason of each result refused (for /metrics' reasons). */
+  onRejected?: (reason: string) => void
+  /** Validation time: one signed message's results settled (checked, stored, decided). */
+  settleTime?: Timer
 }
 
 export interface Validator {
@@ -187,7 +191,10 @@ export function createValidator(init: ValidatorInit): Validator {
     return undefined
   }
 
-  const rejected = (reason: string): ResultAck => ({ type: 'result.ack', v: 1, status: 'rejected', reason })
+  const rejected = (reason: string): ResultAck => {
+    init.onRejected?.(reason)
+    return { type: 'result.ack', v: 1, status: 'rejected', reason }
+  }
 
   /**
    * Settle the results one worker signed: every check is made for each result on its own, and each
@@ -195,6 +202,7 @@ export function createValidator(init: ValidatorInit): Validator {
    * each take one Redis round trip for the whole batch.
    */
   const settle = async (worker: string, items: ResultItem[]): Promise<ResultAck[]> => {
+    const began = performance.now()
     const acks: (ResultAck | undefined)[] = items.map(() => undefined)
     const good: { i: number; item: ResultItem; jobType: AnyJobType }[] = []
     const broken: string[] = []
@@ -240,6 +248,7 @@ export function createValidator(init: ValidatorInit): Validator {
     for (const [k, u] of units.entries()) await afterDecision(u.jobId, u.unitId, outcomes[k]!)
     const validated = units.filter((_, k) => outcomes[k]!.verdict === 'validated').map((u) => u.unitId)
     if (validated.length > 0) await init.onValidated?.(validated)
+    init.settleTime?.observe((performance.now() - began) / 1000)
     return acks.map((a) => a!)
   }
 

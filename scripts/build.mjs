@@ -55,8 +55,13 @@ function prune(dir) {
 }
 prune('dist')
 
-// Browser bundles (the contribute page and its Web Worker), when present.
-const browserEntries = ['web-worker/page.ts', 'web-worker/unit-worker.ts'].filter((p) => existsSync(p))
+// Browser bundles, when present: the contribute page and its Web Worker, and the operators'
+// dashboard (dist/web/dashboard.js).
+const browserEntries = [
+  { in: 'web-worker/page.ts', out: 'page' },
+  { in: 'web-worker/unit-worker.ts', out: 'unit-worker' },
+  { in: 'dashboard/main.ts', out: 'dashboard' },
+].filter((e) => existsSync(e.in))
 if (browserEntries.length > 0) {
   await build({
     entryPoints: browserEntries,
@@ -70,8 +75,14 @@ if (browserEntries.length > 0) {
     logLevel: 'warning',
   })
 }
-// The contribute page's HTML shell, stylesheet and icon, served next to the bundles.
-const pageFiles = ['web-worker/contribute.html', 'web-worker/contribute.css', 'web-worker/icon.svg']
+// The pages' HTML shells, stylesheets and icon, served next to the bundles.
+const pageFiles = [
+  'web-worker/contribute.html',
+  'web-worker/contribute.css',
+  'web-worker/icon.svg',
+  'dashboard/dashboard.html',
+  'dashboard/dashboard.css',
+]
 for (const file of pageFiles.filter((p) => existsSync(p))) {
   mkdirSync('dist/web', { recursive: true })
   copyFileSync(file, join('dist/web', basename(file)))

@@ -54,6 +54,7 @@ export {
   type RunContext,
 } from './job-type.js'
 export * from './protocol.js'
+export * from './ops-views.js'
 export * from './peer-protocol.js'
 export {
   MAX_BATCH_DEPTH,

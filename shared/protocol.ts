@@ -171,6 +171,10 @@ export function workerSigned(r: Rec): WorkerSigned {
   }
 }
 
+/** Where a worker runs: the Node daemon or a browser tab (/contribute). */
+export type WorkerRuntime = 'daemon' | 'browser'
+export const WORKER_RUNTIMES: readonly WorkerRuntime[] = ['daemon', 'browser']
+
 export interface WorkRequest extends WorkerSigned {
   type: 'work.request'
   v: 1
@@ -183,6 +187,8 @@ export interface WorkRequest extends WorkerSigned {
    * in transit and is reissued at once.
    */
   holding?: string[]
+  /** Where the worker runs (optional: older workers do not say); for operators' counts only. */
+  runtime?: WorkerRuntime
 }
 
 export function parseWorkRequest(value: unknown): WorkRequest {
@@ -198,7 +204,14 @@ export function parseWorkRequest(value: unknown): WorkRequest {
     ...(r['holding'] === undefined
       ? {}
       : { holding: stringList(r, 'holding', LIMITS.maxReplicaIds, 96, ID_PATTERN) }),
+    ...(r['runtime'] === undefined ? {} : { runtime: runtimeField(r['runtime']) }),
   }
+}
+
+function runtimeField(v: unknown): WorkerRuntime {
+  const rt = WORKER_RUNTIMES.find((x) => x === v)
+  if (rt === undefined) throw new ProtocolError('runtime must be "daemon" or "browser"')
+  return rt
 }
 
 export interface ResultPayload extends WorkerSigned {

@@ -190,6 +190,7 @@ export function createContributor(init: ContributorInit): Contributor {
         jobTypes: init.jobTypes,
         log: log.child('worker'),
         subjectPrefix: config.subjectPrefix,
+        runtime: 'browser',
       })
       d.on('started', (unit) => emitter.emit('started', unit))
       d.on('refused', (reason) => emitter.emit('refused', reason))

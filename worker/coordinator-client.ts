@@ -29,6 +29,7 @@ import {
   type SignedKind,
   type Subjects,
   type WorkGrant,
+  type WorkerRuntime,
 } from '../shared/index.js'
 
 /** The coordinator answered, but refused the request itself (do not retry the same request). */
@@ -67,6 +68,8 @@ export interface CoordinatorClientInit {
    * Without it, `getModule` and `getChunk` are refused here.
    */
   leaseFor?: (need: DataNeed) => string | undefined
+  /** Where this worker runs, told in work requests (operators count workers by runtime). */
+  runtime?: WorkerRuntime
 }
 
 export type ResultFields = ResultItem
@@ -149,7 +152,14 @@ export function createCoordinatorClient(init: CoordinatorClientInit): Coordinato
       call(
         subjects.workRequest,
         'work.request',
-        { type: 'work.request', v: 1, want, accepts, ...(holding === undefined ? {} : { holding }) },
+        {
+          type: 'work.request',
+          v: 1,
+          want,
+          accepts,
+          ...(holding === undefined ? {} : { holding }),
+          ...(init.runtime === undefined ? {} : { runtime: init.runtime }),
+        },
         parseWorkGrant,
       ),
     submitResult,

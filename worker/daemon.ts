@@ -13,6 +13,7 @@ import {
   type Logger,
   type ResultAck,
   type UnitPayload,
+  type WorkerRuntime,
 } from '../shared/index.js'
 import { createCoordinatorClient, type CoordinatorClient } from './coordinator-client.js'
 import { createDispatcher } from './daemon/dispatcher.js'
@@ -54,6 +55,8 @@ export interface WorkerDaemonInit {
   bufferMs?: number
   /** Per NATS request. Default 5000 ms. */
   requestTimeoutMs?: number
+  /** Where this worker runs, told to coordinators in work requests. Default `daemon`. */
+  runtime?: WorkerRuntime
   /** On stop, how long running units may take to finish before they are handed back. Default 30000 ms. */
   drainTimeoutMs?: number
   /** The volunteer's policy (worker/policy): idle pausing, work cap, checkpoints. Default: none. */
@@ -157,6 +160,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     identity: init.identity,
     subjects,
     leaseFor: (need) => intake.leaseFor(need),
+    runtime: init.runtime ?? 'daemon',
     ...(init.requestTimeoutMs === undefined ? {} : { timeoutMs: init.requestTimeoutMs }),
   })
   // Modules named by signed units, hash-checked; unit time limits. Large modules come as chunks from

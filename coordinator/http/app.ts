@@ -17,6 +17,13 @@ import type { DatasetStore } from '../content/dataset-store.js'
 import type { Uploads } from '../content/uploads.js'
 import { authMiddleware } from './auth.js'
 import type { Router } from '@koa/router'
+import type { Metrics } from '../metrics/metrics.js'
+import type { Activity } from '../metrics/activity.js'
+import type { OpsViews } from '../store/ops-views.js'
+import { adminRouter } from './admin-routes.js'
+import { dashboardMiddleware } from './dashboard.js'
+import { httpMetricsMiddleware } from './http-metrics.js'
+import { withTimeout } from '../with-timeout.js'
 
 export interface AppInit {
   store: Store
@@ -39,11 +46,19 @@ export interface AppInit {
   natsUp: () => boolean
   /** Extra routes (the contribute page, added by its own module). */
   extra?: Koa.Middleware[]
+  /** /metrics, HTTP request counts and the dashboard's data. */
+  metrics: Metrics
+  views: OpsViews
+  activity: Activity
 }
+
+/** Longest a scrape of /metrics may take (it reads Redis). */
+const SCRAPE_TIMEOUT_MS = 5_000
 
 export function createApp(init: AppInit): Koa {
   const app = new Koa()
   app.silent = true
+  app.use(httpMetricsMiddleware((...a) => init.metrics.http(...a)))
   app.use(problemMiddleware(init.log, () => init.counters.httpErrors++))
   app.use(async (ctx, next) => {
     ctx.set('X-Content-Type-Options', 'nosniff')
@@ -61,8 +76,21 @@ export function createApp(init: AppInit): Koa {
       ctx.body = { counters: init.counters }
       return
     }
+    if (ctx.path === '/metrics' && ctx.method === 'GET') {
+      const { text, contentType } = await withTimeout(
+        init.metrics.render(),
+        SCRAPE_TIMEOUT_MS,
+        'the scrape',
+      ).catch((err: unknown) => {
+        throw new HttpError(503, 'metrics-unavailable', `metrics not collected: ${(err as Error).message}`)
+      })
+      ctx.type = contentType
+      ctx.body = text
+      return
+    }
     await next()
   })
+  app.use(dashboardMiddleware())
   // Everything below needs a caller (an API key, or anonymous when allowed), except public paths.
   app.use(authMiddleware({ tuning: init.tuning, store: init.store }))
   const { uploads } = init
@@ -96,6 +124,15 @@ export function createApp(init: AppInit): Koa {
       tuning: init.tuning,
       jobTypes: init.jobTypes,
       uploads,
+    }),
+  )
+  mount(
+    adminRouter({
+      store: init.store,
+      views: init.views,
+      activity: init.activity,
+      counters: init.counters,
+      tuning: init.tuning,
     }),
   )
   for (const mw of init.extra ?? []) app.use(mw)

@@ -3,12 +3,10 @@
 // WebSocket listener is and which keys sign units). Every response carries a strict
 // Content-Security-Policy: scripts, workers and styles from this origin only, and network
 // connections to this origin and the NATS WebSocket listener only.
-import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import type Koa from 'koa'
 import { checkWsUrl, ConfigError, PEER_ID_PATTERN, type ContributeConfig } from '../../shared/index.js'
 import { HttpError } from './http-error.js'
+import { CSS, DEFAULT_WEB_DIR, HTML, JS, staticFiles, type Asset } from './static-files.js'
 
 export interface ContributeInit {
   /** Full URL of the NATS WebSocket listener that browsers connect to, e.g. ws://127.0.0.1:8443. */
@@ -21,17 +19,11 @@ export interface ContributeInit {
   webDir?: string
 }
 
-interface Asset {
-  file: string
-  type: string
-}
-
-const JS = 'text/javascript; charset=utf-8'
 const ASSETS: Record<string, Asset> = {
-  '/contribute': { file: 'contribute.html', type: 'text/html; charset=utf-8' },
-  '/contribute/': { file: 'contribute.html', type: 'text/html; charset=utf-8' },
+  '/contribute': { file: 'contribute.html', type: HTML },
+  '/contribute/': { file: 'contribute.html', type: HTML },
   '/contribute/app.js': { file: 'page.js', type: JS },
-  '/contribute/app.css': { file: 'contribute.css', type: 'text/css; charset=utf-8' },
+  '/contribute/app.css': { file: 'contribute.css', type: CSS },
   '/contribute/unit-worker.js': { file: 'unit-worker.js', type: JS },
   '/contribute/icon.svg': { file: 'icon.svg', type: 'image/svg+xml' },
   '/contribute/page.js.map': { file: 'page.js.map', type: 'application/json' },
@@ -68,23 +60,10 @@ function checkInit(init: ContributeInit): ContributeConfig {
 
 export function contributeMiddleware(init: ContributeInit): Koa.Middleware {
   const config = checkInit(init)
-  const webDir = init.webDir ?? fileURLToPath(new URL('../../web/', import.meta.url))
+  const webDir = init.webDir ?? DEFAULT_WEB_DIR
   const csp = contentSecurityPolicy(config.natsWsUrl)
   const configBody = JSON.stringify(config)
-  // The built files do not change while the process runs: read each once (a failed read is retried).
-  const cache = new Map<string, Promise<{ bytes: Buffer; etag: string }>>()
-  const load = (file: string): Promise<{ bytes: Buffer; etag: string }> => {
-    let p = cache.get(file)
-    if (p === undefined) {
-      p = readFile(`${webDir}/${file}`).then((bytes) => ({
-        bytes,
-        etag: `"${createHash('sha256').update(bytes).digest('base64url').slice(0, 22)}"`,
-      }))
-      p.catch(() => cache.delete(file))
-      cache.set(file, p)
-    }
-    return p
-  }
+  const send = staticFiles(webDir)
 
   return async (ctx, next) => {
     if (ctx.path !== '/contribute' && !ctx.path.startsWith('/contribute/')) {
@@ -104,24 +83,6 @@ export function contributeMiddleware(init: ContributeInit): Koa.Middleware {
     }
     const asset = ASSETS[ctx.path]
     if (asset === undefined) throw new HttpError(404, 'not-found', `no file ${ctx.path}`)
-    let file: { bytes: Buffer; etag: string }
-    try {
-      file = await load(asset.file)
-    } catch {
-      throw new HttpError(
-        503,
-        'not-built',
-        `the browser bundle ${asset.file} is missing from ${webDir}: run \`npm run build\``,
-      )
-    }
-    ctx.status = 200
-    ctx.etag = file.etag
-    ctx.set('Cache-Control', 'no-cache')
-    if (ctx.fresh) {
-      ctx.status = 304
-      return
-    }
-    ctx.type = asset.type
-    ctx.body = file.bytes
+    await send(ctx, asset)
   }
 }

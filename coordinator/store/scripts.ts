@@ -683,6 +683,7 @@ if accepted and not contested then
       if was ~= 'valid' then
         redis.call('HINCRBY', wk, 'valid', 1)
         redis.call('HINCRBY', wk, 'creditMs', unitMs)
+        redis.call('HINCRBY', p..'totals', 'creditMs', unitMs)
         redis.call('HINCRBY', wk, 'claimedMs', tonumber(ms))
         if was == 'invalid' then redis.call('HINCRBY', wk, 'invalid', -1) end
         redis.call('HSET', p..'replica:'..rid, 'judged', 'valid')
@@ -693,6 +694,7 @@ if accepted and not contested then
       if was == 'valid' then
         redis.call('HINCRBY', wk, 'valid', -1)
         redis.call('HINCRBY', wk, 'creditMs', -unitMs)
+        redis.call('HINCRBY', p..'totals', 'creditMs', -unitMs)
         redis.call('HINCRBY', wk, 'claimedMs', -tonumber(ms))
       end
       redis.call('HSET', p..'replica:'..rid, 'judged', 'invalid')
