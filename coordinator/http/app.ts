@@ -1,5 +1,5 @@
 // The coordinator's HTTP application: problem+json errors, the jobs, modules, blobs and datasets
-// APIs, health and stats.
+// APIs, health and stats, the OpenAPI document and its page.
 import Koa from 'koa'
 import type { AnyJobType, Logger } from '../../shared/index.js'
 import type { Counters } from '../counters.js'
@@ -17,6 +17,8 @@ import type { DatasetStore } from '../content/dataset-store.js'
 import type { Uploads } from '../content/uploads.js'
 import { authMiddleware } from './auth.js'
 import type { Router } from '@koa/router'
+import { routesOf, type RouteInfo } from './routes.js'
+import { systemRouter } from './system-routes.js'
 
 export interface AppInit {
   store: Store
@@ -37,11 +39,16 @@ export interface AppInit {
   jobTypes: ReadonlyMap<string, AnyJobType>
   /** Whether NATS is connected, for /healthz. */
   natsUp: () => boolean
-  /** Extra routes (the contribute page, added by its own module). */
+  /** Extra routers (volunteer sign-up), documented like the others. */
+  routers?: Router[]
+  /** Extra middleware (the contribute page, added by its own module). */
   extra?: Koa.Middleware[]
 }
 
-export function createApp(init: AppInit): Koa {
+/** The app, and the routes its routers answer (each one documented in GET /openapi.json). */
+export type CoordinatorApp = Koa & { routes(): RouteInfo[] }
+
+export function createApp(init: AppInit): CoordinatorApp {
   const app = new Koa()
   app.silent = true
   app.use(problemMiddleware(init.log, () => init.counters.httpErrors++))
@@ -49,24 +56,10 @@ export function createApp(init: AppInit): Koa {
     ctx.set('X-Content-Type-Options', 'nosniff')
     await next()
   })
-  app.use(async (ctx, next) => {
-    if (ctx.path === '/healthz' && ctx.method === 'GET') {
-      const redis = await init.store.ping().catch(() => false)
-      const nats = init.natsUp()
-      ctx.status = redis && nats ? 200 : 503
-      ctx.body = { ok: redis && nats, redis: redis ? 'up' : 'down', nats: nats ? 'up' : 'down' }
-      return
-    }
-    if (ctx.path === '/v1/stats' && ctx.method === 'GET') {
-      ctx.body = { counters: init.counters }
-      return
-    }
-    await next()
-  })
-  // Everything below needs a caller (an API key, or anonymous when allowed), except public paths.
-  app.use(authMiddleware({ tuning: init.tuning, store: init.store }))
   const { uploads } = init
+  const routers: Router[] = []
   const mount = (router: Router): void => {
+    routers.push(router)
     app.use(router.routes())
     app.use(
       router.allowedMethods({
@@ -77,6 +70,18 @@ export function createApp(init: AppInit): Koa {
       }),
     )
   }
+  mount(
+    systemRouter({
+      store: init.store,
+      counters: init.counters,
+      natsUp: init.natsUp,
+      jobTypes: init.jobTypes,
+      routes: () => routesOf(routers),
+    }),
+  )
+  // Everything below needs a caller (an API key, or anonymous when allowed), except public paths.
+  app.use(authMiddleware({ tuning: init.tuning, store: init.store }))
+  for (const router of init.routers ?? []) mount(router)
   mount(
     modulesRouter({
       modules: init.modules,
@@ -99,5 +104,5 @@ export function createApp(init: AppInit): Koa {
     }),
   )
   for (const mw of init.extra ?? []) app.use(mw)
-  return app
+  return Object.assign(app, { routes: () => routesOf(routers) })
 }
