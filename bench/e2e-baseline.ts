@@ -1,5 +1,6 @@
 // The end-to-end lines' baseline: the units a job was planned into, computed twice (what quorum 2
 // costs at the least) straight on a piscina pool, and merged by the job type into the job's answer.
+import { parseParams } from '../coordinator/schema/params.js'
 import { builtinJobTypes } from '../jobs/index.js'
 import type { JobRecord } from '../coordinator/index.js'
 import { decode, type AnyJobType } from '../shared/index.js'
@@ -21,7 +22,7 @@ export interface PlannedUnits {
 export function plannedUnits(record: JobRecord): PlannedUnits {
   const jobType = builtinJobTypes.get(record.kind)
   if (jobType === undefined) throw new Error(`job type ${record.kind} is not built in`)
-  const params = jobType.parseParams(record.params) as unknown
+  const params: unknown = parseParams(jobType, record.params)
   const inputs = jobType.split(params) as unknown[]
   if (!record.planned || inputs.length !== record.unitsTotal)
     throw new Error(

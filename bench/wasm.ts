@@ -11,6 +11,7 @@ import { launchChromium } from '../scripts/chromium.js'
 import { compileAssemblyScript, ROOT } from '../scripts/wasm-build.js'
 import { decode, generateIdentity, sha256Hex } from '../shared/index.js'
 import { createPoolRunner, type RunTask } from '../worker/index.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 const REPEAT = 7
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
@@ -23,7 +24,7 @@ const ranges: [number, number][] = [
 ]
 
 function wasmTask(from: number, to: number): RunTask {
-  const params = wasm.parseParams({ module: hash, input: { range: { from, to } }, merge: 'sum-u64' })
+  const params = parseParams(wasm, { module: hash, input: { range: { from, to } }, merge: 'sum-u64' })
   return { kind: 'wasm@1', input: wasm.split(params)[0], resources: { [hash]: bytes } }
 }
 const countOf = (output: Uint8Array): bigint => {

@@ -3,6 +3,7 @@
 import { primes, type PrimesInput, type PrimesParams } from '../jobs/index.js'
 import { decode, kindOf } from '../shared/index.js'
 import type { RunOutcome } from '../worker/index.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 /** `kindOf(primes)`: what the runner and the unit thread expect as `kind`. */
 export const PRIMES_KIND = kindOf(primes)
@@ -15,7 +16,7 @@ export interface Workload {
 
 /** `units` units of `unitSize` numbers each, starting at `from`. */
 export function primesWorkload(from: number, unitSize: number, units: number): Workload {
-  const params = primes.parseParams({ from, to: from + unitSize * units, unitSize })
+  const params = parseParams(primes, { from, to: from + unitSize * units, unitSize })
   const inputs = primes.split(params)
   if (inputs.length !== units) throw new Error(`expected ${units} units, the job type made ${inputs.length}`)
   return { params, inputs }

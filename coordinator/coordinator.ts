@@ -28,9 +28,9 @@ import { createUploads, type Uploads } from './content/uploads.js'
 import { createCounters, type Counters } from './counters.js'
 import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
-import { HttpError } from './http/http-error.js'
 import { contributeMiddleware } from './http/contribute.js'
 import { volunteersRouter } from './http/volunteers-routes.js'
+import type { RouteInfo } from './http/routes.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
 import { createPlanner } from './planner/planner.js'
@@ -83,6 +83,8 @@ export interface Coordinator {
   stop(): Promise<void>
   /** Base URL of the HTTP API once started, e.g. http://127.0.0.1:8080. */
   readonly url: string
+  /** Every route of the HTTP API (each documented in GET /openapi.json), once started. */
+  readonly routes: readonly RouteInfo[]
   readonly counters: Counters
   readonly store: Store
   /** WebAssembly modules, by SHA-256 hex. */
@@ -178,17 +180,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             : {}),
         })
   const volunteers = volunteersRouter({ signup, networks })
-  extraHttp.unshift(
-    volunteers.routes() as Koa.Middleware,
-    volunteers.allowedMethods({
-      throw: true,
-      methodNotAllowed: () =>
-        new HttpError(405, 'method-not-allowed', 'this method is not allowed on this path'),
-    }) as Koa.Middleware,
-  )
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
+  let routes: RouteInfo[] = []
   let parts: { stop(): Promise<void> }[] = []
   let backtracker: Backtracker | undefined
 
@@ -198,6 +193,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     modules,
     datasets,
     uploads,
+    get routes() {
+      return routes
+    },
     get url() {
       return url
     },
@@ -356,11 +354,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('http'),
         jobTypes,
         natsUp: () => !nc.isClosed(),
+        routers: [volunteers],
         extra: extraHttp,
         metrics,
         views,
         activity,
       })
+      routes = app.routes()
       const srv = app.listen(init.port ?? 8080, init.host ?? '127.0.0.1')
       server = srv
       await new Promise<void>((resolve, reject) => {

@@ -10,6 +10,7 @@ import type { CoordinatorTuning } from './options.js'
 import { every, type Periodic } from './periodic.js'
 import type { Planner } from './planner/planner.js'
 import type { Store } from './store/store.js'
+import { parseParams } from './schema/index.js'
 
 export interface PipelineInit {
   /** A connection with `maxRetriesPerRequest: null`, as BullMQ requires. */
@@ -69,7 +70,7 @@ export function createPipeline(init: PipelineInit): Pipeline {
     let unitMs: number
     try {
       // The stored params carry the unit size the planner chose at submission.
-      ;({ inputs, unitMs } = await init.planner.units(jobType, jobType.parseParams(rec.params)))
+      ;({ inputs, unitMs } = await init.planner.units(jobType, parseParams(jobType, rec.params)))
     } catch (err) {
       await store.failJob(rec.id, `planning failed: ${(err as Error).message}`, Date.now())
       return
@@ -98,7 +99,7 @@ export function createPipeline(init: PipelineInit): Pipeline {
     })
     let result: unknown
     try {
-      result = jobType.merge(jobType.parseParams(rec.params), outputs) as unknown
+      result = jobType.merge(parseParams(jobType, rec.params), outputs) as unknown
     } catch (err) {
       // A unit that settled on a failure (a wasm trap or time limit agreed by a quorum) fails the job.
       if (!(err instanceof UnrecoverableError)) throw err

@@ -3,12 +3,12 @@
 // hash-checked chunks from their peers (`content(input)`), and searches it for its own range of
 // generated queries (jobs/knn-data.ts), so a unit carries only the dataset's root and the range.
 import { decodeManifest, MAX_CONTENT_BYTES, parseContentRef, type ContentRef } from '../shared/content.js'
-import { DIGEST_HEX } from '../shared/digest.js'
 import { ProtocolError, UnrecoverableError, ValidationError } from '../shared/errors.js'
 import type { JobType, PlanResource } from '../shared/job-type.js'
 import { hooksOf } from './kernel-hooks.js'
 import { searchKnn, type KnnNeighbours } from './knn-search.js'
-import { readInt, readIntList, readRecord, type Fields } from './validate.js'
+import { Closed, HASH_PATTERN, T, type Static } from './schema.js'
+import { readInt, readIntList, readRecord } from './validate.js'
 
 export interface KnnParams {
   /** Root of the dataset's manifest (SHA-256 hex). */
@@ -16,7 +16,7 @@ export interface KnnParams {
   dim: number
   k: number
   queries: { count: number; seed: number }
-  /** Queries per unit (the default is filled in by parseParams). */
+  /** Queries per unit (the default is filled in by completeParams). */
   queriesPerUnit: number
 }
 
@@ -63,16 +63,6 @@ const unitCount = (p: KnnParams): number => Math.ceil(p.queries.count / p.querie
 /** Most queries per unit for this k. */
 const maxQueriesPerUnit = (k: number): number =>
   Math.min(MAX_QUERIES_PER_UNIT, Math.floor(MAX_NEIGHBOURS_PER_UNIT / k))
-
-function readRoot(rec: Fields): string {
-  const v = rec['dataset']
-  if (typeof v !== 'string' || !DIGEST_HEX.test(v))
-    throw new ValidationError(
-      'params.dataset',
-      'must be the root of an uploaded dataset (64 lowercase hex digits)',
-    )
-  return v
-}
 
 /** A content reference from the network; the shared reader's ProtocolError becomes a ValidationError. */
 function readDataset(raw: unknown, dim: number, k: number): ContentRef {
@@ -125,61 +115,50 @@ function datasetSize(params: KnnParams, resource?: PlanResource): number {
   return size
 }
 
-export const knn: JobType<KnnParams, KnnInput, KnnOutput, KnnResult> = {
+const paramsSchema = Closed({
+  dataset: T.String({
+    pattern: HASH_PATTERN,
+    description: 'Root of a dataset uploaded with POST /v1/datasets: rows of dim unsigned bytes',
+    'x-message': 'must be the root of an uploaded dataset (64 lowercase hex digits)',
+  }),
+  dim: T.Integer({ minimum: 1, maximum: MAX_DIM, description: 'Bytes per row; divides the size' }),
+  k: T.Integer({ minimum: 1, maximum: MAX_K, description: 'Neighbours per query, at most the rows' }),
+  queries: Closed(
+    {
+      count: T.Integer({ minimum: 1, maximum: MAX_QUERIES }),
+      seed: T.Optional(T.Integer({ minimum: 0, maximum: MAX_SEED, default: 0 })),
+    },
+    { description: 'Query j is dim bytes generated from (seed, j)' },
+  ),
+  queriesPerUnit: T.Optional(
+    T.Integer({
+      minimum: 1,
+      maximum: MAX_QUERIES_PER_UNIT,
+      description: `Chosen by the planner when absent; at most ${MAX_NEIGHBOURS_PER_UNIT} / k, and at most ${MAX_UNITS} units per job`,
+    }),
+  ),
+})
+
+/** What a submitter sends. */
+export type KnnRequest = Static<typeof paramsSchema>
+
+export const knn: JobType<KnnParams, KnnInput, KnnOutput, KnnResult, KnnRequest> = {
   name: 'knn',
   version: 1,
   description:
     'Exact k-nearest-neighbour search (squared L2 over bytes) of generated queries in an uploaded dataset (POST /v1/datasets).',
-  paramsSchema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['dataset', 'dim', 'k', 'queries'],
-    properties: {
-      dataset: {
-        type: 'string',
-        pattern: '^[0-9a-f]{64}$',
-        description: 'Root of a dataset uploaded with POST /v1/datasets: rows of dim unsigned bytes',
-      },
-      dim: { type: 'integer', minimum: 1, maximum: MAX_DIM, description: 'Bytes per row; divides the size' },
-      k: {
-        type: 'integer',
-        minimum: 1,
-        maximum: MAX_K,
-        description: 'Neighbours per query, at most the rows',
-      },
-      queries: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['count'],
-        description: 'Query j is dim bytes generated from (seed, j)',
-        properties: {
-          count: { type: 'integer', minimum: 1, maximum: MAX_QUERIES },
-          seed: { type: 'integer', minimum: 0, maximum: MAX_SEED, default: 0 },
-        },
-      },
-      queriesPerUnit: {
-        type: 'integer',
-        minimum: 1,
-        maximum: MAX_QUERIES_PER_UNIT,
-        description: `Default ${DEFAULT_QUERIES_PER_UNIT}; at most ${MAX_NEIGHBOURS_PER_UNIT} / k, and at most ${MAX_UNITS} units per job`,
-      },
-    },
-  },
+  paramsSchema,
   maxUnits: MAX_UNITS,
 
-  parseParams(raw) {
-    const rec = readRecord(raw, 'params', ['dataset', 'dim', 'k', 'queries', 'queriesPerUnit'], 'parameter')
-    const dataset = readRoot(rec)
-    const dim = readInt(rec, 'params', 'dim', 1, MAX_DIM)
-    const k = readInt(rec, 'params', 'k', 1, MAX_K)
-    const q = readRecord(rec['queries'], 'params.queries', ['count', 'seed'])
-    const queries = {
-      count: readInt(q, 'params.queries', 'count', 1, MAX_QUERIES),
-      seed: readInt(q, 'params.queries', 'seed', 0, MAX_SEED, 0),
-    }
+  completeParams(given) {
+    const { dataset, dim, k } = given
+    const queries = { count: given.queries.count, seed: given.queries.seed ?? 0 }
     const most = maxQueriesPerUnit(k)
-    const fallback = Math.min(most, Math.max(DEFAULT_QUERIES_PER_UNIT, Math.ceil(queries.count / MAX_UNITS)))
-    const queriesPerUnit = readInt(rec, 'params', 'queriesPerUnit', 1, most, fallback)
+    if (given.queriesPerUnit !== undefined && given.queriesPerUnit > most)
+      throw new ValidationError('params.queriesPerUnit', `must be at most ${most} for k = ${k}`)
+    const queriesPerUnit =
+      given.queriesPerUnit ??
+      Math.min(most, Math.max(DEFAULT_QUERIES_PER_UNIT, Math.ceil(queries.count / MAX_UNITS)))
     const params = { dataset, dim, k, queries, queriesPerUnit }
     if (unitCount(params) > MAX_UNITS) {
       throw new ValidationError(

@@ -5,10 +5,11 @@ import type { JobType } from '../shared/job-type.js'
 import { countCompletions, placePrefix, validPrefixes } from './nqueens-search.js'
 import { readInt, readIntList, readRecord } from './validate.js'
 import { hooksOf } from './kernel-hooks.js'
+import { Closed, T, type Static } from './schema.js'
 
 export interface NQueensParams {
   n: number
-  /** Rows placed by `split` (the default is filled in by parseParams). */
+  /** Rows placed by `split` (the default is filled in by completeParams). */
   depth: number
 }
 
@@ -50,31 +51,32 @@ function prefixes(params: NQueensParams): number[][] {
   return found.length > 0 ? found : [[]]
 }
 
-export const nqueens: JobType<NQueensParams, NQueensInput, NQueensOutput, NQueensResult> = {
+const paramsSchema = Closed({
+  n: T.Integer({ minimum: 1, maximum: MAX_N, description: 'Board size' }),
+  depth: T.Optional(
+    T.Integer({
+      minimum: 0,
+      maximum: MAX_DEPTH,
+      description: 'Rows placed per unit (at most n); chosen by the planner when absent',
+    }),
+  ),
+})
+
+/** What a submitter sends. */
+export type NQueensRequest = Static<typeof paramsSchema>
+
+export const nqueens: JobType<NQueensParams, NQueensInput, NQueensOutput, NQueensResult, NQueensRequest> = {
   name: 'nqueens',
   version: 1,
   description: 'Count the ways to place n non-attacking queens on an n×n board.',
-  paramsSchema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['n'],
-    properties: {
-      n: { type: 'integer', minimum: 1, maximum: MAX_N, description: 'Board size' },
-      depth: {
-        type: 'integer',
-        minimum: 0,
-        maximum: MAX_DEPTH,
-        description: 'Rows placed per unit (at most n); default 1 for n <= 6, 2 for n <= 13, else 3',
-      },
-    },
-  },
+  paramsSchema,
   maxUnits: MAX_UNITS,
 
-  parseParams(raw) {
-    const rec = readRecord(raw, 'params', ['n', 'depth'], 'parameter')
-    const n = readInt(rec, 'params', 'n', 1, MAX_N)
-    const depth = readInt(rec, 'params', 'depth', 0, Math.min(n, MAX_DEPTH), defaultDepth(n))
-    return { n, depth }
+  completeParams(given) {
+    const { n } = given
+    if (given.depth !== undefined && given.depth > n)
+      throw new ValidationError('params.depth', `must be at most params.n (${n})`)
+    return { n, depth: given.depth ?? defaultDepth(n) }
   },
 
   estimateCost(params) {

@@ -4,11 +4,12 @@ import type { JobType } from '../shared/job-type.js'
 import { countPrimes, SIEVE_LIMIT } from './primes-sieve.js'
 import { readInt, readRecord } from './validate.js'
 import { hooksOf } from './kernel-hooks.js'
+import { Closed, T, type Static } from './schema.js'
 
 export interface PrimesParams {
   from: number
   to: number
-  /** Numbers per unit (the default is filled in by parseParams). */
+  /** Numbers per unit (the default is filled in by completeParams). */
   unitSize: number
 }
 
@@ -39,41 +40,36 @@ function unitCount(p: PrimesParams): number {
   return Math.ceil((p.to - p.from) / p.unitSize)
 }
 
-export const primes: JobType<PrimesParams, PrimesInput, PrimesOutput, PrimesResult> = {
+const paramsSchema = Closed({
+  from: T.Optional(
+    T.Integer({ minimum: 0, maximum: SIEVE_LIMIT - 1, default: 0, description: 'First number' }),
+  ),
+  to: T.Integer({ minimum: 1, maximum: SIEVE_LIMIT, description: 'End of the range (excluded)' }),
+  unitSize: T.Optional(
+    T.Integer({
+      minimum: MIN_UNIT_SIZE,
+      maximum: MAX_UNIT_SIZE,
+      description: `Numbers per unit; chosen by the planner when absent; at most ${MAX_UNITS} units per job`,
+    }),
+  ),
+})
+
+/** What a submitter sends. */
+export type PrimesRequest = Static<typeof paramsSchema>
+
+export const primes: JobType<PrimesParams, PrimesInput, PrimesOutput, PrimesResult, PrimesRequest> = {
   name: 'primes',
   version: 1,
   description: 'Count the primes in [from, to) with a segmented sieve of Eratosthenes.',
-  paramsSchema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['to'],
-    properties: {
-      from: {
-        type: 'integer',
-        minimum: 0,
-        maximum: SIEVE_LIMIT - 1,
-        default: 0,
-        description: 'First number',
-      },
-      to: { type: 'integer', minimum: 1, maximum: SIEVE_LIMIT, description: 'End of the range (excluded)' },
-      unitSize: {
-        type: 'integer',
-        minimum: MIN_UNIT_SIZE,
-        maximum: MAX_UNIT_SIZE,
-        description: `Numbers per unit; default ${DEFAULT_UNIT_SIZE}, at most ${MAX_UNITS} units per job`,
-      },
-    },
-  },
+  paramsSchema,
   maxUnits: MAX_UNITS,
 
-  parseParams(raw) {
-    const rec = readRecord(raw, 'params', ['from', 'to', 'unitSize'], 'parameter')
-    const to = readInt(rec, 'params', 'to', 1, SIEVE_LIMIT)
-    const from = readInt(rec, 'params', 'from', 0, SIEVE_LIMIT - 1, 0)
+  completeParams(given) {
+    const to = given.to
+    const from = given.from ?? 0
     if (from >= to) throw new ValidationError('params.from', 'must be less than params.to')
     const range = to - from
-    const fallback = Math.max(1, DEFAULT_UNIT_SIZE, Math.ceil(range / MAX_UNITS))
-    const unitSize = readInt(rec, 'params', 'unitSize', MIN_UNIT_SIZE, MAX_UNIT_SIZE, fallback)
+    const unitSize = given.unitSize ?? Math.max(DEFAULT_UNIT_SIZE, Math.ceil(range / MAX_UNITS))
     const params = { from, to, unitSize }
     if (unitCount(params) > MAX_UNITS) {
       throw new ValidationError(

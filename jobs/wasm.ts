@@ -9,6 +9,7 @@ import { fromBase64Url, toBase64Url, UnrecoverableError, ValidationError } from 
 import type { JobType } from '../shared/job-type.js'
 import { fromBase64, toBase64 } from './wasm/base64.js'
 import { runModule } from './wasm/sandbox.js'
+import { Closed, HASH_PATTERN, StringEnum, T, type Static } from './schema.js'
 import { readInt, readRecord, type Fields } from './validate.js'
 
 export type WasmMerge = 'list' | 'concat' | 'sum-u64'
@@ -56,36 +57,12 @@ export const MAX_UNIT_OUTPUT_BYTES = 768 * 1024
 const TIME_LIMIT = { min: 100, max: 120_000, fallback: 10_000 }
 const MERGES: readonly WasmMerge[] = ['list', 'concat', 'sum-u64']
 
-function readString(
-  rec: Fields,
-  path: string,
-  key: string,
-  allowed: readonly string[],
-  fallback?: string,
-): string {
-  const v = Object.hasOwn(rec, key) ? rec[key] : undefined
-  if (v === undefined && fallback !== undefined) return fallback
-  if (typeof v !== 'string' || !allowed.includes(v))
-    throw new ValidationError(`${path}.${key}`, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`)
-  return v
-}
-
 function readHash(rec: Fields, path: string): string {
   const v = rec['module']
   if (typeof v !== 'string' || !HASH.test(v))
     throw new ValidationError(
       `${path}.module`,
       'must be the SHA-256 hex of an uploaded module (64 lowercase hex digits)',
-    )
-  return v
-}
-
-function readBlobHash(rec: Fields): string {
-  const v = rec['blob']
-  if (typeof v !== 'string' || !HASH.test(v))
-    throw new ValidationError(
-      'params.input.blob',
-      'must be the SHA-256 hex of an uploaded blob (64 lowercase hex digits)',
     )
   return v
 }
@@ -145,42 +122,90 @@ const recordCount = (p: WasmParams): number =>
 
 const unitCount = (p: WasmParams): number => Math.ceil(recordCount(p) / p.recordsPerUnit)
 
-function parseInputParam(raw: unknown): WasmParams['input'] {
-  const rec = readRecord(raw, 'params.input', ['records', 'encoding', 'range', 'blob', 'split'])
-  const given = ['records', 'range', 'blob'].filter((k) => rec[k] !== undefined)
-  if (given.length > 1) throw new ValidationError('params.input', 'give one of records, range or blob')
-  if (rec['blob'] !== undefined) {
-    if (rec['encoding'] !== undefined)
-      throw new ValidationError('params.input.encoding', 'applies to records only, not to a blob')
-    const blob = readBlobHash(rec)
-    const s = rec['split']
-    if (s === 'lines') return { blob, split: 'lines' }
-    if (typeof s !== 'object' || s === null)
-      throw new ValidationError('params.input.split', 'must be "lines" or {"bytes": n}')
-    const r = readRecord(s, 'params.input.split', ['bytes'])
-    return { blob, split: { bytes: readInt(r, 'params.input.split', 'bytes', 1, MAX_RECORD_BYTES) } }
-  }
-  if (rec['split'] !== undefined) throw new ValidationError('params.input.split', 'applies to a blob only')
-  if (rec['range'] !== undefined) {
-    if (rec['encoding'] !== undefined)
-      throw new ValidationError('params.input.encoding', 'applies to records only, not to a range')
-    const r = readRecord(rec['range'], 'params.input.range', ['from', 'to', 'step'])
-    const from = readInt(r, 'params.input.range', 'from', 0, Number.MAX_SAFE_INTEGER - 1)
-    const to = readInt(r, 'params.input.range', 'to', 1, Number.MAX_SAFE_INTEGER)
+const hash = (what: string) =>
+  T.String({
+    pattern: HASH_PATTERN,
+    description: `SHA-256 hex of ${what}`,
+    'x-message': `must be the SHA-256 hex of ${what} (64 lowercase hex digits)`,
+  })
+
+const paramsSchema = Closed({
+  module: hash('a module uploaded with POST /v1/modules'),
+  input: T.Union(
+    [
+      Closed(
+        {
+          records: T.Array(T.String(), { minItems: 1, maxItems: MAX_INLINE_RECORDS }),
+          encoding: T.Optional(StringEnum(['base64', 'utf8'], { default: 'base64' })),
+        },
+        { description: 'Inline records' },
+      ),
+      Closed(
+        {
+          range: Closed({
+            from: T.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER - 1 }),
+            to: T.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+            step: T.Optional(
+              T.Integer({
+                minimum: 1,
+                maximum: Number.MAX_SAFE_INTEGER,
+                description: 'default: to - from (one record)',
+              }),
+            ),
+          }),
+        },
+        { description: 'Records [x, min(x+step, to)) as two little-endian i64' },
+      ),
+      Closed(
+        {
+          blob: hash('a blob uploaded with POST /v1/blobs'),
+          split: T.Union(
+            [T.Literal('lines'), Closed({ bytes: T.Integer({ minimum: 1, maximum: MAX_RECORD_BYTES }) })],
+            {
+              description: '"lines": one record per line, without the newline; {bytes}: pieces of that size',
+              'x-message': 'must be "lines" or {"bytes": n}',
+            },
+          ),
+        },
+        { description: 'The lines or fixed-size pieces of an uploaded blob' },
+      ),
+    ],
+    {
+      description: 'records: inline records; range: sub-ranges of integers; blob: pieces of an uploaded blob',
+    },
+  ),
+  recordsPerUnit: T.Optional(T.Integer({ minimum: 1, maximum: MAX_RECORDS_PER_UNIT, default: 1 })),
+  timeLimitMs: T.Optional(
+    T.Integer({
+      minimum: TIME_LIMIT.min,
+      maximum: TIME_LIMIT.max,
+      default: TIME_LIMIT.fallback,
+      description: 'Wall-clock limit per unit; a unit past it fails with "time limit"',
+    }),
+  ),
+  merge: T.Optional(
+    StringEnum(MERGES, { default: 'list', description: 'How unit outputs become the result' }),
+  ),
+  compare: T.Optional(
+    StringEnum(['exact'], { default: 'exact', description: 'Outputs agree when byte-identical' }),
+  ),
+})
+
+/** What a submitter sends. */
+export type WasmRequest = Static<typeof paramsSchema>
+
+/** The input the schema accepted, completed: the range's step, each record's size and encoding checked. */
+function completeInput(given: WasmRequest['input']): WasmParams['input'] {
+  if ('blob' in given) return { blob: given.blob, split: given.split }
+  if ('range' in given) {
+    const { from, to } = given.range
     if (from >= to)
       throw new ValidationError('params.input.range.from', 'must be less than params.input.range.to')
-    const step = readInt(r, 'params.input.range', 'step', 1, Number.MAX_SAFE_INTEGER, to - from)
-    return { range: { from, to, step } }
+    return { range: { from, to, step: given.range.step ?? to - from } }
   }
-  const list = rec['records']
-  if (!Array.isArray(list)) throw new ValidationError('params.input', 'needs records (a list), range or blob')
-  if (list.length === 0 || list.length > MAX_INLINE_RECORDS)
-    throw new ValidationError('params.input.records', `must have 1..${MAX_INLINE_RECORDS} items`)
-  const encoding = readString(rec, 'params.input', 'encoding', ['base64', 'utf8'], 'base64') as
-    'base64' | 'utf8'
-  list.forEach((item: unknown, i) => {
+  const encoding = given.encoding ?? 'base64'
+  given.records.forEach((item, i) => {
     const field = `params.input.records[${i}]`
-    if (typeof item !== 'string') throw new ValidationError(field, 'must be a string')
     let n: number
     try {
       n = encoding === 'utf8' ? new TextEncoder().encode(item).length : fromBase64(item).length
@@ -189,7 +214,7 @@ function parseInputParam(raw: unknown): WasmParams['input'] {
     }
     if (n > MAX_RECORD_BYTES) throw new ValidationError(field, `must be at most ${MAX_RECORD_BYTES} bytes`)
   })
-  return { records: list as string[], encoding }
+  return { records: given.records, encoding }
 }
 
 function sumU64(outputs: Uint8Array[]): string {
@@ -201,107 +226,22 @@ function sumU64(outputs: Uint8Array[]): string {
   return sum.toString()
 }
 
-export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult> = {
+export const wasm: JobType<WasmParams, WasmInput, WasmOutput, WasmResult, WasmRequest> = {
   name: 'wasm',
   version: 1,
   description:
-    'Run an uploaded WebAssembly module (POST /v1/modules) on records: an inline list or the sub-ranges of an integer range.',
-  paramsSchema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['module', 'input'],
-    properties: {
-      module: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 hex of an uploaded module' },
-      input: {
-        description:
-          'records: inline records; range: records [x, min(x+step, to)) as two little-endian i64; blob: the lines or fixed-size pieces of a blob uploaded with POST /v1/blobs',
-        oneOf: [
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['records'],
-            properties: {
-              records: {
-                type: 'array',
-                items: { type: 'string' },
-                minItems: 1,
-                maxItems: MAX_INLINE_RECORDS,
-              },
-              encoding: { enum: ['base64', 'utf8'], default: 'base64' },
-            },
-          },
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['range'],
-            properties: {
-              range: {
-                type: 'object',
-                additionalProperties: false,
-                required: ['from', 'to'],
-                properties: {
-                  from: { type: 'integer', minimum: 0 },
-                  to: { type: 'integer', minimum: 1 },
-                  step: { type: 'integer', minimum: 1, description: 'default: to - from (one record)' },
-                },
-              },
-            },
-          },
-          {
-            type: 'object',
-            additionalProperties: false,
-            required: ['blob', 'split'],
-            properties: {
-              blob: {
-                type: 'string',
-                pattern: '^[0-9a-f]{64}$',
-                description: 'SHA-256 hex of an uploaded blob',
-              },
-              split: {
-                description:
-                  '"lines": one record per line, without the newline; {bytes}: pieces of that size',
-                oneOf: [
-                  { const: 'lines' },
-                  {
-                    type: 'object',
-                    additionalProperties: false,
-                    required: ['bytes'],
-                    properties: { bytes: { type: 'integer', minimum: 1, maximum: MAX_RECORD_BYTES } },
-                  },
-                ],
-              },
-            },
-          },
-        ],
-      },
-      recordsPerUnit: { type: 'integer', minimum: 1, maximum: MAX_RECORDS_PER_UNIT, default: 1 },
-      timeLimitMs: {
-        type: 'integer',
-        minimum: TIME_LIMIT.min,
-        maximum: TIME_LIMIT.max,
-        default: TIME_LIMIT.fallback,
-        description: 'Wall-clock limit per unit; a unit past it fails with "time limit"',
-      },
-      merge: { enum: MERGES, default: 'list', description: 'How unit outputs become the result' },
-      compare: { enum: ['exact'], default: 'exact', description: 'Outputs agree when byte-identical' },
-    },
-  },
+    'Run an uploaded WebAssembly module (POST /v1/modules) on records: an inline list, the sub-ranges of an integer range, or the lines or pieces of an uploaded blob (POST /v1/blobs).',
+  paramsSchema,
   maxUnits: MAX_UNITS,
 
-  parseParams(raw) {
-    const rec = readRecord(
-      raw,
-      'params',
-      ['module', 'input', 'recordsPerUnit', 'timeLimitMs', 'merge', 'compare'],
-      'parameter',
-    )
+  completeParams(given) {
     const params: WasmParams = {
-      module: readHash(rec, 'params'),
-      input: parseInputParam(rec['input']),
-      recordsPerUnit: readInt(rec, 'params', 'recordsPerUnit', 1, MAX_RECORDS_PER_UNIT, 1),
-      timeLimitMs: readInt(rec, 'params', 'timeLimitMs', TIME_LIMIT.min, TIME_LIMIT.max, TIME_LIMIT.fallback),
-      merge: readString(rec, 'params', 'merge', MERGES, 'list') as WasmMerge,
-      compare: readString(rec, 'params', 'compare', ['exact'], 'exact') as 'exact',
+      module: given.module,
+      input: completeInput(given.input),
+      recordsPerUnit: given.recordsPerUnit ?? 1,
+      timeLimitMs: given.timeLimitMs ?? TIME_LIMIT.fallback,
+      merge: given.merge ?? 'list',
+      compare: given.compare ?? 'exact',
     }
     if (unitCount(params) > MAX_UNITS) {
       throw new ValidationError(

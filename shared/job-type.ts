@@ -1,5 +1,6 @@
 // The job-type contract. A job type is pure, deterministic and isomorphic: the same `run` executes
 // in piscina threads and in browser Web Workers, so kernels never import `node:` modules.
+import type { TSchema } from '@sinclair/typebox'
 import type { ContentRef } from './content.js'
 
 /** What a running kernel may use. Every field is optional for the kernel to call. */
@@ -54,22 +55,27 @@ export interface Granularity<P> {
   resize(params: P, unitSeconds: number, resource?: PlanResource): P
 }
 
-export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
+export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown, Q = unknown> {
   /** Lowercase name, `[a-z][a-z0-9-]*`. */
   readonly name: string
   /** Bumped whenever `run` could give a different output for the same input. */
   readonly version: number
   /** One line for people. */
   readonly description: string
-  /** JSON Schema of the params, published by `GET /v1/job-types`. */
-  readonly paramsSchema: Record<string, unknown>
+  /**
+   * JSON Schema (built with TypeBox) of the params a submitter sends: the coordinator validates
+   * requests against it, `GET /v1/job-types` and `GET /openapi.json` publish it. `Q` is its static type.
+   */
+  readonly paramsSchema: TSchema
   /** Most units one job of this type may split into. */
   readonly maxUnits: number
   /**
-   * Parse untrusted params (from an HTTP body). Throws ValidationError whose `field` names the
-   * offending field, e.g. `params.to`.
+   * Params that `paramsSchema` accepted, completed: the defaults filled in and the rules no schema
+   * can say checked (`from` < `to`, the unit count). Throws ValidationError whose `field` names the
+   * offending field, e.g. `params.from`. Untrusted params go through the coordinator's
+   * `parseParams(jobType, raw)`, which checks the schema first.
    */
-  parseParams(raw: unknown): P
+  completeParams(params: Q): P
   /**
    * Cost of a job with these params, without splitting it. `resource` gives what
    * `planResources(params)` names when the caller has loaded it (a dataset's size sharpens the estimate).
@@ -124,7 +130,7 @@ export interface JobType<P = unknown, I = unknown, O = unknown, R = unknown> {
 }
 
 /** A job type whose generic parameters are erased, as stored in a registry. */
-export type AnyJobType = JobType<any, any, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+export type AnyJobType = JobType<any, any, any, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export function kindOf(jobType: { name: string; version: number }): string {
   return `${jobType.name}@${jobType.version}`

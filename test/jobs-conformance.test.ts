@@ -9,6 +9,7 @@ import { manifestOf } from '../shared/content.js'
 import { sha256Hex } from '../shared/digest.js'
 import type { RunContext } from '../shared/job-type.js'
 import { fnv1aBase64, fnvModule, primesModule } from './helpers/wasm.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 // The wasm job type runs the example modules, handed to it as resources the way workers do.
 const fnvBytes = await fnvModule()
@@ -296,15 +297,15 @@ for (const [kind, anyType] of builtinJobTypes) {
 
   test(`${name} - refuses bad params naming the field`, (t) => {
     for (const [params, field] of suite.badParams) {
-      const err = t.throws(() => type.parseParams(params), { instanceOf: ValidationError })
+      const err = t.throws(() => parseParams(type, params), { instanceOf: ValidationError })
       t.is(err?.field, field, JSON.stringify(params))
     }
   })
 
   for (const c of suite.good) {
     test(`${name} - ${c.title}`, (t) => {
-      const params = type.parseParams(c.params)
-      t.deepEqual(type.parseParams(JSON.parse(JSON.stringify(params))), params, 'parsed params re-parse')
+      const params = parseParams(type, c.params)
+      t.deepEqual(parseParams(type, JSON.parse(JSON.stringify(params))), params, 'parsed params re-parse')
       const inputs = type.split(params, resource)
       t.true(inputs.length >= 1 && inputs.length <= type.maxUnits)
       t.is(type.estimateCost(params).units, inputs.length)
@@ -324,26 +325,26 @@ for (const [kind, anyType] of builtinJobTypes) {
   }
 
   test(`${name} - refuses malformed inputs`, (t) => {
-    const params = type.parseParams(suite.good[0]?.params)
+    const params = parseParams(type, suite.good[0]?.params)
     const valid = type.split(params, resource)[0]
     for (const raw of [...malformed(valid), ...suite.badInputs])
       refuses(t, (r) => type.parseInput(r), raw, 'input')
   })
 
   test(`${name} - refuses malformed outputs`, (t) => {
-    const params = type.parseParams(suite.good[0]?.params)
+    const params = parseParams(type, suite.good[0]?.params)
     const valid = type.run(type.split(params, resource)[0], ctx())
     for (const raw of [...malformed(valid), ...suite.badOutputs])
       refuses(t, (r) => type.parseOutput(r), raw, 'output')
   })
 
   test(`${name} - merge refuses a wrong number of outputs`, (t) => {
-    const params = type.parseParams(suite.good[0]?.params)
+    const params = parseParams(type, suite.good[0]?.params)
     t.throws(() => type.merge(params, []), { instanceOf: ValidationError })
   })
 
   test(`${name} - run stops with an AbortError when aborted`, (t) => {
-    const input = type.split(type.parseParams(suite.good[0]?.params), resource)[0]
+    const input = type.split(parseParams(type, suite.good[0]?.params), resource)[0]
     const err = t.throws(() => type.run(input, ctx({ signal: AbortSignal.abort() })))
     t.is(err?.name, 'AbortError')
   })
@@ -351,7 +352,7 @@ for (const [kind, anyType] of builtinJobTypes) {
 
 test('primes - counts 50,847,534 primes below 10^9', (t) => {
   const started = performance.now()
-  const params = primes.parseParams({ to: 1e9 })
+  const params = parseParams(primes, { to: 1e9 })
   const outputs = primes.split(params).map((input) => primes.run(input, {}))
   t.deepEqual(primes.merge(params, outputs), { count: 50_847_534, from: 0, to: 1e9 })
   t.log(`pi(10^9) in ${outputs.length} units: ${Math.round(performance.now() - started)} ms`)
@@ -359,7 +360,7 @@ test('primes - counts 50,847,534 primes below 10^9', (t) => {
 
 test('nqueens - counts 365,596 solutions for n=14', (t) => {
   const started = performance.now()
-  const params = nqueens.parseParams({ n: 14 })
+  const params = parseParams(nqueens, { n: 14 })
   const outputs = nqueens.split(params).map((input) => nqueens.run(input, {}))
   t.deepEqual(nqueens.merge(params, outputs), { n: 14, solutions: 365_596 })
   t.log(`Q(14) in ${outputs.length} units: ${Math.round(performance.now() - started)} ms`)

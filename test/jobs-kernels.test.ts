@@ -4,6 +4,7 @@ import { ValidationError } from '../shared/errors.js'
 import { nqueens, primes } from '../jobs/index.js'
 import { countCompletions, validPrefixes } from '../jobs/nqueens-search.js'
 import { countPrimes } from '../jobs/primes-sieve.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 function isPrimeSmall(n: number): boolean {
   if (n < 2) return false
@@ -70,7 +71,7 @@ test('primes - counts primes just below 10^12 like Miller-Rabin', (t) => {
 })
 
 test('primes - splits into contiguous units of the default size', (t) => {
-  const params = primes.parseParams({ from: 5, to: 25_000_010 })
+  const params = parseParams(primes, { from: 5, to: 25_000_010 })
   t.is(params.unitSize, 1e7)
   const units = primes.split(params)
   t.deepEqual(units, [
@@ -78,15 +79,15 @@ test('primes - splits into contiguous units of the default size', (t) => {
     { from: 10_000_005, to: 20_000_005 },
     { from: 20_000_005, to: 25_000_010 },
   ])
-  t.is(primes.split(primes.parseParams({ to: 1e12 })).length, primes.maxUnits)
+  t.is(primes.split(parseParams(primes, { to: 1e12 })).length, primes.maxUnits)
 })
 
 test('primes - explains refused params in the message', (t) => {
-  const negative = t.throws(() => primes.parseParams({ to: -1 }), { instanceOf: ValidationError })
+  const negative = t.throws(() => parseParams(primes, { to: -1 }), { instanceOf: ValidationError })
   t.regex(negative?.message ?? '', /^params\.to: must be an integer/)
-  const unknown = t.throws(() => primes.parseParams({ to: 10, foo: 1 }), { instanceOf: ValidationError })
-  t.is(unknown?.message, 'params.foo: unknown parameter')
-  const tooMany = t.throws(() => primes.parseParams({ to: 1e9, unitSize: 1000 }), {
+  const unknown = t.throws(() => parseParams(primes, { to: 10, foo: 1 }), { instanceOf: ValidationError })
+  t.is(unknown?.message, 'params.foo: unknown field')
+  const tooMany = t.throws(() => parseParams(primes, { to: 1e9, unitSize: 1000 }), {
     instanceOf: ValidationError,
   })
   t.regex(tooMany?.message ?? '', /^params\.unitSize: gives 1000000 units/)
@@ -104,8 +105,8 @@ test('nqueens - counts Q(1..12) at every depth', (t) => {
 })
 
 test('nqueens - picks the default depth from n', (t) => {
-  t.deepEqual(nqueens.parseParams({ n: 6 }), { n: 6, depth: 1 })
-  t.deepEqual(nqueens.parseParams({ n: 13 }), { n: 13, depth: 2 })
-  t.deepEqual(nqueens.parseParams({ n: 14 }), { n: 14, depth: 3 })
-  t.true(nqueens.estimateCost(nqueens.parseParams({ n: 18, depth: 4 })).units <= nqueens.maxUnits)
+  t.deepEqual(parseParams(nqueens, { n: 6 }), { n: 6, depth: 1 })
+  t.deepEqual(parseParams(nqueens, { n: 13 }), { n: 13, depth: 2 })
+  t.deepEqual(parseParams(nqueens, { n: 14 }), { n: 14, depth: 3 })
+  t.true(nqueens.estimateCost(parseParams(nqueens, { n: 18, depth: 4 })).units <= nqueens.maxUnits)
 })

@@ -5,6 +5,7 @@ import { manifestOf } from '../shared/content.js'
 import { UnrecoverableError, ValidationError } from '../shared/errors.js'
 import type { RunContext } from '../shared/job-type.js'
 import { knn, knnDataset, knnQuery, type KnnInput, type KnnOutput } from '../jobs/index.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 /** A dataset as the coordinator and a worker see it: its manifest by root, its bytes by root. */
 interface Hosted {
@@ -112,7 +113,7 @@ test('knn - one unit or many give the same result', async (t) => {
   const h = await host(data)
   const base = { dataset: h.root, dim: 12, k: 6, queries: { count: 23, seed: 5 } }
   const results = [1, 4, 23].map((queriesPerUnit) => {
-    const params = knn.parseParams({ ...base, queriesPerUnit })
+    const params = parseParams(knn, { ...base, queriesPerUnit })
     const inputs = knn.split(params, h.resource)
     t.is(inputs.length, knn.estimateCost(params).units)
     t.deepEqual(
@@ -168,11 +169,11 @@ test('knn - split names the param the dataset contradicts', async (t) => {
     [{ dim: 60, k: 2 }, 'params.k'],
   ]
   for (const [p, field] of cases) {
-    const params = knn.parseParams({ dataset: h.root, queries: { count: 3 }, ...p })
+    const params = parseParams(knn, { dataset: h.root, queries: { count: 3 }, ...p })
     const err = t.throws(() => knn.split(params, h.resource), { instanceOf: ValidationError })
     t.is(err?.field, field, JSON.stringify(p))
   }
-  const ok = knn.parseParams({ dataset: h.root, dim: 6, k: 10, queries: { count: 3 } })
+  const ok = parseParams(knn, { dataset: h.root, dim: 6, k: 10, queries: { count: 3 } })
   t.is(knn.split(ok, h.resource).length, 1)
   const missing = { ...ok, dataset: 'a'.repeat(64) }
   for (const resource of [h.resource, undefined, () => new Uint8Array([1, 2, 3]), () => encode({})]) {
@@ -184,11 +185,11 @@ test('knn - split names the param the dataset contradicts', async (t) => {
 
 test('knn - parseParams fills defaults and names bad fields', (t) => {
   const dataset = 'b'.repeat(64)
-  const params = knn.parseParams({ dataset, dim: 64, k: 10, queries: { count: 100 } })
+  const params = parseParams(knn, { dataset, dim: 64, k: 10, queries: { count: 100 } })
   t.deepEqual(params, { dataset, dim: 64, k: 10, queries: { count: 100, seed: 0 }, queriesPerUnit: 8 })
   t.deepEqual(knn.planResources?.(params), [dataset])
   t.is(knn.estimateCost(params).units, 13)
-  t.is(knn.parseParams({ dataset, dim: 1, k: 1, queries: { count: 1_000_000 } }).queriesPerUnit, 10)
+  t.is(parseParams(knn, { dataset, dim: 1, k: 1, queries: { count: 1_000_000 } }).queriesPerUnit, 10)
   const good = { dataset, dim: 8, k: 4, queries: { count: 10, seed: 1 } }
   const cases: [params: unknown, field: string][] = [
     [{ ...good, dataset: undefined }, 'params.dataset'],
@@ -210,7 +211,7 @@ test('knn - parseParams fills defaults and names bad fields', (t) => {
     [{ ...good, rows: 5 }, 'params.rows'],
   ]
   for (const [raw, field] of cases) {
-    const err = t.throws(() => knn.parseParams(raw), { instanceOf: ValidationError })
+    const err = t.throws(() => parseParams(knn, raw), { instanceOf: ValidationError })
     t.is(err?.field, field, JSON.stringify(raw))
   }
 })
@@ -255,7 +256,7 @@ test('knn - parseOutput and merge refuse wrong lengths and ranges', (t) => {
     const err = t.throws(() => knn.parseOutput(raw), { instanceOf: ValidationError })
     t.is(err?.field, field)
   }
-  const params = knn.parseParams({
+  const params = parseParams(knn, {
     dataset: 'd'.repeat(64),
     dim: 1,
     k: 2,

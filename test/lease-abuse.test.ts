@@ -9,6 +9,7 @@ import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/clu
 import { computeOutput, openUnits, PRIMES } from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
 import { rawVolunteer, type RawVolunteer } from './helpers/volunteer.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 const services = useServices(test)
 
@@ -20,7 +21,7 @@ const volunteer = (t: { teardown(f: () => unknown): void }, cluster: Cluster): P
 /** The job type's estimate of one unit of a primes job, in whole ms: the documented credit per result. */
 function estimateMs(params: unknown): number {
   const primes = builtinJobTypes.get(PRIMES)!
-  return Math.ceil(primes.estimateCost(primes.parseParams(params)).unitSeconds * 1000)
+  return Math.ceil(primes.estimateCost(parseParams(primes, params)).unitSeconds * 1000)
 }
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -10,6 +10,7 @@ import type { DatasetView } from '../scripts/api-client.js'
 import { openContribute, useBrowser } from './helpers/browser.js'
 import { jobUnitResults, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { asCoordinator, useServices } from './helpers/services.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 const services = useServices(test)
 const browser = useBrowser(test)
@@ -53,7 +54,7 @@ async function watchPeerChunks() {
 /** The job's answer computed here with the same kernel, every unit reading the same bytes. */
 async function expectedKnn(bytes: Uint8Array, params: Record<string, unknown>) {
   const { root, encoded } = await manifestOf(bytes)
-  const parsed = knn.parseParams(params)
+  const parsed = parseParams(knn, params)
   const env = { content: (r: string) => (r === root ? bytes : undefined) }
   const outputs = knn.split(parsed, (h) => (h === root ? encoded : undefined)).map((u) => knn.run(u, env))
   return knn.merge(parsed, outputs)

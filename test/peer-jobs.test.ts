@@ -28,6 +28,7 @@ import {
 import { hanging, slow } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 import { connectVolunteer } from './helpers/volunteer.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -182,7 +183,7 @@ async function uploadDataset(cluster: Cluster, bytes: Uint8Array): Promise<strin
 /** The job's answer computed here, unit by unit, with the same kernel. */
 async function localKnn(bytes: Uint8Array, params: Record<string, unknown>) {
   const { root, encoded } = await manifestOf(bytes)
-  const p = knn.parseParams({ ...params, dataset: root })
+  const p = parseParams(knn, { ...params, dataset: root })
   const units = knn.split(p, (h) => (h === root ? encoded : undefined))
   return knn.merge(
     p,

@@ -8,6 +8,7 @@ import { DEFAULT_TUNING } from '../coordinator/options.js'
 import { primes } from '../jobs/index.js'
 import { startCluster, testLogger, waitForJob } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 const services = useServices(test)
 
@@ -42,7 +43,7 @@ test('planner - after workers report their speeds, the next job is planned with 
   await cluster.api.cancel(after.id)
   const expected = choosePlan(
     primes,
-    primes.parseParams(PROBE.params),
+    parseParams(primes, PROBE.params),
     false,
     { unitSeconds: 0.3, minUnitSeconds: 0.05, unitsPerThread: DEFAULT_TUNING.plannerUnitsPerThread },
     { speedFactor: factor, threads: 8, quorum: 2 },

@@ -5,12 +5,13 @@ import { resolveTuning } from '../coordinator/options.js'
 import { choosePlan, sizeGiven, type PlanCapacity } from '../coordinator/planner/choose-plan.js'
 import { findJobType, knn, nqueens, primes } from '../jobs/index.js'
 import { CHUNK_BYTES, encodeManifest, ValidationError, type AnyJobType } from '../shared/index.js'
+import { parseParams } from '../coordinator/schema/index.js'
 
 const POLICY = { unitSeconds: 3, minUnitSeconds: 0.05, unitsPerThread: 3 }
 const EIGHT: PlanCapacity = { threads: 8, quorum: 2 }
 
 const plan = (t: AnyJobType, raw: unknown, capacity = EIGHT, policy = POLICY) =>
-  choosePlan(t, t.parseParams(raw), sizeGiven(t, raw), policy, capacity)
+  choosePlan(t, parseParams(t, raw), sizeGiven(t, raw), policy, capacity)
 
 test('planner - a large job gets units of the target time from the estimate', (t) => {
   // 10^12 numbers at 3 ns: 3,000 s of work, 1,000 units of 3 s.
@@ -89,7 +90,7 @@ test('planner - nqueens picks the depth whose units are nearest the target', (t)
 test("planner - knn sizes units from the dataset's real size when its manifest is at hand", (t) => {
   const root = 'ab'.repeat(32)
   const raw = { dataset: root, dim: 64, k: 4, queries: { count: 10_000 } }
-  const params = knn.parseParams(raw)
+  const params = parseParams(knn, raw)
   const manifest = encodeManifest({
     type: 'manifest',
     v: 1,

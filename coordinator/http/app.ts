@@ -1,5 +1,5 @@
 // The coordinator's HTTP application: problem+json errors, the jobs, modules, blobs and datasets
-// APIs, health and stats.
+// APIs, health and stats, the OpenAPI document and its page.
 import Koa from 'koa'
 import type { AnyJobType, Logger } from '../../shared/index.js'
 import type { Counters } from '../counters.js'
@@ -23,7 +23,8 @@ import type { OpsViews } from '../store/ops-views.js'
 import { adminRouter } from './admin-routes.js'
 import { dashboardMiddleware } from './dashboard.js'
 import { httpMetricsMiddleware } from './http-metrics.js'
-import { withTimeout } from '../with-timeout.js'
+import { routesOf, type RouteInfo } from './routes.js'
+import { systemRouter } from './system-routes.js'
 
 export interface AppInit {
   store: Store
@@ -44,7 +45,9 @@ export interface AppInit {
   jobTypes: ReadonlyMap<string, AnyJobType>
   /** Whether NATS is connected, for /healthz. */
   natsUp: () => boolean
-  /** Extra routes (the contribute page, added by its own module). */
+  /** Extra routers (volunteer sign-up), documented like the others. */
+  routers?: Router[]
+  /** Extra middleware (the contribute page, added by its own module). */
   extra?: Koa.Middleware[]
   /** /metrics, HTTP request counts and the dashboard's data. */
   metrics: Metrics
@@ -52,10 +55,10 @@ export interface AppInit {
   activity: Activity
 }
 
-/** Longest a scrape of /metrics may take (it reads Redis). */
-const SCRAPE_TIMEOUT_MS = 5_000
+/** The app, and the routes its routers answer (each one documented in GET /openapi.json). */
+export type CoordinatorApp = Koa & { routes(): RouteInfo[] }
 
-export function createApp(init: AppInit): Koa {
+export function createApp(init: AppInit): CoordinatorApp {
   const app = new Koa()
   app.silent = true
   app.use(httpMetricsMiddleware((...a) => init.metrics.http(...a)))
@@ -64,37 +67,11 @@ export function createApp(init: AppInit): Koa {
     ctx.set('X-Content-Type-Options', 'nosniff')
     await next()
   })
-  app.use(async (ctx, next) => {
-    if (ctx.path === '/healthz' && ctx.method === 'GET') {
-      const redis = await init.store.ping().catch(() => false)
-      const nats = init.natsUp()
-      ctx.status = redis && nats ? 200 : 503
-      ctx.body = { ok: redis && nats, redis: redis ? 'up' : 'down', nats: nats ? 'up' : 'down' }
-      return
-    }
-    if (ctx.path === '/v1/stats' && ctx.method === 'GET') {
-      ctx.body = { counters: init.counters }
-      return
-    }
-    if (ctx.path === '/metrics' && ctx.method === 'GET') {
-      const { text, contentType } = await withTimeout(
-        init.metrics.render(),
-        SCRAPE_TIMEOUT_MS,
-        'the scrape',
-      ).catch((err: unknown) => {
-        throw new HttpError(503, 'metrics-unavailable', `metrics not collected: ${(err as Error).message}`)
-      })
-      ctx.type = contentType
-      ctx.body = text
-      return
-    }
-    await next()
-  })
   app.use(dashboardMiddleware())
-  // Everything below needs a caller (an API key, or anonymous when allowed), except public paths.
-  app.use(authMiddleware({ tuning: init.tuning, store: init.store }))
   const { uploads } = init
+  const routers: Router[] = []
   const mount = (router: Router): void => {
+    routers.push(router)
     app.use(router.routes())
     app.use(
       router.allowedMethods({
@@ -105,6 +82,19 @@ export function createApp(init: AppInit): Koa {
       }),
     )
   }
+  mount(
+    systemRouter({
+      store: init.store,
+      counters: init.counters,
+      natsUp: init.natsUp,
+      jobTypes: init.jobTypes,
+      metrics: init.metrics,
+      routes: () => routesOf(routers),
+    }),
+  )
+  // Everything below needs a caller (an API key, or anonymous when allowed), except public paths.
+  app.use(authMiddleware({ tuning: init.tuning, store: init.store }))
+  for (const router of init.routers ?? []) mount(router)
   mount(
     modulesRouter({
       modules: init.modules,
@@ -136,5 +126,5 @@ export function createApp(init: AppInit): Koa {
     }),
   )
   for (const mw of init.extra ?? []) app.use(mw)
-  return app
+  return Object.assign(app, { routes: () => routesOf(routers) })
 }

@@ -1,7 +1,10 @@
 // The submitter's API: submit, watch, fetch the result, cancel; list job types.
 import { Router } from '@koa/router'
-import { ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
-import { parseJobRequest } from '../job-request.js'
+import { Readable } from 'node:stream'
+import { decode, ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
+import { parseJobRequest, type JobRequest } from '../job-request.js'
+import { check, parseParams } from '../schema/index.js'
+import { DEFAULT_UNITS_PAGE, MAX_UNITS_PAGE, unitsQuerySchema } from '../schema/jobs.js'
 import type { CoordinatorTuning } from '../options.js'
 import type { Pipeline } from '../pipeline.js'
 import type { Planner } from '../planner/planner.js'
@@ -66,7 +69,7 @@ export function jobView(j: JobRecord) {
     // Backtracking: the result was (or is being) recomputed because an identity that backed some of
     // its units was caught with a wrong result.
     ...(j.revisions.length === 0 ? {} : { revisions: revisionsView(j) }),
-    links: { self: `/v1/jobs/${j.id}`, result: `/v1/jobs/${j.id}/result` },
+    links: { self: `/v1/jobs/${j.id}`, result: `/v1/jobs/${j.id}/result`, units: `/v1/jobs/${j.id}/units` },
   }
 }
 
@@ -88,6 +91,21 @@ function contentNamed(jobType: AnyJobType, params: unknown, inputs: unknown[] | 
     for (const c of jobType.content?.(input) ?? []) named.add(c.root)
   }
   return [...named]
+}
+
+const NDJSON = 'application/x-ndjson'
+/** Units read from Redis per round trip. */
+const UNIT_BATCH = 500
+/** Units one page request looks at, at most, when it filters by state. */
+const MAX_SCAN = 20_000
+
+/** A unit output as JSON: bytes as base64. */
+function jsonValue(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64')
+  if (Array.isArray(v)) return v.map(jsonValue)
+  if (typeof v === 'object' && v !== null)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonValue(x)]))
+  return v
 }
 
 export function jobsRouter(init: JobsRoutesInit): Router {
@@ -118,6 +136,51 @@ export function jobsRouter(init: JobsRoutesInit): Router {
         )
   }
 
+  /** A validated unit's output, parsed by its job type, as JSON. */
+  const outputOf = (job: JobRecord, bytes: Buffer): unknown => {
+    const jobType = find(job.type, job.version)
+    if (jobType === undefined) throw new Error(`job type ${job.type}@${job.version} is not served here`)
+    return jsonValue(jobType.parseOutput(decode(bytes)))
+  }
+
+  /** Units from `cursor` on, in `state` when given: at most `limit`, looking at most at MAX_SCAN. */
+  const unitsPage = async (job: JobRecord, state: string | undefined, cursor: number, limit: number) => {
+    const units: { index: number; state: string; output?: unknown; error?: string }[] = []
+    let at = cursor
+    const end = Math.min(job.unitsTotal, cursor + MAX_SCAN)
+    while (at < end && units.length < limit) {
+      const want = state === undefined ? limit - units.length : UNIT_BATCH
+      const rows = await store.unitRows(job.id, at, Math.min(want, UNIT_BATCH, end - at))
+      for (const r of rows) {
+        at = r.index + 1
+        if (state !== undefined && r.state !== state) continue
+        units.push({
+          index: r.index,
+          state: r.state,
+          ...(r.state === 'validated' && r.output !== null ? { output: outputOf(job, r.output) } : {}),
+          ...(r.state === 'failed' && r.error !== null ? { error: r.error } : {}),
+        })
+        if (units.length === limit) break
+      }
+    }
+    return { units, total: job.unitsTotal, ...(at < job.unitsTotal ? { nextCursor: String(at) } : {}) }
+  }
+
+  /** The NDJSON result: the job on the first line, then one line per unit output, read in batches. */
+  async function* resultLines(job: JobRecord): AsyncGenerator<string> {
+    const { id, type, version, params } = job
+    yield `${JSON.stringify({ id, type, version, params, units: job.unitsTotal })}\n`
+    for (let at = 0; at < job.unitsTotal; at += UNIT_BATCH) {
+      const rows = await store.unitRows(job.id, at, Math.min(UNIT_BATCH, job.unitsTotal - at))
+      let chunk = ''
+      for (const r of rows) {
+        if (r.output === null) throw new Error(`unit ${r.index} of completed job ${job.id} has no output`)
+        chunk += `${JSON.stringify({ unit: r.index, output: outputOf(job, r.output) })}\n`
+      }
+      yield chunk
+    }
+  }
+
   router.get('/job-types', (ctx) => {
     ctx.body = {
       jobTypes: [...init.jobTypes.values()].map((t) => ({
@@ -130,14 +193,8 @@ export function jobsRouter(init: JobsRoutesInit): Router {
     }
   })
 
-  router.post('/jobs', async (ctx) => {
-    const caller = callerOf(ctx)
-    const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, {
-      quorum: tuning.defaultQuorum,
-      minCredibility: tuning.defaultMinCredibility,
-      spotCheckRate: tuning.defaultSpotCheckRate,
-      minUnitSeconds: tuning.plannerMinUnitSeconds,
-    })
+  /** Plans and stores a job for `caller`; its view once planned. */
+  const submit = async (caller: Caller, req: JobRequest, extra: { resubmittedFrom?: string } = {}) => {
     if (req.priority > caller.quota.maxPriority)
       throw new ValidationError('priority', `must be at most ${caller.quota.maxPriority} for this API key`)
     const { jobType } = req
@@ -187,9 +244,64 @@ export function jobsRouter(init: JobsRoutesInit): Router {
     await uploads.touch(caller.owner, named, now + tuning.uploadRetentionMs)
     await pipeline.plan(id)
     const job = await store.getJob(id)
+    return { id, ...(job === undefined ? {} : jobView(job)), ...extra }
+  }
+
+  router.post('/jobs', async (ctx) => {
+    const caller = callerOf(ctx)
+    const req = parseJobRequest(await readJsonBody(ctx, tuning.maxBodyBytes), find, {
+      quorum: tuning.defaultQuorum,
+      minCredibility: tuning.defaultMinCredibility,
+      spotCheckRate: tuning.defaultSpotCheckRate,
+      minUnitSeconds: tuning.plannerMinUnitSeconds,
+    })
+    const view = await submit(caller, req)
     ctx.status = 201
-    ctx.set('Location', `/v1/jobs/${id}`)
-    ctx.body = job === undefined ? { id } : jobView(job)
+    ctx.set('Location', `/v1/jobs/${view.id}`)
+    ctx.body = view
+  })
+
+  router.post('/jobs/:id/resubmit', async (ctx) => {
+    const caller = callerOf(ctx)
+    const old = await loadJob(ctx.params['id'] ?? '', caller)
+    if (old.state !== 'failed' && old.state !== 'cancelled')
+      throw new HttpError(
+        409,
+        'job-not-ended',
+        `job is ${old.state}; only a failed or cancelled job can be submitted again`,
+        { state: old.state },
+      )
+    const jobType = find(old.type, old.version)
+    if (jobType === undefined)
+      throw new ValidationError('type', `job type ${old.type}@${old.version} is no longer served here`)
+    // The stored params are complete (the planner's unit size included): the new job keeps them.
+    const view = await submit(
+      caller,
+      {
+        jobType,
+        params: parseParams(jobType, old.params),
+        sizeGiven: true,
+        quorum: old.quorum,
+        maxReplicas: old.maxReplicas,
+        minCredibility: old.minCredibility,
+        spotCheckRate: old.spotCheckRate,
+        priority: old.priority,
+      },
+      { resubmittedFrom: old.id },
+    )
+    ctx.status = 201
+    ctx.set('Location', `/v1/jobs/${view.id}`)
+    ctx.body = view
+  })
+
+  router.get('/jobs/:id/units', async (ctx) => {
+    const job = await loadJob(ctx.params['id'] ?? '', callerOf(ctx))
+    const q = check(unitsQuerySchema, { ...ctx.query }, '')
+    const limit = q.limit === undefined ? DEFAULT_UNITS_PAGE : Number(q.limit)
+    if (limit > MAX_UNITS_PAGE)
+      throw new ValidationError('limit', `must be an integer in 1..${MAX_UNITS_PAGE}`)
+    const page = await unitsPage(job, q.state, q.cursor === undefined ? 0 : Number(q.cursor), limit)
+    ctx.body = page
   })
 
   router.get('/jobs', async (ctx) => {
@@ -214,6 +326,11 @@ export function jobsRouter(init: JobsRoutesInit): Router {
             ? 'job was cancelled'
             : `job is ${job.state} (${job.unitsValidated} of ${job.unitsTotal} units validated); try again later`
       throw new HttpError(409, 'result-not-ready', why, { state: job.state })
+    }
+    if (ctx.accepts('application/json', NDJSON) === NDJSON) {
+      ctx.type = NDJSON
+      ctx.body = Readable.from(resultLines(job), { objectMode: false })
+      return
     }
     ctx.body = {
       id: job.id,

@@ -776,6 +776,29 @@ export function createStore(init: StoreInit) {
       return out
     },
 
+    /** Units [from, from + count) of a job: state, canonical output when validated, error when failed. */
+    async unitRows(
+      jobId: string,
+      from: number,
+      count: number,
+    ): Promise<{ index: number; state: string; output: Buffer | null; error: string | null }[]> {
+      const pipe = redis.pipeline()
+      for (let j = from; j < from + count; j++)
+        pipe.hmgetBuffer(`${p}unit:${jobId}:${j}`, 'state', 'output', 'error')
+      const res = (await pipe.exec()) ?? []
+      const rows = res.map(([err, v], k) => {
+        if (err) throw err
+        const [state, output, error] = v as (Buffer | null)[]
+        return {
+          index: from + k,
+          state: state?.toString('utf8') ?? 'pending',
+          output: output ?? null,
+          error: error?.toString('utf8') ?? null,
+        }
+      })
+      return rows
+    },
+
     /** Complete (or finish revising) a job merged from its outputs at `generation`; false if stale. */
     async completeJob(jobId: string, result: unknown, generation: number, now: number): Promise<boolean> {
       return (await redis.cohortComplete(p, jobId, JSON.stringify(result), now, String(generation))) === 1
