@@ -9,7 +9,7 @@ import {
   type JobRecord,
 } from '../coordinator/index.js'
 import { builtinJobTypes } from '../jobs/index.js'
-import { createApiClient, type ApiClient } from '../scripts/api-client.js'
+import { connect, type Client, type SubmitRequest } from '../client/index.js'
 import { generateIdentity, type Identity } from '../shared/index.js'
 import { BENCH_API_TUNING } from './api-access.js'
 import { benchLogger } from './log.js'
@@ -33,10 +33,10 @@ export interface BenchCluster {
   coordinator: Coordinator
   /** NATS subject prefix of this cluster (raw protocol clients need it). */
   subjectPrefix: string
-  api: ApiClient
+  api: Client
   workers: WorkerHost
   /** POST a job and wait, polling the coordinator's store, until it has completed. */
-  runJob(body: unknown, opts?: RunJobOptions): Promise<JobRun>
+  runJob(body: SubmitRequest, opts?: RunJobOptions): Promise<JobRun>
   stop(): Promise<void>
 }
 
@@ -136,7 +136,7 @@ export async function startBenchCluster(init: {
     throw err
   }
 
-  const api = createApiClient(coordinator.url)
+  const api = connect({ url: coordinator.url })
   return {
     coordinator,
     subjectPrefix,

@@ -29,6 +29,7 @@ import { createUploads, type Uploads } from './content/uploads.js'
 import { createCounters, type Counters } from './counters.js'
 import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
+import { createEventStreams } from './event-streams.js'
 import { HttpError } from './http/http-error.js'
 import { contributeMiddleware } from './http/contribute.js'
 import { volunteersRouter } from './http/volunteers-routes.js'
@@ -81,6 +82,8 @@ export interface Coordinator {
   /** Base URL of the HTTP API once started, e.g. http://127.0.0.1:8080. */
   readonly url: string
   readonly counters: Counters
+  /** Job event streams (GET /v1/jobs/:id/events) open now. */
+  readonly eventStreams: number
   readonly store: Store
   /** WebAssembly modules, by SHA-256 hex. */
   readonly modules: ContentStore
@@ -155,6 +158,14 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   redis.on('error', (err) => log.warn('redis error', errorFields(err)))
   bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
   const store = createStore({ redis, prefix: tuning.redisPrefix })
+  const eventStreams = createEventStreams({
+    redis,
+    prefix: tuning.redisPrefix,
+    maxStreams: tuning.eventStreamsMax,
+    heartbeatMs: tuning.eventHeartbeatMs,
+    maxDurationMs: tuning.eventStreamMaxMs,
+    log: log.child('events'),
+  })
   const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
@@ -200,6 +211,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
 
   return {
     counters,
+    get eventStreams() {
+      return eventStreams.size
+    },
     store,
     modules,
     datasets,
@@ -342,6 +356,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       ]
       const app = createApp({
         store,
+        eventStreams,
         modules,
         blobs,
         datasets,
@@ -372,6 +387,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const ms = tuning.stopTimeoutMs
       const srv = server
       server = undefined
+      // Event streams never end by themselves soon: end them so the server can close.
+      await eventStreams.stop(ms)
       if (srv !== undefined) {
         const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
         srv.closeIdleConnections()

@@ -54,6 +54,19 @@ export {
   type RunContext,
 } from './job-type.js'
 export * from './protocol.js'
+export {
+  compareStreamIds,
+  eventFromEntry,
+  FINAL_STATES,
+  JOB_STATES,
+  STREAM_ID,
+  toJobEvent,
+  type JobEvent,
+  type JobEventMap,
+  type JobEventType,
+  type JobStateName,
+  type UnitCounts,
+} from './job-events.js'
 export * from './peer-protocol.js'
 export {
   MAX_BATCH_DEPTH,
@@ -94,3 +107,13 @@ export {
   type LogSink,
 } from './logger.js'
 export { Emitter, type EventMap } from './emitter.js'
+export type {
+  BlobView,
+  DatasetView,
+  JobTypeView,
+  JobView,
+  ModuleView,
+  PlanView as JobPlanView,
+  ResultView,
+  RevisionView,
+} from './api-views.js'

@@ -1,7 +1,7 @@
 // Retention: a finished job's per-unit data expires after a while, the job and its result later.
 import test from 'ava'
 import { Redis } from 'ioredis'
-import { ApiError } from '../scripts/api-client.js'
+import { ApiError } from '../client/index.js'
 import { startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 

@@ -1,6 +1,12 @@
 // The submitter's API: submit, watch, fetch the result, cancel; list job types.
 import { Router } from '@koa/router'
-import { ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
+import {
+  randomId,
+  type JobView,
+  type RevisionView,
+  ValidationError,
+  type AnyJobType,
+} from '../../shared/index.js'
 import { parseJobRequest } from '../job-request.js'
 import type { CoordinatorTuning } from '../options.js'
 import type { Pipeline } from '../pipeline.js'
@@ -10,6 +16,7 @@ import type { JobRecord, Store } from '../store/store.js'
 import { callerOf, type Caller } from './auth.js'
 import { readJsonBody } from './body.js'
 import { HttpError, quotaExceeded } from './http-error.js'
+import { jobLoader } from './job-access.js'
 
 export interface JobsRoutesInit {
   store: Store
@@ -23,7 +30,7 @@ export interface JobsRoutesInit {
 }
 
 /** A job's revisions as the API shows them (times as ISO strings). */
-function revisionsView(j: JobRecord) {
+function revisionsView(j: JobRecord): RevisionView[] {
   return j.revisions.map((r) => ({
     at: new Date(r.at).toISOString(),
     reason: r.reason,
@@ -34,7 +41,7 @@ function revisionsView(j: JobRecord) {
 }
 
 /** What GET /v1/jobs/:id shows. */
-export function jobView(j: JobRecord) {
+export function jobView(j: JobRecord): JobView {
   const done = j.unitsValidated + j.unitsFailed
   return {
     id: j.id,
@@ -96,13 +103,7 @@ export function jobsRouter(init: JobsRoutesInit): Router {
   const find = findJobTypeIn(init.jobTypes)
 
   /** A job the caller may see: its own, or any for an admin. Others' jobs are as absent as unknown ones. */
-  const loadJob = async (id: string, caller: Caller): Promise<JobRecord> => {
-    const missing = new HttpError(404, 'job-not-found', `no job with id "${id}"`)
-    if (!ID_PATTERN.test(id)) throw missing
-    const job = await store.getJob(id)
-    if (job === undefined || (!caller.admin && job.owner !== caller.owner)) throw missing
-    return job
-  }
+  const loadJob = jobLoader(store)
 
   /** Whether a job of `caller` may use content `hash`: its own upload (an admin may use any). */
   const mayUse = async (caller: Caller, hash: string): Promise<boolean> =>
