@@ -27,6 +27,11 @@ export default tseslint.config(
     },
   },
   {
+    // The client runs in browsers too: fetch and web streams only.
+    files: ['client/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['node:*'] }] },
+  },
+  {
     files: ['scripts/**', 'bench/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },

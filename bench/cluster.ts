@@ -9,7 +9,7 @@ import {
   type JobRecord,
 } from '../coordinator/index.js'
 import { builtinJobTypes } from '../jobs/index.js'
-import { createApiClient, type ApiClient } from '../scripts/api-client.js'
+import { connect, type Client, type SubmitRequest } from '../client/index.js'
 import { generateIdentity, type Identity } from '../shared/index.js'
 import { BENCH_API_TUNING } from './api-access.js'
 import { benchLogger } from './log.js'
@@ -35,10 +35,10 @@ export interface BenchCluster {
   subjectPrefix: string
   /** The coordinator's signing key, as volunteers trust it (raw protocol clients need it). */
   trusted: { keyId: string; publicKey: Uint8Array }
-  api: ApiClient
+  api: Client
   workers: WorkerHost
   /** POST a job and wait, polling the coordinator's store, until it has completed. */
-  runJob(body: unknown, opts?: RunJobOptions): Promise<JobRun>
+  runJob(body: SubmitRequest, opts?: RunJobOptions): Promise<JobRun>
   stop(): Promise<void>
 }
 
@@ -139,7 +139,7 @@ export async function startBenchCluster(init: {
     throw err
   }
 
-  const api = createApiClient(coordinator.url)
+  const api = connect({ url: coordinator.url })
   return {
     coordinator,
     subjectPrefix,

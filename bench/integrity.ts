@@ -13,7 +13,7 @@
 import { Redis } from 'ioredis'
 import type { Counters } from '../coordinator/index.js'
 import { builtinJobTypes } from '../jobs/index.js'
-import { createApiClient } from '../scripts/api-client.js'
+import { connect } from '../client/index.js'
 import { encode, generateIdentity, sha256Hex, type Identity } from '../shared/index.js'
 import { benchCoordinator, type Endpoints } from './cluster.js'
 import { startCrowd, truthOf, type Behaviour, type CrowdMember } from './integrity-crowd.js'
@@ -238,7 +238,7 @@ async function runScenario(plan: Plan, o: IntegrityOptions): Promise<ScenarioRes
 
     crowd = startCrowd(label, connected)
     const started = Date.now()
-    const { id: jobId } = await createApiClient(coordinator.url).submit({
+    const { id: jobId } = await connect({ url: coordinator.url }).submit({
       type: 'primes',
       params: { from: 0, to, unitSize: UNIT_SIZE },
     })

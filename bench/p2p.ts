@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import type { Coordinator } from '../coordinator/index.js'
 import { knnDataset } from '../jobs/index.js'
-import { createApiClient } from '../scripts/api-client.js'
+import { connect } from '../client/index.js'
 import { generateIdentity, type ContentRef } from '../shared/index.js'
 import { benchCoordinator, type Endpoints } from './cluster.js'
 import { progress } from './log.js'
@@ -21,6 +21,7 @@ import { BENCH_SIGNUP_TUNING } from './nats-login.js'
 import { processCpuMs, startCpuAccount, type CpuShares } from './machine.js'
 import type { P2pHostInit, P2pMode, P2pReply, P2pRequest } from './p2p-protocol.js'
 import { median, now } from './stats.js'
+import { fileBody } from '../scripts/file-body.js'
 
 export interface P2pOptions {
   endpoints: Endpoints
@@ -181,7 +182,7 @@ async function runMode(ctx: ModeContext, mode: P2pMode): Promise<P2pModeRun> {
   const hosts: PeerHost[] = []
   // Coordinators serve content only to a worker holding a lease whose unit reads it: one unit per
   // peer of a job reading the content; each peer takes one (and never runs it).
-  const api = createApiClient(ctx.coordinator.url)
+  const api = connect({ url: ctx.coordinator.url })
   const job = await api.submit({
     type: 'knn',
     params: {
@@ -281,7 +282,7 @@ async function upload(coordinator: Coordinator, bytes: Uint8Array): Promise<{ ro
     const file = join(dir, 'input.bin')
     await writeFile(file, bytes)
     const started = now()
-    const view = await createApiClient(coordinator.url).uploadDataset(file)
+    const view = await connect({ url: coordinator.url }).uploadDataset((await fileBody(file)).stream)
     if (view.size !== bytes.length)
       throw new Error(`uploaded ${bytes.length} bytes, the coordinator holds ${view.size}`)
     return { root: view.root, ms: now() - started }

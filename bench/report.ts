@@ -52,7 +52,10 @@ export function throughputTable(t: ThroughputResult): string {
     ['measure', 'value'],
     [
       ['units (unitSize 1000), quorum', `${t.units}, ${t.quorum}`],
-      ['workers x threads, bufferUnits', `${t.workers} x ${t.threadsPerWorker}, ${t.bufferUnits ?? 'sized in time'}`],
+      [
+        'workers x threads, bufferUnits',
+        `${t.workers} x ${t.threadsPerWorker}, ${t.bufferUnits ?? 'sized in time'}`,
+      ],
       ['units validated/s (first unit started -> completed)', fixed(t.unitsPerSecond)],
       ['results accepted/s', fixed(t.resultsPerSecond)],
       ['baseline units/s (direct piscina)', fixed(t.baselineUnitsPerSecond)],

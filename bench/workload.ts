@@ -4,6 +4,7 @@ import { primes, type PrimesInput, type PrimesParams } from '../jobs/index.js'
 import { decode, kindOf } from '../shared/index.js'
 import type { RunOutcome } from '../worker/index.js'
 import { parseParams } from '../coordinator/schema/index.js'
+import type { SubmitRequest } from '../client/index.js'
 
 /** `kindOf(primes)`: what the runner and the unit thread expect as `kind`. */
 export const PRIMES_KIND = kindOf(primes)
@@ -27,9 +28,9 @@ export function primesWorkload(from: number, unitSize: number, units: number): W
  * (`spotCheckRate` 1: no unit accepted alone once a daemon has earned trust), so figures stay
  * comparable from run to run.
  */
-export function jobRequest(w: Workload, quorum: number, maxReplicas: number): Record<string, unknown> {
+export function jobRequest(w: Workload, quorum: number, maxReplicas: number): SubmitRequest<'primes'> {
   return {
-    type: primes.name,
+    type: 'primes',
     version: primes.version,
     params: w.params,
     redundancy: { quorum, maxReplicas, spotCheckRate: 1 },

@@ -28,6 +28,7 @@ import { createUploads, type Uploads } from './content/uploads.js'
 import { createCounters, type Counters } from './counters.js'
 import { createEgressBudget } from './egress-budget.js'
 import { createApp } from './http/app.js'
+import { createEventStreams } from './event-streams.js'
 import { contributeMiddleware } from './http/contribute.js'
 import { volunteersRouter } from './http/volunteers-routes.js'
 import type { RouteInfo } from './http/routes.js'
@@ -86,6 +87,8 @@ export interface Coordinator {
   /** Every route of the HTTP API (each documented in GET /openapi.json), once started. */
   readonly routes: readonly RouteInfo[]
   readonly counters: Counters
+  /** Job event streams (GET /v1/jobs/:id/events) open now. */
+  readonly eventStreams: number
   readonly store: Store
   /** WebAssembly modules, by SHA-256 hex. */
   readonly modules: ContentStore
@@ -148,6 +151,14 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   redis.on('error', (err) => log.warn('redis error', errorFields(err)))
   bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
   const store = createStore({ redis, prefix: tuning.redisPrefix })
+  const eventStreams = createEventStreams({
+    redis,
+    prefix: tuning.redisPrefix,
+    maxStreams: tuning.eventStreamsMax,
+    heartbeatMs: tuning.eventHeartbeatMs,
+    maxDurationMs: tuning.eventStreamMaxMs,
+    log: log.child('events'),
+  })
   const modules = createContentStore({ redis, prefix: tuning.redisPrefix })
   const blobs = createContentStore({ redis, prefix: tuning.redisPrefix, namespace: 'blob' })
   const datasets = createDatasetStore({ redis, prefix: tuning.redisPrefix })
@@ -189,6 +200,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
 
   return {
     counters,
+    get eventStreams() {
+      return eventStreams.size
+    },
     store,
     modules,
     datasets,
@@ -343,6 +357,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       ]
       const app = createApp({
         store,
+        eventStreams,
         modules,
         blobs,
         datasets,
@@ -378,6 +393,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const ms = tuning.stopTimeoutMs
       const srv = server
       server = undefined
+      // Event streams never end by themselves soon: end them so the server can close.
+      await eventStreams.stop(ms)
       if (srv !== undefined) {
         const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
         srv.closeIdleConnections()

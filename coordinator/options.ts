@@ -97,6 +97,12 @@ export interface CoordinatorTuning {
   vouchSignups: boolean
   /** Largest HTTP request body. Default 64 KiB. */
   maxBodyBytes: number
+  /** Job event streams (GET /v1/jobs/:id/events) open at once; more are refused (503). Default 256. */
+  eventStreamsMax: number
+  /** An idle event stream sends a comment this often. Default 15000 ms. */
+  eventHeartbeatMs: number
+  /** An event stream ends after this long; clients resume with Last-Event-ID. Default 1800000 ms. */
+  eventStreamMaxMs: number
   /** Most NATS requests handled at once; beyond that requests are refused as busy. Default 512. */
   maxInflight: number
   /** Shutdown waits this long for in-flight work before giving up. Default 10000 ms. */
@@ -217,6 +223,9 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   vouchedWorkers: [],
   vouchSignups: false,
   maxBodyBytes: 64 * 1024,
+  eventStreamsMax: 256,
+  eventHeartbeatMs: 15_000,
+  eventStreamMaxMs: 30 * 60_000,
   maxInflight: 512,
   stopTimeoutMs: 10_000,
   apiKeys: [],
@@ -296,6 +305,9 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
     throw new ConfigError('vouchedWorkers must be a list of peer ids (43 base64url characters each)')
   }
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
+  intIn('eventStreamsMax', t.eventStreamsMax, 0, 100_000)
+  intIn('eventHeartbeatMs', t.eventHeartbeatMs, 100, 600_000)
+  intIn('eventStreamMaxMs', t.eventStreamMaxMs, 1_000, 24 * 3600_000)
   intIn('maxInflight', t.maxInflight, 1, 100_000)
   intIn('stopTimeoutMs', t.stopTimeoutMs, 0, 600_000)
   intIn('maxModuleBytes', t.maxModuleBytes, 1024, 4 * 1024 * 1024)

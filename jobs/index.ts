@@ -6,6 +6,7 @@ import { primes } from './primes.js'
 export {
   wasm,
   MAX_UNIT_OUTPUT_BYTES,
+  type WasmBlobSplit,
   type WasmInput,
   type WasmMerge,
   type WasmOutput,

@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } fr
 import { basename, join } from 'node:path'
 
 const roots = [
+  'client',
   'coordinator',
   'worker',
   'web-worker',
@@ -49,7 +50,8 @@ function prune(dir) {
       if (p !== join('dist', 'web')) prune(p)
       continue
     }
-    const source = p.slice('dist/'.length).replace(/\.js(\.map)?$/, '.ts')
+    // Declarations (npm run build:types) count as outputs of their source too.
+    const source = p.slice('dist/'.length).replace(/(\.d\.ts|\.js(\.map)?)$/, '.ts')
     if (!existsSync(source)) rmSync(p)
   }
 }

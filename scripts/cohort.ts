@@ -2,10 +2,10 @@
 import { Command, Option } from 'commander'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { stat } from 'node:fs/promises'
 import { CohortError, ConfigError, type Logger } from '../shared/index.js'
 import { apiKeyDigest } from '../coordinator/index.js'
-import { createApiClient, type ApiClient } from './api-client.js'
+import { connect, type Client } from '../client/index.js'
+import { fileBody, uploadLine } from './file-body.js'
 import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
 import { createProcessLogger } from './log-sink.js'
 import { writeNatsSetup } from './nats-setup.js'
@@ -25,8 +25,9 @@ function logger(ns: string, file?: string): Logger {
   return createProcessLogger(ns, { level: env.logLevel, ...(file === undefined ? {} : { file }) })
 }
 
-function api(opts: { url?: string; apiKey?: string }): ApiClient {
-  return createApiClient(opts.url ?? env.apiUrl, opts.apiKey ?? env.apiKey)
+function api(opts: { url?: string; apiKey?: string }): Client {
+  const apiKey = opts.apiKey ?? env.apiKey
+  return connect({ url: opts.url ?? env.apiUrl, ...(apiKey === undefined ? {} : { apiKey }) })
 }
 
 /** `--param to=1000000` pairs: numbers when they look like numbers, else strings. */
@@ -303,10 +304,10 @@ program
       })
       process.stdout.write(`${job.id}\n`)
       if (o.watch === true) {
-        const final = await watchJob(client, job.id, process.stderr)
-        if (final.state !== 'completed')
-          throw new CohortError(`job ${final.state}${final.error === undefined ? '' : `: ${final.error}`}`)
-        process.stdout.write(JSON.stringify((await client.result(job.id)).result) + '\n')
+        const final = await watchJob(job, process.stderr)
+        if (final !== 'completed')
+          throw new CohortError(`job ${final ?? 'unknown'}${job.error === undefined ? '' : `: ${job.error}`}`)
+        process.stdout.write(JSON.stringify(await job.result()) + '\n')
       }
     },
   )
@@ -342,12 +343,28 @@ program
   })
 
 program
+  .command('jobs')
+  .description("list your most recent jobs (an admin key: everyone's)")
+  .option('--json', 'print them as JSON')
+  .addOption(urlOption)
+  .addOption(keyOption)
+  .action(async (o: { json?: boolean; url?: string; apiKey?: string }) => {
+    const jobs = await api(o).jobs()
+    if (o.json === true) process.stdout.write(JSON.stringify(jobs, null, 2) + '\n')
+    else
+      for (const j of jobs)
+        process.stdout.write(
+          `${j.id}  ${j.type}@${j.version}  ${j.state}  ${j.units.validated}/${j.units.total} units  ${j.createdAt}\n`,
+        )
+  })
+
+program
   .command('types')
   .description('list the job types the coordinator knows')
   .addOption(urlOption)
   .addOption(keyOption)
   .action(async (o: { url?: string; apiKey?: string }) => {
-    for (const t of (await api(o).jobTypes()).jobTypes)
+    for (const t of await api(o).jobTypes())
       process.stdout.write(`${t.name}@${t.version}  ${t.description}\n`)
   })
 
@@ -359,11 +376,15 @@ program
   .addOption(urlOption)
   .addOption(keyOption)
   .action(async (file: string, o: { json?: boolean; url?: string; apiKey?: string }) => {
-    const st = await stat(file).catch((err: unknown) => {
-      throw new CohortError(`cannot read ${file}: ${(err as Error).message}`)
+    const body = await fileBody(file)
+    const tty = process.stderr.isTTY
+    const d = await api(o).uploadDataset(body.stream, {
+      size: body.size,
+      ...(tty
+        ? { onProgress: (sent: number) => void process.stderr.write(`\r${uploadLine(sent, body.size)}`) }
+        : {}),
     })
-    if (!st.isFile()) throw new CohortError(`${file} is not a file`)
-    const d = await api(o).uploadDataset(file)
+    if (tty) process.stderr.write('\n')
     process.stdout.write(
       o.json === true
         ? `${JSON.stringify(d)}\n`

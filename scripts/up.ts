@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SUBMITTER_QUOTA } from '../coordinator/index.js'
 import type { Logger } from '../shared/index.js'
-import { createApiClient } from './api-client.js'
+import { connect } from '../client/index.js'
 import { watchJob } from './progress.js'
 import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.js'
 import { startServices, type Services } from './services.js'
@@ -56,7 +56,7 @@ const CLI = fileURLToPath(new URL('../../bin/cohort.js', import.meta.url))
  * (`spotCheckRate` 1), even once the daemons have earned units alone, as the demo says.
  */
 export const DEMO_JOB = {
-  type: 'primes',
+  type: 'primes' as const,
   params: { to: 1_000_000_000 },
   redundancy: { quorum: 2, spotCheckRate: 1 },
 }
@@ -187,14 +187,13 @@ export async function up(o: UpOptions): Promise<Cluster> {
   }
 
   const demo = async (): Promise<void> => {
-    const api = createApiClient(coordinator.url)
+    const api = connect({ url: coordinator.url })
     o.out.write(`demo: counting the primes below 10^9 (${JSON.stringify(DEMO_JOB)})\n`)
     const started = Date.now()
     const job = await api.submit(DEMO_JOB)
-    const final = await watchJob(api, job.id, o.out)
-    if (final.state === 'completed') {
-      const { result } = await api.result(job.id)
-      const count = (result as { count?: number }).count
+    const final = await watchJob(job, o.out)
+    if (final === 'completed') {
+      const { count } = await job.result()
       const ok = count === DEMO_ANSWER
       o.out.write(
         `demo: π(10^9) = ${count} in ${((Date.now() - started) / 1000).toFixed(1)} s, every unit agreed by 2 distinct workers — ` +
@@ -203,7 +202,7 @@ export async function up(o: UpOptions): Promise<Cluster> {
             : `DOES NOT match the published value ${DEMO_ANSWER}\n`),
       )
     } else {
-      o.out.write(`demo: job ended ${final.state}${final.error === undefined ? '' : `: ${final.error}`}\n`)
+      o.out.write(`demo: job ended ${final ?? 'unknown'}${job.error === undefined ? '' : `: ${job.error}`}\n`)
     }
     o.out.write(
       `cluster still running at ${coordinator.url} — try \`cohort submit nqueens --param n=12 --watch\`; Ctrl-C stops it\n`,

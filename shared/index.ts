@@ -55,6 +55,19 @@ export {
 } from './job-type.js'
 export * from './protocol.js'
 export * from './ops-views.js'
+export {
+  compareStreamIds,
+  eventFromEntry,
+  FINAL_STATES,
+  JOB_STATES,
+  STREAM_ID,
+  toJobEvent,
+  type JobEvent,
+  type JobEventMap,
+  type JobEventType,
+  type JobStateName,
+  type UnitCounts,
+} from './job-events.js'
 export * from './peer-protocol.js'
 export {
   MAX_BATCH_DEPTH,
@@ -95,3 +108,13 @@ export {
   type LogSink,
 } from './logger.js'
 export { Emitter, type EventMap } from './emitter.js'
+export type {
+  BlobView,
+  DatasetView,
+  JobTypeView,
+  JobView,
+  ModuleView,
+  PlanView as JobPlanView,
+  ResultView,
+  RevisionView,
+} from './api-views.js'

@@ -20,7 +20,7 @@ import { CHUNK_BYTES, manifestOf } from '../shared/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 import { fnvModule, fnv1aBase64, withCustomSection } from './helpers/wasm.js'
-import { createApiClient } from '../scripts/api-client.js'
+import { connect } from '../client/index.js'
 
 const services = useServices(test)
 const RETENTION = DEFAULT_TUNING.uploadRetentionMs
@@ -153,7 +153,7 @@ test('owners - key A can neither list, read, fetch the result of nor cancel key 
   // Once computed, the result is Alice's (and the admin's) alone.
   await c.addWorker()
   await c.addWorker()
-  await waitForJob(createApiClient(url, KEY_A), id)
+  await waitForJob(connect({ url: url, apiKey: KEY_A }), id)
   const result = await call(url, 'GET', `/v1/jobs/${id}/result`, { key: KEY_A })
   t.is(result.status, 200)
   t.is((result.body['result'] as { count: number }).count, 9592)
@@ -373,7 +373,7 @@ test('owners - uploads are private: others get 404 and their jobs cannot name th
   t.is(ok.status, 201, JSON.stringify(ok.body))
   await c.addWorker()
   await c.addWorker()
-  const done = await waitForJob(createApiClient(url, KEY_B), ok.body['id'] as string)
+  const done = await waitForJob(connect({ url: url, apiKey: KEY_B }), ok.body['id'] as string)
   t.is(done.state, 'completed')
   const result = await call(url, 'GET', `/v1/jobs/${String(ok.body['id'])}/result`, { key: KEY_B })
   t.deepEqual(result.body['result'], { outputs: ['alice', 'secret', 'lines'].map(fnv1aBase64), records: 3 })

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
 import { createStore } from '../coordinator/store/store.js'
-import { createApiClient } from '../scripts/api-client.js'
+import { connect, type JobEvent } from '../client/index.js'
 import {
   encode,
   openUnit,
@@ -197,6 +197,26 @@ test('backtracking - a cheater that backed units of a completed job is caught: e
   t.regex(revisions[1]?.reason ?? '', new RegExp(`worker ${c2.identity.id} caught`))
   t.truthy(revisions[0]?.revisedAt)
   t.deepEqual((await cluster.api.job(jobA.id)).revisions, revisions)
+  // The job's event stream told a follower of each step: completed, under revision (its units
+  // reopened), and each revision merged.
+  const events: JobEvent[] = []
+  let merged = 0
+  for await (const e of cluster.api.events(jobA.id)) {
+    events.push(e)
+    if (e.type === 'revised') merged += e.data.revisions
+    if (merged === revisions.length) break
+  }
+  const states = events.flatMap((e) => (e.type === 'state' ? [e.data.state] : []))
+  t.deepEqual(states.slice(0, 3), ['queued', 'running', 'completed'])
+  t.true(states.includes('revising'), states.join(' '))
+  // A revision merged while another was under way is merged with it: one event for both.
+  const first = events.find((e) => e.type === 'revised')
+  t.like(first, { data: { changed: true } })
+  t.true(first?.type === 'revised' && first.data.units >= 4, JSON.stringify(first))
+  t.true(
+    events.some((e) => e.type === 'progress' && e.data.validated < 4),
+    'reopened units lower the validated count',
+  )
   for (const uid of unitIds) {
     const u = await raw.unit(uid)
     t.is(u['state'], 'validated', uid)
@@ -229,7 +249,7 @@ test('backtracking - the entry point is idempotent, and a backtrack survives kil
   t.teardown(() => first.kill())
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
-  const api = createApiClient(url)
+  const api = connect({ url: url })
   // Players sign up with the coordinator that runs now.
   const signup = {
     volunteerAccess: { natsUrl: services().natsUrl, coordinatorUrl: url },
@@ -337,9 +357,9 @@ test('backtracking - the entry point is idempotent, and a backtrack survives kil
 
   // Honest daemons recompute; the result is revised, unchanged (X had been honest).
   await cluster.addWorker({ coordinatorUrl: second.url })
-  const done = await waitForJob(createApiClient(second.url), job.id)
+  const done = await waitForJob(connect({ url: second.url }), job.id)
   t.is(done.state, 'completed')
-  t.like((await createApiClient(second.url).result(job.id)).result, { count: 9592 })
+  t.like((await connect({ url: second.url }).result(job.id)).result, { count: 9592 })
   t.like(done.revisions?.[0], { units: N, changed: false })
   t.like(await second.store.workerStats(y.identity.id), { valid: N, invalid: 0 })
 })

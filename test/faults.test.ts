@@ -3,7 +3,7 @@ import test from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createApiClient } from '../scripts/api-client.js'
+import { connect } from '../client/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { gate } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
@@ -67,7 +67,7 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
   t.teardown(() => first.kill())
   const line = await first.waitForLine(/coordinator listening on/)
   const url = /listening on (\S+);/.exec(line)?.[1] ?? ''
-  const api = createApiClient(url)
+  const api = connect({ url: url })
   // Each worker runs five units, then waits at the gate: the job is part-way when the coordinator dies,
   // however fast the machine.
   const held = gate(5)
@@ -81,7 +81,7 @@ test('faults - kill -9 of the coordinator mid-job, then a new coordinator: the j
   held.open()
 
   const second = await cluster.addCoordinator()
-  const done = await waitForJob(createApiClient(second.url), job.id)
+  const done = await waitForJob(connect({ url: second.url }), job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 2_433_654 })
   t.is(done.units.validated, done.units.total, 'every unit validated exactly once')
@@ -101,7 +101,7 @@ test('faults - two coordinators against the same Redis and NATS complete one job
   await cluster.addWorker()
   // Depth 2 (the planner would make one unit of this small job): units enough for both coordinators.
   const job = await cluster.api.submit({ type: 'nqueens', params: { n: 11, depth: 2 } })
-  const done = await waitForJob(createApiClient(cluster.coordinators[1]!.url), job.id)
+  const done = await waitForJob(connect({ url: cluster.coordinators[1]!.url }), job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { solutions: 2680 })
   const [c1, c2] = cluster.coordinators

@@ -49,6 +49,7 @@ import { openUnits } from './helpers/protocol-fixtures.js'
 import { gate, slow, type Gate } from './helpers/runners.js'
 import { asCoordinator, useServices } from './helpers/services.js'
 import { rawVolunteer } from './helpers/volunteer.js'
+import { fileBody } from '../scripts/file-body.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -451,7 +452,7 @@ async function uploadDataset(cluster: Cluster, bytes: Uint8Array): Promise<strin
   try {
     const file = join(dir, 'data.bin')
     await writeFile(file, bytes)
-    return (await cluster.api.uploadDataset(file)).root
+    return (await cluster.api.uploadDataset((await fileBody(file)).stream)).root
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

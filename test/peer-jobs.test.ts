@@ -29,6 +29,7 @@ import { hanging, slow } from './helpers/runners.js'
 import { useServices } from './helpers/services.js'
 import { connectVolunteer } from './helpers/volunteer.js'
 import { parseParams } from '../coordinator/schema/index.js'
+import { fileBody } from '../scripts/file-body.js'
 
 const services = useServices(test, { websocket: false })
 
@@ -174,7 +175,7 @@ async function uploadDataset(cluster: Cluster, bytes: Uint8Array): Promise<strin
   try {
     const file = join(dir, 'data.bin')
     await writeFile(file, bytes)
-    return (await cluster.api.uploadDataset(file)).root
+    return (await cluster.api.uploadDataset((await fileBody(file)).stream)).root
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

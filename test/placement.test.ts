@@ -39,6 +39,7 @@ import { createUser } from '@nats-io/nkeys'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { SubmitRequest } from '../client/index.js'
 
 const services = useServices(test)
 
@@ -182,7 +183,7 @@ async function replicaHolders(store: Store, jobId: string, total: number): Promi
 const both = (holders: Set<string>[], a: Volunteer, b: Volunteer): number =>
   holders.filter((h) => h.has(a.identity.id) && h.has(b.identity.id)).length
 
-async function planned(cluster: Cluster, body: unknown): Promise<string> {
+async function planned(cluster: Cluster, body: SubmitRequest): Promise<string> {
   const job = await cluster.api.submit(body)
   await waitUntil('the job to be planned', async () => (await cluster.api.job(job.id)).units.planned)
   return job.id

@@ -20,14 +20,14 @@ test('planner - after workers report their speeds, the next job is planned with 
   t.teardown(() => cluster.stop())
 
   const before = await cluster.api.submit(PROBE)
-  t.deepEqual(before.plan, { units: 1000, unitSeconds: 0.3, by: 'target', speedFactor: 1, threads: 1 })
+  t.deepEqual(before.view.plan, { units: 1000, unitSeconds: 0.3, by: 'target', speedFactor: 1, threads: 1 })
   await cluster.api.cancel(before.id)
 
   // Ten units of 30 ms estimated each: large enough to be timed.
   await cluster.addWorker()
   await cluster.addWorker()
   const run = await cluster.api.submit({ type: 'primes', params: { to: 1e8, unitSize: 1e7 } })
-  t.like(run.plan, { units: 10, by: 'explicit' })
+  t.like(run.view.plan, { units: 10, by: 'explicit' })
   t.is((await waitForJob(cluster.api, run.id)).state, 'completed')
 
   const redis = new Redis(services().redisUrl)
@@ -49,10 +49,10 @@ test('planner - after workers report their speeds, the next job is planned with 
     { speedFactor: factor, threads: 8, quorum: 2 },
   )
   // Two workers online count as 2 × 4 threads.
-  t.like(after.plan, { by: 'target', threads: 8, speedFactor: expected.view.speedFactor })
-  t.is(after.plan?.units, expected.cost.units)
-  t.not(after.plan?.units, 1000, `a measured factor of ${factor} changes the unit count`)
-  t.like(after.params, { unitSize: Math.ceil(1e11 / expected.cost.units) })
+  t.like(after.view.plan, { by: 'target', threads: 8, speedFactor: expected.view.speedFactor })
+  t.is(after.view.plan?.units, expected.cost.units)
+  t.not(after.view.plan?.units, 1000, `a measured factor of ${factor} changes the unit count`)
+  t.like(after.view.params, { unitSize: Math.ceil(1e11 / expected.cost.units) })
 })
 
 test('planner - a job too small for the target is spread over the threads, and the choice is shown', async (t) => {
@@ -62,8 +62,8 @@ test('planner - a job too small for the target is spread over the threads, and t
   await cluster.addWorker()
   const job = await cluster.api.submit({ type: 'primes', params: { to: 1e9 } })
   // 3 s of work, 8 threads at quorum 2: 12 units of 0.25 s.
-  t.deepEqual(job.plan, { units: 12, unitSeconds: 0.25, by: 'spread', speedFactor: 1, threads: 8 })
-  t.like(job.params, { unitSize: 83_333_334 })
+  t.deepEqual(job.view.plan, { units: 12, unitSeconds: 0.25, by: 'spread', speedFactor: 1, threads: 8 })
+  t.like(job.view.params, { unitSize: 83_333_334 })
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.is(done.units.total, 12)

@@ -29,6 +29,7 @@ import {
 } from './helpers/protocol-fixtures.js'
 import { rawVolunteer } from './helpers/volunteer.js'
 import { useServices, asCoordinator } from './helpers/services.js'
+import type { ParamsOf } from '../client/index.js'
 
 const services = useServices(test)
 
@@ -52,7 +53,7 @@ interface Setup {
 }
 
 /** A cluster with one coordinator and one planned `primes` job (default: one unit), quorum 2. */
-async function setup(t: ExecutionContext, params: Record<string, number> = { to: 100_000 }): Promise<Setup> {
+async function setup(t: ExecutionContext, params: ParamsOf<'primes'> = { to: 100_000 }): Promise<Setup> {
   const cluster = await startCluster({ services: services() })
   t.teardown(() => cluster.stop())
   const nc = await connect(asCoordinator(services()))

@@ -1,7 +1,7 @@
 // Retention: a finished job's per-unit data expires after a while, the job and its result later.
 import test from 'ava'
 import { Redis } from 'ioredis'
-import { ApiError } from '../scripts/api-client.js'
+import { ApiError } from '../client/index.js'
 import { startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 
@@ -29,7 +29,12 @@ test('retention - units, replicas and results of a finished job expire, then the
 
   await waitUntil(
     'per-unit data expired',
-    async () => (await keys()).every((k) => k === `${cluster.redisPrefix}job:${job.id}`),
+    // The job and its event log are kept for the job's retention.
+    async () =>
+      (await keys()).every(
+        (k) =>
+          k === `${cluster.redisPrefix}job:${job.id}` || k === `${cluster.redisPrefix}job:${job.id}:events`,
+      ),
     20_000,
   )
   t.like((await cluster.api.result(job.id)).result, { count: 9592 }, 'the result outlives the unit data')

@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createApiClient } from '../scripts/api-client.js'
+import { connect } from '../client/index.js'
 import { STOP_BOUND_MS } from '../scripts/up.js'
 import { spawnCohort, waitForJob, waitUntil } from './helpers/cluster.js'
 
@@ -65,7 +65,7 @@ test('cohort up restarts a worker killed mid-job with its identity, the job comp
     const text = await readFile(join(dataDir, 'workers', `state-${i}`, 'status.json'), 'utf8').catch(() => '')
     return text === '' ? undefined : (JSON.parse(text) as Status)
   }
-  const api = createApiClient(apiUrl)
+  const api = connect({ url: apiUrl })
 
   // Worker B is stopped, so no unit can reach quorum 2: the job is certainly unfinished when A dies,
   // however fast the machine.

@@ -12,6 +12,8 @@ import { jobsRouter } from './jobs-routes.js'
 import { modulesRouter } from './modules-routes.js'
 import { blobsRouter } from './blobs-routes.js'
 import { datasetsRouter } from './datasets-routes.js'
+import { eventsRouter } from './events-routes.js'
+import type { EventStreams } from '../event-streams.js'
 import type { ContentStore } from '../modules/content-store.js'
 import type { DatasetStore } from '../content/dataset-store.js'
 import type { Uploads } from '../content/uploads.js'
@@ -37,6 +39,8 @@ export interface AppInit {
   /** Who holds which upload. */
   uploads: Uploads
   pipeline: Pipeline
+  /** Job events streamed to submitters (GET /v1/jobs/:id/events). */
+  eventStreams: EventStreams
   /** Sizes and splits submitted jobs. */
   planner: Planner
   tuning: CoordinatorTuning
@@ -125,6 +129,7 @@ export function createApp(init: AppInit): CoordinatorApp {
       tuning: init.tuning,
     }),
   )
+  mount(eventsRouter({ store: init.store, streams: init.eventStreams }))
   for (const mw of init.extra ?? []) app.use(mw)
   return Object.assign(app, { routes: () => routesOf(routers) })
 }

@@ -1,7 +1,14 @@
 // The submitter's API: submit, watch, fetch the result, cancel; list job types.
 import { Router } from '@koa/router'
 import { Readable } from 'node:stream'
-import { decode, ID_PATTERN, randomId, ValidationError, type AnyJobType } from '../../shared/index.js'
+import {
+  decode,
+  randomId,
+  ValidationError,
+  type AnyJobType,
+  type JobView,
+  type RevisionView,
+} from '../../shared/index.js'
 import { parseJobRequest, type JobRequest } from '../job-request.js'
 import { check, parseParams } from '../schema/index.js'
 import { DEFAULT_UNITS_PAGE, MAX_UNITS_PAGE, unitsQuerySchema } from '../schema/jobs.js'
@@ -13,6 +20,7 @@ import type { JobRecord, Store } from '../store/store.js'
 import { callerOf, type Caller } from './auth.js'
 import { readJsonBody } from './body.js'
 import { HttpError, quotaExceeded } from './http-error.js'
+import { jobLoader } from './job-access.js'
 
 export interface JobsRoutesInit {
   store: Store
@@ -26,7 +34,7 @@ export interface JobsRoutesInit {
 }
 
 /** A job's revisions as the API shows them (times as ISO strings). */
-function revisionsView(j: JobRecord) {
+function revisionsView(j: JobRecord): RevisionView[] {
   return j.revisions.map((r) => ({
     at: new Date(r.at).toISOString(),
     reason: r.reason,
@@ -37,7 +45,7 @@ function revisionsView(j: JobRecord) {
 }
 
 /** What GET /v1/jobs/:id shows. */
-export function jobView(j: JobRecord) {
+export function jobView(j: JobRecord): JobView {
   const done = j.unitsValidated + j.unitsFailed
   return {
     id: j.id,
@@ -114,13 +122,7 @@ export function jobsRouter(init: JobsRoutesInit): Router {
   const find = findJobTypeIn(init.jobTypes)
 
   /** A job the caller may see: its own, or any for an admin. Others' jobs are as absent as unknown ones. */
-  const loadJob = async (id: string, caller: Caller): Promise<JobRecord> => {
-    const missing = new HttpError(404, 'job-not-found', `no job with id "${id}"`)
-    if (!ID_PATTERN.test(id)) throw missing
-    const job = await store.getJob(id)
-    if (job === undefined || (!caller.admin && job.owner !== caller.owner)) throw missing
-    return job
-  }
+  const loadJob = jobLoader(store)
 
   /** Whether a job of `caller` may use content `hash`: its own upload (an admin may use any). */
   const mayUse = async (caller: Caller, hash: string): Promise<boolean> =>

@@ -80,6 +80,7 @@ elseif state == 'validated' and backed
   and (js == 'queued' or js == 'running' or js == 'revising' or js == 'completed') then
   if js == 'completed' then
     redis.call('HSET', jk, 'state', 'revising', 'updatedAt', now)
+    jobEvent(jid, 'state', 'state', 'revising')
     redis.call('SADD', p..'active', jid)
     redis.call('ZREM', p..'ended', jid)
     js = 'revising'
@@ -102,6 +103,7 @@ elseif state == 'validated' and backed
     'reopenedFrom', u[3] or '', 'reopenedAt', now)
   redis.call('HDEL', uk, 'digest', 'output', 'validatedAt')
   redis.call('HINCRBY', uk, 'reopened', 1)
+  jobProgressEvent(jid)
   reopened = 1
   state = 'pending'
 end

@@ -4,6 +4,7 @@
 //
 // Keys: `<p>owner:<name>` (hash: units, bytes), `<p>owner:<name>:inflight` (job id -> units of an
 // unfinished job), `<p>owner:<name>:jobs` (the owner's job ids by creation time), `<p>rate:<name>`.
+import { JOB_EVENT_HELPER } from './event-scripts.js'
 
 /**
  * createJob(prefix, jid, owner, units, limit, now, field, value...) -> -1 when created; else the
@@ -11,6 +12,7 @@
  */
 export const CREATE_JOB = `
 local p, jid, owner = ARGV[1], ARGV[2], ARGV[3]
+${JOB_EVENT_HELPER}
 local units, limit, now = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local ok = p..'owner:'..owner
 if limit >= 0 then
@@ -18,6 +20,7 @@ if limit >= 0 then
   if inflight + units > limit then return inflight end
 end
 redis.call('HSET', p..'job:'..jid, unpack(ARGV, 7))
+jobEvent(jid, 'state', 'state', 'queued')
 redis.call('ZADD', p..'jobs', now, jid)
 redis.call('SADD', p..'active', jid)
 redis.call('ZADD', ok..':jobs', now, jid)

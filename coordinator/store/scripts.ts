@@ -4,6 +4,7 @@
 //
 // All scripts take the key prefix as ARGV[1] (single Redis / sentinel deployments; see docs).
 import { TRUST_HELPERS } from './trust-scripts.js'
+import { JOB_EVENT_HELPER } from './event-scripts.js'
 
 /** Shared Lua helpers, prepended to scripts that need them. */
 export const HELPERS = `
@@ -26,11 +27,14 @@ local function jobActive(jid)
   local s = redis.call('HGET', p..'job:'..jid, 'state')
   return s == 'queued' or s == 'running' or s == 'revising'
 end
+${JOB_EVENT_HELPER}
 local function unitFail(uid, jid, reason, now)
   redis.call('HSET', p..'unit:'..uid, 'state', 'failed', 'error', reason)
   redis.call('HINCRBY', p..'job:'..jid, 'unitsFailed', 1)
   if jobActive(jid) then
-    redis.call('HSET', p..'job:'..jid, 'state', 'failed', 'error', 'unit '..uid..' failed: '..reason, 'updatedAt', now)
+    local err = 'unit '..uid..' failed: '..reason
+    redis.call('HSET', p..'job:'..jid, 'state', 'failed', 'error', err, 'updatedAt', now)
+    jobEvent(jid, 'state', 'state', 'failed', 'error', err)
     redis.call('SREM', p..'active', jid)
     redis.call('ZADD', p..'ended', now, jid)
   end
@@ -376,6 +380,7 @@ for _, rid in ipairs(cands) do
       redis.call('SADD', lk, rid)
       if j[1] == 'queued' then
         redis.call('HSET', p..'job:'..jid, 'state', 'running', 'updatedAt', now)
+        jobEvent(jid, 'state', 'state', 'running')
         j[1] = 'running'
       end
       local input = redis.call('HGET', p..'unit:'..uid, 'input')
@@ -664,6 +669,7 @@ if accepted and not contested then
   moveReplicas(uid, jid, 'held', 'cancelled')
   redis.call('HINCRBY', p..'job:'..jid, 'unitsValidated', 1)
   redis.call('HSET', p..'job:'..jid, 'updatedAt', now)
+  jobUnitEvent(jid, uid)
   -- Trust: every worker whose result agreed gains credit, the job type's estimate of the unit's
   -- compute time (not what the worker claims: that is kept apart, as information); the others lose
   -- standing and are caught (markCaught).
@@ -783,6 +789,7 @@ local jid, now = ARGV[2], ARGV[3]
 local s = redis.call('HGET', p..'job:'..jid, 'state')
 if s == 'queued' or s == 'running' then
   redis.call('HSET', p..'job:'..jid, 'state', 'cancelled', 'updatedAt', now)
+  jobEvent(jid, 'state', 'state', 'cancelled')
   redis.call('SREM', p..'active', jid)
   redis.call('ZADD', p..'ended', now, jid)
 end
@@ -812,19 +819,28 @@ if s == 'revising' then
     by[w][f] = h[i + 1]
   end
   local revs = cjson.decode(j[6] or '[]')
-  local fresh = {}
+  local fresh, units = {}, 0
   for _, e in pairs(by) do
     fresh[#fresh + 1] = { at = tonumber(e.at), reason = e.reason, units = tonumber(e.units),
       revisedAt = tonumber(now), changed = j[5] ~= result }
   end
   table.sort(fresh, function(a, b) return a.at < b.at end)
-  for _, e in ipairs(fresh) do revs[#revs + 1] = e end
+  for _, e in ipairs(fresh) do
+    revs[#revs + 1] = e
+    units = units + (e.units or 0)
+  end
   while #revs > 50 do table.remove(revs, 1) end
   if #revs > 0 then redis.call('HSET', jk, 'revisions', cjson.encode(revs)) end
   redis.call('HINCRBY', jk, 'revisionsTotal', #fresh)
   redis.call('DEL', rk)
+  local changed = '0'
+  if j[5] ~= result then changed = '1' end
+  jobEvent(jid, 'revised', 'changed', changed, 'revisions', #fresh, 'units', units)
+else
+  jobEvent(jid, 'result')
 end
 redis.call('HSET', p..'job:'..jid, 'state', 'completed', 'result', result, 'updatedAt', now)
+jobEvent(jid, 'state', 'state', 'completed')
 redis.call('SREM', p..'active', jid)
 redis.call('ZADD', p..'ended', now, jid)
 return 1

@@ -6,7 +6,9 @@ import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
 import * as backtrackScripts from './backtrack-scripts.js'
 import * as trustScripts from './trust-scripts.js'
+import * as eventScripts from './event-scripts.js'
 import type { PlanView } from '../planner/choose-plan.js'
+import { JOB_STATES } from '../../shared/index.js'
 
 /** `revising`: a completed job whose result is being recomputed after backtracking (still readable). */
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'revising'
@@ -191,6 +193,8 @@ interface ScriptedRedis extends Redis {
   cohortRevokeLeases(...args: (string | number)[]): Promise<number>
   cohortBacktrackUnit(...args: (string | number)[]): Promise<[string, string, string, number, number]>
   cohortFinishBacktrack(...args: (string | number)[]): Promise<number>
+  cohortSetUnitsTotal(...args: (string | number)[]): Promise<number>
+  cohortFailJob(...args: (string | number)[]): Promise<number>
 }
 
 /** Inputs of one grant's units at most (it always holds one): a grant stays well within a NATS message. */
@@ -268,14 +272,7 @@ export interface StoreInit {
 
 export type Store = ReturnType<typeof createStore>
 
-const STATES: ReadonlySet<string> = new Set([
-  'queued',
-  'running',
-  'completed',
-  'failed',
-  'cancelled',
-  'revising',
-])
+const STATES: ReadonlySet<string> = JOB_STATES
 const ACTIVE: ReadonlySet<string> = new Set(['queued', 'running', 'revising'])
 
 /** Revisions: the finished ones (JSON in the job) and those under way (`job:{id}:revising`). */
@@ -345,6 +342,8 @@ export function createStore(init: StoreInit) {
   define('cohortRevokeLeases', backtrackScripts.REVOKE_LEASES)
   define('cohortBacktrackUnit', backtrackScripts.BACKTRACK_UNIT)
   define('cohortFinishBacktrack', backtrackScripts.FINISH_BACKTRACK)
+  define('cohortSetUnitsTotal', eventScripts.SET_UNITS_TOTAL)
+  define('cohortFailJob', eventScripts.FAIL_JOB)
 
   const jobKey = (id: string): string => `${p}job:${id}`
 
@@ -552,7 +551,7 @@ export function createStore(init: StoreInit) {
      * of each lease's lifetime bound and of the credit for each validated result.
      */
     async setUnitsTotal(jobId: string, total: number, unitMs: number): Promise<void> {
-      await redis.hset(jobKey(jobId), 'unitsTotal', total, 'unitMs', unitMs)
+      await redis.cohortSetUnitsTotal(p, jobId, total, unitMs)
     },
 
     async markPlanned(jobId: string, now: number): Promise<void> {
@@ -805,12 +804,7 @@ export function createStore(init: StoreInit) {
     },
 
     async failJob(jobId: string, reason: string, now: number): Promise<void> {
-      await redis
-        .multi()
-        .hset(jobKey(jobId), 'state', 'failed', 'error', reason, 'updatedAt', now)
-        .srem(`${p}active`, jobId)
-        .zadd(`${p}ended`, now, jobId)
-        .exec()
+      await redis.cohortFailJob(p, jobId, reason, now)
     },
 
     /** Jobs that ended (completed, failed, cancelled) and whose data has no expiry yet. */
@@ -830,13 +824,19 @@ export function createStore(init: StoreInit) {
       // A job reopened for revision meanwhile keeps its data (backtracking holds it too, see holdJobData).
       if (ACTIVE.has((await redis.hget(jobKey(jobId), 'state')) ?? '')) {
         await unitKeys(jobId, undefined)
-        await redis.multi().zrem(`${p}ended`, jobId).persist(jobKey(jobId)).exec()
+        await redis
+          .multi()
+          .zrem(`${p}ended`, jobId)
+          .persist(jobKey(jobId))
+          .persist(eventScripts.eventsKey(p, jobId))
+          .exec()
         return
       }
       await redis
         .multi()
         .pexpire(jobKey(jobId), jobTtlMs)
         .pexpire(`${jobKey(jobId)}:revising`, jobTtlMs)
+        .pexpire(eventScripts.eventsKey(p, jobId), jobTtlMs)
         .zrem(`${p}ended`, jobId)
         .zremrangebyscore(`${p}jobs`, '-inf', now - jobTtlMs)
         .zremrangebyscore(`${p}owner:${owner ?? ''}:jobs`, '-inf', now - jobTtlMs)
@@ -852,6 +852,7 @@ export function createStore(init: StoreInit) {
         .multi()
         .persist(jobKey(jobId))
         .persist(`${jobKey(jobId)}:revising`)
+        .persist(eventScripts.eventsKey(p, jobId))
         .exec()
       return unitKeys(jobId, undefined)
     },

@@ -21,7 +21,7 @@ import {
   type Identity,
   type LogRecord,
 } from '../../shared/index.js'
-import { createApiClient, type ApiClient, type JobView } from '../../scripts/api-client.js'
+import { connect, type Client, type JobView } from '../../client/index.js'
 import {
   createPoolRunner,
   createWorkerDaemon,
@@ -77,7 +77,7 @@ export interface Cluster {
   subjectPrefix: string
   identity: Identity
   coordinators: Coordinator[]
-  api: ApiClient
+  api: Client
   workers: TestWorker[]
   addCoordinator(): Promise<Coordinator>
   addWorker(opts?: {
@@ -228,7 +228,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     get api() {
       const c = coordinators[0]
       if (c === undefined) throw new Error('no coordinator')
-      return createApiClient(c.url)
+      return connect({ url: c.url })
     },
     workers,
     get volunteerAccess() {
@@ -296,7 +296,11 @@ export async function jobUnitResults(cluster: Cluster, jobId: string, total: num
 }
 
 /** Poll a job until it reaches a final state (a condition, not a fixed sleep), within `timeoutMs`. */
-export async function waitForJob(api: ApiClient, id: string, timeoutMs = 120_000): Promise<JobView> {
+export async function waitForJob(
+  api: Pick<Client, 'job'>,
+  id: string,
+  timeoutMs = 120_000,
+): Promise<JobView> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const job = await api.job(id)
