@@ -145,6 +145,14 @@ export const OPERATIONS: Record<string, Operation> = {
     },
     errors: [...JOB, 409],
   },
+  'GET /v1/jobs/{id}/events': {
+    summary:
+      "The job's events as Server-Sent Events: state, progress, each validated unit, result and revisions; resume with Last-Event-ID (docs/client.md)",
+    tag: 'jobs',
+    auth: true,
+    ok: { 200: { description: 'An event stream', content: bytes('text/event-stream') } },
+    errors: [400, ...JOB, 503],
+  },
   'GET /v1/jobs/{id}/units': {
     summary: 'Per-unit states and validated outputs, also while the job runs; paginated',
     tag: 'jobs',
