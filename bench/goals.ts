@@ -23,6 +23,7 @@ interface Goal {
 }
 
 const atMost = (limit: number): Goal['goal'] => ({ text: `≤ ${limit}`, met: (x) => x <= limit })
+const atLeast = (floor: number): Goal['goal'] => ({ text: `≥ ${floor}`, met: (x) => x >= floor })
 
 export function goals(g: GoalInputs): Goal[] {
   const overhead = (ms: number): number | undefined => g.overhead?.rows.find((r) => r.targetMs === ms)?.ratio
@@ -30,10 +31,15 @@ export function goals(g: GoalInputs): Goal[] {
   const busy = g.latency?.phases.find((p) => p.phase === 'busy')?.latency
   const e2e = (type: string): number | undefined => g.e2e?.find((r) => r.kind.startsWith(`${type}@`))?.ratio
   return [
-    { measure: 'overhead ratio, 1 ms units (quorum 1)', now: overhead(1), digits: 2 },
-    { measure: 'overhead ratio, 10 ms units (quorum 1)', now: overhead(10), digits: 2 },
-    { measure: 'overhead ratio, 100 ms units (quorum 1)', now: overhead(100), digits: 2 },
-    { measure: 'validated units/s, tiny units at quorum 2', now: g.throughput?.unitsPerSecond, digits: 0 },
+    { measure: 'overhead ratio, 1 ms units (quorum 1)', goal: atMost(1.5), now: overhead(1), digits: 2 },
+    { measure: 'overhead ratio, 10 ms units (quorum 1)', goal: atMost(1.05), now: overhead(10), digits: 2 },
+    { measure: 'overhead ratio, 100 ms units (quorum 1)', goal: atMost(1.02), now: overhead(100), digits: 2 },
+    {
+      measure: 'validated units/s, tiny units at quorum 2',
+      goal: atLeast(2000),
+      now: g.throughput?.unitsPerSecond,
+      digits: 0,
+    },
     { measure: 'lease latency p50 ms (idle coordinator)', goal: atMost(5), now: idle?.p50Ms, digits: 2 },
     { measure: 'lease latency p99 ms (idle coordinator)', goal: atMost(25), now: idle?.p99Ms, digits: 2 },
     { measure: 'lease latency p50 ms (daemons busy)', goal: atMost(5), now: busy?.p50Ms, digits: 2 },

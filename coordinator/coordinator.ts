@@ -146,6 +146,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     lazyConnect: true,
     maxRetriesPerRequest: 3,
     connectionName: 'cohort-coordinator',
+    // Commands issued in one turn of the event loop (a batch's scripts, many requests served at
+    // once) leave in one write.
+    enableAutoPipelining: true,
   })
   const bullConnection = new Redis(init.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null })
   redis.on('error', (err) => log.warn('redis error', errorFields(err)))

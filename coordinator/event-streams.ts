@@ -135,7 +135,11 @@ export function createEventStreams(init: EventStreamsInit): EventStreams {
       return streams.size
     },
     open(start) {
-      const conn = init.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: 1 })
+      const conn = init.redis.duplicate({
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        enableAutoPipelining: false,
+      })
       conn.on('error', (err: unknown) => log.debug('event stream redis error', errorFields(err)))
       const s: Open = { conn, out: new PassThrough(), stopped: false }
       const done = run(s, start).finally(() => streams.delete(s))

@@ -10,7 +10,7 @@ export interface UnitSigner {
 }
 
 export function createUnitSigner(identity: Identity): UnitSigner {
-  const payload = (replica: LeasedReplica, worker: string, now: number): UnitPayload => ({
+  const payload = (replica: LeasedReplica, worker: string, now: number, nonce: string): UnitPayload => ({
     type: 'unit',
     v: 1,
     unitId: replica.unitId,
@@ -21,15 +21,17 @@ export function createUnitSigner(identity: Identity): UnitSigner {
     worker,
     issuedAt: now,
     expiresAt: replica.deadline,
-    nonce: randomId(),
+    nonce,
     kid: identity.keyId,
   })
   return {
     keyId: identity.keyId,
     async signAll(replicas, worker, now) {
       if (replicas.length === 0) return []
+      // One random draw per grant: each unit's nonce is it and the unit's place in the grant.
+      const base = randomId()
       return sealUnits(
-        replicas.map((r) => payload(r, worker, now)),
+        replicas.map((r, i) => payload(r, worker, now, `${base}.${i}`)),
         identity,
       )
     },

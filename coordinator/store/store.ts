@@ -200,10 +200,13 @@ interface ScriptedRedis extends Redis {
 /** Inputs of one grant's units at most (it always holds one): a grant stays well within a NATS message. */
 const GRANT_INPUT_BYTES = 2 * 1024 * 1024
 
-/** A pipeline of the scripts a batch of results runs: one round trip for the whole batch. */
+/**
+ * A pipeline of plain commands (a batch's result reads): one round trip. Scripts are not sent in
+ * pipelines: ioredis sends a script's whole text (EVAL) in every pipeline, where a call on the
+ * connection sends it once and then only its SHA (EVALSHA). A batch's script calls are sent together
+ * on the connection instead (`Promise.all`), which overlaps their round trips just the same.
+ */
 interface ScriptedPipeline {
-  cohortSubmit(...args: (string | number | Uint8Array)[]): ScriptedPipeline
-  cohortDecide(...args: (string | number)[]): ScriptedPipeline
   hgetall(key: string): ScriptedPipeline
   exec(): Promise<[Error | null, unknown][] | null>
 }
@@ -381,24 +384,22 @@ export function createStore(init: StoreInit) {
     rs: SubmittedResult[],
     now: number,
   ): Promise<{ status: SubmitStatus; detail: string }[]> => {
-    if (rs.length === 0) return []
-    const pipe = redis.pipeline() as unknown as ScriptedPipeline
-    for (const r of rs) {
-      pipe.cohortSubmit(
-        p,
-        r.replicaId,
-        r.worker,
-        r.unitId,
-        r.digest,
-        Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength),
-        now,
-        r.computeMs,
-      )
-    }
-    return (await replies<string[]>(pipe)).map(([status, detail]) => ({
-      status: status as SubmitStatus,
-      detail: detail ?? '',
-    }))
+    // Sent together on one connection: Redis runs them in this order, and their round trips overlap.
+    const out = await Promise.all(
+      rs.map((r) =>
+        redis.cohortSubmit(
+          p,
+          r.replicaId,
+          r.worker,
+          r.unitId,
+          r.digest,
+          Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength),
+          now,
+          r.computeMs,
+        ),
+      ),
+    )
+    return out.map(([status, detail]) => ({ status: status as SubmitStatus, detail: detail ?? '' }))
   }
 
   /** The results stored for each unit, in one round trip. */
@@ -416,19 +417,19 @@ export function createStore(init: StoreInit) {
 
   /** Decide units (see DECIDE) in one round trip; each verdict in order. */
   const decideMany = async (requests: DecideRequest[], now: number): Promise<DecideOutcome[]> => {
-    if (requests.length === 0) return []
-    const pipe = redis.pipeline() as unknown as ScriptedPipeline
-    for (const d of requests) {
-      pipe.cohortDecide(
-        p,
-        d.unitId,
-        now,
-        d.nResults,
-        d.draw,
-        ...d.groups.map((g) => `${g.digest}|${g.replicaIds.join(',')}`),
-      )
-    }
-    return (await replies<Reply[]>(pipe)).map((r) => ({
+    const out = await Promise.all(
+      requests.map((d) =>
+        redis.cohortDecide(
+          p,
+          d.unitId,
+          now,
+          d.nResults,
+          d.draw,
+          ...d.groups.map((g) => `${g.digest}|${g.replicaIds.join(',')}`),
+        ),
+      ),
+    )
+    return out.map((r) => ({
       verdict: r[0] as Verdict,
       validated: Number(r[1]),
       failed: Number(r[2]),
