@@ -53,6 +53,10 @@ export interface Scheduler {
 }
 
 const EMPTY_RETRY_MS = 1_000
+/** A signed request's nonce is remembered past the clock window in which its `at` is accepted. */
+const NONCE_TTL_MS = 2 * LIMITS.maxClockSkewMs
+
+const replayed = (): ProtocolError => new ProtocolError('request replayed: this nonce was used before')
 const ENVELOPE_OVERHEAD = 4096
 
 export function createScheduler(init: SchedulerInit): Scheduler {
@@ -70,25 +74,28 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     })
   }
 
+  /**
+   * A worker's signed request, opened and checked. A signed request is good once: a copy replayed by
+   * someone who saw it (a renewal, a release, a work request whose `holding` would give back newer
+   * leases) is refused. A work request's nonce is recorded by the WORK script itself, in the same
+   * round trip (`nonceChecked: false` here).
+   */
   const workerEnvelope = async <T extends { worker: string; at: number; nonce: string }>(
     value: unknown,
     ctx: RequestContext,
     kind: 'work.request' | 'lease.renew' | 'lease.release',
     parse: (v: unknown) => T,
+    nonceChecked = true,
   ): Promise<T> => {
     const env = parseEnvelope(value, kind, ENVELOPE_OVERHEAD + LIMITS.maxReplicaIds * 100)
     const payload = parse(await ctx.open(env))
     checkWorkerSigned(payload, env.signer, Date.now())
-    // A signed request is good once: a copy replayed by someone who saw it (a renewal, a release, a
-    // work request whose `holding` would give back newer leases) is refused.
-    if (!(await store.useNonce(payload.worker, payload.nonce, 2 * LIMITS.maxClockSkewMs))) {
-      throw new ProtocolError('request replayed: this nonce was used before')
-    }
+    if (nonceChecked && !(await store.useNonce(payload.worker, payload.nonce, NONCE_TTL_MS))) throw replayed()
     return payload
   }
 
   const onWorkRequest = async (value: unknown, ctx: RequestContext): Promise<WorkGrant> => {
-    const req = await workerEnvelope(value, ctx, 'work.request', parseWorkRequest)
+    const req = await workerEnvelope(value, ctx, 'work.request', parseWorkRequest, false)
     init.onWorkRequest?.(req.worker, req.runtime)
     const accepts = req.accepts.filter((k) => init.kinds.has(k))
     const now = Date.now()
@@ -99,7 +106,9 @@ export function createScheduler(init: SchedulerInit): Scheduler {
       req.holding,
       tuning,
       now,
+      { value: req.nonce, ttlMs: NONCE_TTL_MS },
     )
+    if (out.status === 'replayed') throw replayed()
     if (out.status === 'banned')
       throw new BannedError('this identity was caught with a wrong result and gets no more work')
     if (out.reclaimed > 0) {

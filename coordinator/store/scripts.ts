@@ -225,9 +225,11 @@ return created
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
  *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, placementSeed,
- *      spreadMs, hasHolding, grantBytes, held...)
+ *      spreadMs, hasHolding, grantBytes, nonce, nonceTtlMs, held...)
  *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
  * One work request, in one call:
+ * -1. Replay: the signed request's \`nonce\` is recorded for \`nonceTtlMs\`; seen before, the request is
+ *    'replayed' and nothing else is done (the same check as useNonce, in the same round trip).
  * 0. Ban: a caught identity (backtracking) gets status 'banned' and nothing else.
  * 1. Rate: a token bucket per worker (`burst` requests, refilled at `perSecond`), kept in Redis so
  *    every coordinator draws from the same one. Without a token: status 'rate', nothing else done.
@@ -274,6 +276,9 @@ local hasHolding = ARGV[20] == '1'
 local grantBytes = tonumber(ARGV[21])
 local inputBytes = 0
 local lk = p..'worker:'..worker..':leases'
+if not redis.call('SET', p..'nonce:'..worker..':'..ARGV[22], '1', 'PX', ARGV[23], 'NX') then
+  return { 'replayed', 0, 0, 0, 0, {} }
+end
 -- 0. A caught identity gets no more work.
 if isCaught(worker) then return { 'banned', 0, 0, 0, 0, {} } end
 local cap = leaseCap(worker, capBase, capPer, capMax)
@@ -297,7 +302,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 22, #ARGV do held[ARGV[i]] = true end
+  for i = 24, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)

@@ -155,7 +155,7 @@ export interface LeaseRules {
 /** What one work request got. */
 export interface WorkOutcome {
   /** `rate`: out of work requests for now; `leases`: fewer units than asked, at the lease cap. */
-  status: 'ok' | 'rate' | 'leases' | 'banned'
+  status: 'ok' | 'rate' | 'leases' | 'banned' | 'replayed'
   /**
    * For `rate`: when the next request may be served. Otherwise, when nothing was leased, the ms until
    * a replica this worker may take comes out of its spread (0: none is waiting).
@@ -577,6 +577,8 @@ export function createStore(init: StoreInit) {
       holding: string[] | undefined,
       rules: LeaseRules,
       now: number,
+      /** The signed request's nonce, recorded for `ttlMs` (status `replayed` when seen before). */
+      nonce: { value: string; ttlMs: number },
     ): Promise<WorkOutcome> {
       const [status, retryAfterMs, cap, held, reclaimed, rows] = await redis.cohortWork(
         p,
@@ -601,6 +603,8 @@ export function createStore(init: StoreInit) {
         rules.replicaSpreadMs,
         holding === undefined ? '0' : '1',
         GRANT_INPUT_BYTES,
+        nonce.value,
+        nonce.ttlMs,
         ...(holding ?? []),
       )
       return {
