@@ -167,7 +167,10 @@ const workerCommand = program
     'owner key linking this identity to your other machines (`cohort owner-key`; env COHORT_OWNER_KEY_FILE)',
   )
   .option('--threads <n>', 'compute threads (default: all cores)')
-  .option('--buffer <n>', 'units held beyond the running ones (default: threads)')
+  .option(
+    '--buffer <n>',
+    'units held beyond the running ones (default: half a second of work per thread, at least one)',
+  )
   .option('--log-file <path>', 'append log lines to this file')
   .option('--subject-prefix <p>', 'NATS subject prefix', 'cohort')
   .option(
