@@ -31,6 +31,8 @@ import { createApp } from './http/app.js'
 import { createEventStreams } from './event-streams.js'
 import { contributeMiddleware } from './http/contribute.js'
 import { volunteersRouter } from './http/volunteers-routes.js'
+import { standingRouter } from './http/standing-routes.js'
+import { createVolunteerStore } from './store/volunteer-store.js'
 import type { RouteInfo } from './http/routes.js'
 import { resolveTuning, type CoordinatorTuning } from './options.js'
 import { createPipeline } from './pipeline.js'
@@ -194,6 +196,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             : {}),
         })
   const volunteers = volunteersRouter({ signup, networks })
+  // After sign-up's routes: GET /v1/volunteers/challenge is matched before /v1/volunteers/:id.
+  const standing = standingRouter({ volunteers: createVolunteerStore({ redis, prefix: tuning.redisPrefix }) })
   let nats: NatsConnection | undefined
   let server: Server | undefined
   let url = ''
@@ -372,7 +376,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('http'),
         jobTypes,
         natsUp: () => !nc.isClosed(),
-        routers: [volunteers],
+        routers: [volunteers, standing],
         extra: extraHttp,
         metrics,
         views,

@@ -58,11 +58,12 @@ function prune(dir) {
 prune('dist')
 
 // Browser bundles, when present: the contribute page and its Web Worker, and the operators'
-// dashboard (dist/web/dashboard.js).
+// dashboard (dist/web/dashboard.js), the public stats page (dist/web/stats.js).
 const browserEntries = [
   { in: 'web-worker/page.ts', out: 'page' },
   { in: 'web-worker/unit-worker.ts', out: 'unit-worker' },
   { in: 'dashboard/main.ts', out: 'dashboard' },
+  { in: 'stats/main.ts', out: 'stats' },
 ].filter((e) => existsSync(e.in))
 if (browserEntries.length > 0) {
   await build({
@@ -84,6 +85,8 @@ const pageFiles = [
   'web-worker/icon.svg',
   'dashboard/dashboard.html',
   'dashboard/dashboard.css',
+  'stats/stats.html',
+  'stats/stats.css',
 ]
 for (const file of pageFiles.filter((p) => existsSync(p))) {
   mkdirSync('dist/web', { recursive: true })

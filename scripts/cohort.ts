@@ -15,6 +15,7 @@ import { defaultOwnerKeyFile, defaultWorkerKeyFile, startWorker } from './run-wo
 import { loadOrCreateIdentity } from '../worker/index.js'
 import { loadWorkerPolicy, workerStateDir } from './worker-config.js'
 import { printWorkerStatus } from './worker-status.js'
+import { claimName } from './worker-claim.js'
 import { onShutdown, watchParent } from './signals.js'
 import { up } from './up.js'
 
@@ -188,6 +189,10 @@ const workerCommand = program
   .option('--run-on-battery', 'compute on battery power too')
   .option('--no-peers', 'do not exchange units or content with other workers')
   .option('--peer-cache-mb <n>', 'content kept and served to peers, MiB (default 1024)')
+  .option(
+    '--credit-seconds <n>',
+    "how often the coordinator's record of this identity's credit is read for the status (default 30)",
+  )
   .action(
     async (o: {
       natsUrl?: string
@@ -211,6 +216,7 @@ const workerCommand = program
       runOnBattery?: boolean
       peers?: boolean
       peerCacheMb?: string
+      creditSeconds?: string
     }) => {
       const log = logger('worker', o.logFile)
       // Started by `cohort up` in a process group of its own: stop if it dies (handing leases back
@@ -236,6 +242,9 @@ const workerCommand = program
         threads: intFlag('threads', o.threads, 1, 1024),
         bufferUnits: intFlag('buffer', o.buffer, 0, 1024),
         subjectPrefix: o.subjectPrefix,
+        ...(o.creditSeconds === undefined
+          ? {}
+          : { standingEveryMs: (intFlag('credit-seconds', o.creditSeconds, 1, 86_400) ?? 30) * 1000 }),
         log,
       })
       process.stdout.write(`worker ${w.daemon.id} running\n`)
@@ -253,6 +262,27 @@ workerCommand
     const o = cmd.optsWithGlobals<{ stateDir?: string; keyFile?: string; json?: boolean }>()
     const dir = workerStateDir(o.stateDir, env, o.keyFile ?? defaultWorkerKeyFile())
     await printWorkerStatus(dir, o.json === true, process.stdout)
+  })
+
+workerCommand
+  .command('claim')
+  .description(
+    "give this worker's identity a display name and team on the leaderboard (run it with each identity's --key-file)",
+  )
+  .requiredOption('--name <name>', 'display name: up to 32 letters, digits, spaces, _ . -')
+  .option('--team <team>', 'team, same characters (leave it out to leave your team)')
+  .action(async (_o: unknown, cmd: Command) => {
+    // --key-file and --coordinator are the worker command's own options.
+    const o = cmd.optsWithGlobals<{ keyFile?: string; coordinator?: string; name: string; team?: string }>()
+    await claimName(
+      {
+        keyFile: o.keyFile ?? defaultWorkerKeyFile(),
+        coordinatorUrl: o.coordinator ?? env.coordinatorUrl,
+        name: o.name,
+        team: o.team,
+      },
+      process.stdout,
+    )
   })
 
 program

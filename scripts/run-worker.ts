@@ -10,6 +10,7 @@ import {
   connectWithCredentials,
   createCredentialFile,
   createPoolRunner,
+  createStandingPoller,
   createVolunteerCredentials,
   createWorkerDaemon,
   credentialFileFor,
@@ -50,6 +51,8 @@ export interface RunWorkerOptions {
   log: Logger
   /** The volunteer's policy (scripts/worker-config.ts); default: worker/policy defaults. */
   policy?: GuestPolicy
+  /** How often the coordinator's record of this identity is read for the status file, ms (default 30 s). */
+  standingEveryMs?: number
   /** Checkpoints and status.json; default `worker-state` beside the key file. */
   stateDir?: string
   /**
@@ -127,7 +130,16 @@ export async function startWorker(
   })().catch((err: unknown) => o.log.debug('nats status stream ended', errorFields(err)))
   const policy = o.policy ?? resolvePolicy(o.threads === undefined ? {} : { cpu: { threads: o.threads } })
   const threads = policyThreads(policy, availableParallelism())
+  const standing =
+    o.coordinatorUrl === undefined
+      ? undefined
+      : createStandingPoller({
+          coordinatorUrl: o.coordinatorUrl,
+          id: identity.id,
+          log: o.log.child('standing'),
+        })
   const guest: Guest = createGuest({
+    ...(standing === undefined ? {} : { standing: () => standing.last }),
     policy,
     threads,
     probes: o.probes ?? createMachineProbes(),
@@ -149,11 +161,13 @@ export async function startWorker(
       : false,
   })
   daemon.start()
+  standing?.start()
   return {
     daemon,
     async stop() {
       // Paused units are not woken to finish against the policy: they go back at once.
       await daemon.stop(guest.control.paused ? { drainTimeoutMs: 0 } : {})
+      standing?.stop()
       await guest.stop()
       credentials?.stop()
       await nats.drain().catch(() => nats.close())

@@ -118,3 +118,5 @@ export type {
   ResultView,
   RevisionView,
 } from './api-views.js'
+export * from './volunteer-claim.js'
+export * from './volunteer-views.js'

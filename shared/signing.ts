@@ -129,6 +129,7 @@ export type SignedKind =
   | 'peer'
   | 'volunteer.signup'
   | 'volunteer.owner'
+  | 'volunteer.claim'
 
 function signingInput(kind: SignedKind, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(`cohort/v1/${kind}\u0000`), body)

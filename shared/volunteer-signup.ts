@@ -142,13 +142,25 @@ export interface SignupReply {
 /** The largest SignupRequest body a coordinator reads. */
 export const MAX_SIGNUP_BODY_BYTES = 4096
 
-function str(r: Record<string, unknown>, field: string, pattern: RegExp, what: string): string {
+/** A string field matching `pattern`; ValidationError naming the field otherwise. */
+export function patternField(
+  r: Record<string, unknown>,
+  field: string,
+  pattern: RegExp,
+  what: string,
+): string {
   const v = r[field]
   if (typeof v !== 'string' || !pattern.test(v)) throw new ValidationError(field, `must be ${what}`)
   return v
 }
 
-function b64(r: Record<string, unknown>, field: string, bytes: number, max = bytes): Uint8Array {
+/** A base64url field of `bytes`..`max` bytes; ValidationError naming the field otherwise. */
+export function base64UrlField(
+  r: Record<string, unknown>,
+  field: string,
+  bytes: number,
+  max = bytes,
+): Uint8Array {
   const v = r[field]
   let out: Uint8Array | undefined
   if (typeof v === 'string' && v.length <= Math.ceil((max * 4) / 3)) {
@@ -174,11 +186,11 @@ export function parseSignupRequest(value: unknown): { envelope: SignedEnvelope; 
     envelope: {
       v: 1,
       kind: 'volunteer.signup',
-      body: b64(r, 'body', 1, 1024),
-      signer: b64(r, 'signer', PUBLIC_KEY_BYTES),
-      sig: b64(r, 'sig', SIGNATURE_BYTES),
+      body: base64UrlField(r, 'body', 1, 1024),
+      signer: base64UrlField(r, 'signer', PUBLIC_KEY_BYTES),
+      sig: base64UrlField(r, 'sig', SIGNATURE_BYTES),
     },
-    pow: str(r, 'pow', POW_NONCE_PATTERN, '16 lowercase hex digits'),
+    pow: patternField(r, 'pow', POW_NONCE_PATTERN, '16 lowercase hex digits'),
   }
 }
 
@@ -200,14 +212,34 @@ export function parseSignupPayload(value: unknown): SignupPayload {
   return {
     type: 'volunteer.signup',
     v: 1,
-    peerId: str(r, 'peerId', PEER_ID_PATTERN, "the volunteer's id (43 base64url characters)"),
-    natsKey: str(r, 'natsKey', NATS_USER_KEY_PATTERN, 'a public user nkey (U and 55 base32 characters)'),
-    challenge: str(r, 'challenge', CHALLENGE_PATTERN, 'a challenge from GET /v1/volunteers/challenge'),
+    peerId: patternField(r, 'peerId', PEER_ID_PATTERN, "the volunteer's id (43 base64url characters)"),
+    natsKey: patternField(
+      r,
+      'natsKey',
+      NATS_USER_KEY_PATTERN,
+      'a public user nkey (U and 55 base32 characters)',
+    ),
+    challenge: patternField(
+      r,
+      'challenge',
+      CHALLENGE_PATTERN,
+      'a challenge from GET /v1/volunteers/challenge',
+    ),
     ...(r['owner'] === undefined
       ? {}
       : {
-          owner: str(r, 'owner', PEER_ID_PATTERN, "the owner's public key (43 base64url characters)"),
-          ownerSig: str(r, 'ownerSig', SIGNATURE_PATTERN, "the owner's signature (86 base64url characters)"),
+          owner: patternField(
+            r,
+            'owner',
+            PEER_ID_PATTERN,
+            "the owner's public key (43 base64url characters)",
+          ),
+          ownerSig: patternField(
+            r,
+            'ownerSig',
+            SIGNATURE_PATTERN,
+            "the owner's signature (86 base64url characters)",
+          ),
         }),
   }
 }
@@ -222,7 +254,7 @@ export function parseSignupChallenge(value: unknown): SignupChallenge {
     throw new ValidationError('expiresAt', 'must be a time in milliseconds')
   return {
     v: 1,
-    challenge: str(r, 'challenge', CHALLENGE_PATTERN, '43 base64url characters'),
+    challenge: patternField(r, 'challenge', CHALLENGE_PATTERN, '43 base64url characters'),
     bits,
     expiresAt,
   }
@@ -235,11 +267,11 @@ export function parseSignupReply(value: unknown): SignupReply {
     throw new ValidationError('expiresAt', 'must be a time in milliseconds')
   return {
     v: 1,
-    peerId: str(r, 'peerId', PEER_ID_PATTERN, '43 base64url characters'),
-    jwt: str(r, 'jwt', /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a JWT'),
+    peerId: patternField(r, 'peerId', PEER_ID_PATTERN, '43 base64url characters'),
+    jwt: patternField(r, 'jwt', /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a JWT'),
     expiresAt,
     ...(r['owner'] === undefined
       ? {}
-      : { owner: str(r, 'owner', PEER_ID_PATTERN, '43 base64url characters') }),
+      : { owner: patternField(r, 'owner', PEER_ID_PATTERN, '43 base64url characters') }),
   }
 }

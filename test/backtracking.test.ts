@@ -69,8 +69,13 @@ function redisOf(t: ExecutionContext, cluster: Cluster) {
   return {
     unit: (uid: string) => redis.hgetall(`${p}unit:${uid}`),
     index: (worker: string) => redis.zrange(`${p}worker:${worker}:units`, 0, '-1'),
+    /** Identities on the leaderboard (docs/volunteers.md), with their credit. */
+    board: async () => new Map(chunk(await redis.zrange(`${p}lb:credit`, 0, '-1', 'WITHSCORES'))),
   }
 }
+
+const chunk = (flat: string[]): [string, number][] =>
+  flat.flatMap((v, i) => (i % 2 === 0 ? [[v, Number(flat[i + 1])] as [string, number]] : []))
 
 const byWorker = (rs: { worker: string }[], w: Identity) => rs.filter((r) => r.worker === w.id)
 
@@ -230,6 +235,11 @@ test('backtracking - a cheater that backed units of a completed job is caught: e
   t.like(await store.workerStats(h1.identity.id), { valid: 3, invalid: 0 })
   t.like(await store.workerStats(h2.identity.id), { valid: 1, invalid: 0 })
   for (const h of [h1, h2, ...cluster.workers]) t.is(await store.caught(h.identity.id), undefined)
+  // The caught identities are off the leaderboard; the honest ones are on it with their credit.
+  const board = await redisOf(t, cluster).board()
+  t.false(board.has(c1.identity.id))
+  t.false(board.has(c2.identity.id))
+  for (const h of [h1, h2]) t.is(board.get(h.identity.id), (await store.workerStats(h.identity.id)).creditMs)
   await cluster.workers[0]!.stop()
   await cluster.workers[1]!.stop()
   const jobC = await cluster.api.submit({ type: 'primes', params: { to: 1_000 }, redundancy: { quorum: 1 } })

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { apiKeyDigest, type CoordinatorTuning } from '../coordinator/index.js'
 import { DASHBOARD_CSP } from '../coordinator/http/dashboard.js'
 import type { Overview, UnitStatesView } from '../shared/index.js'
-import { openContribute, useBrowser } from './helpers/browser.js'
+import { openContribute, openPage, useBrowser } from './helpers/browser.js'
 import { startCluster, waitForJob, waitUntil } from './helpers/cluster.js'
 import { useServices } from './helpers/services.js'
 
@@ -97,15 +97,7 @@ test.serial(
     await tab.page.click('#toggle')
     await tab.waitFor('the tab computing', (s) => s.state === 'running')
 
-    const context = await browser().newContext({ viewport: { width: 1280, height: 900 } })
-    t.teardown(() => context.close())
-    const page = await context.newPage()
-    const problems: string[] = []
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(m.text())
-    })
-    page.on('pageerror', (e) => problems.push(e.message))
-    await page.goto(`${url}/dashboard`)
+    const { page, problems } = await openPage(t, browser(), `${url}/dashboard`)
     await page.waitForFunction(() => document.body.dataset['state'] === 'error', null, { timeout: 15_000 })
     t.regex((await page.textContent('#status')) ?? '', /admin key/)
     problems.length = 0 // the 403 before the key is logged by the browser

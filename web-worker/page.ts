@@ -6,7 +6,7 @@ import { createLogger, errorFields, parseContributeConfig, type UnitPayload } fr
 import { createComlinkRunner } from './comlink-runner.js'
 import { createContributor, type Contributor } from './contributor.js'
 import { createBrowserCredentialStore, loadOrCreateBrowserIdentity } from './identity-store.js'
-import { createVolunteerCredentials } from '../worker/portable.js'
+import { createStandingPoller, createVolunteerCredentials } from '../worker/portable.js'
 import { createPageHandle } from './page-handle.js'
 import { pieceOf, type Piece } from './piece-canvas.js'
 import { batteryLow, watchBattery, watchVisibility, type BatteryReading } from './power-policy.js'
@@ -88,6 +88,21 @@ async function main(): Promise<void> {
     locks: navigator.locks,
   })
   contributor = c
+  // The coordinator's record of this identity: the credit the leaderboard shows, read on this page's
+  // own origin every 15 s and after results (at most every 2 s).
+  const standing = createStandingPoller({
+    coordinatorUrl: new URL('../', import.meta.url).href,
+    id: identity.id,
+    log: log.child('standing'),
+    everyMs: 15_000,
+    onRead: () => render(),
+  })
+  let standingAt = 0
+  const readStanding = (): void => {
+    if (Date.now() - standingAt < 2_000) return
+    standingAt = Date.now()
+    void standing.refresh()
+  }
   let piece: Piece | undefined
   let kind: string | undefined
   let counted = { units: 0, computeMs: 0 }
@@ -103,9 +118,15 @@ async function main(): Promise<void> {
       settings,
       cores,
       battery,
+      standing: standing.last?.record,
     })
 
   c.on('change', render)
+  // Once signed up and connected, the coordinator knows this identity (before, it answers 404).
+  c.on('change', () => {
+    if (c.state === 'running') standing.start()
+  })
+  addEventListener('pagehide', () => standing.stop())
   c.on('refused', render)
   c.on('started', (unit: UnitPayload) => {
     kind = unit.kind
@@ -113,6 +134,7 @@ async function main(): Promise<void> {
     render()
   })
   c.on('result', () => {
+    readStanding()
     const s = c.stats
     if (s !== undefined) {
       totals.units += s.unitsDone - counted.units

@@ -1,6 +1,6 @@
 // The page's DOM: reads the volunteer's controls, shows the contributor's state, counters and the
 // piece being computed. All text goes through textContent (no HTML is ever built from data).
-import type { LogRecord } from '../shared/index.js'
+import { formatCredit, type LogRecord, type VolunteerRecord } from '../shared/index.js'
 import type { WorkerStats } from '../worker/portable.js'
 import type { ContributorState, PauseReason } from './contributor.js'
 import { describePiece, drawPiece, type Piece } from './piece-canvas.js'
@@ -18,6 +18,8 @@ export interface ViewModel {
   settings: Settings
   cores: number
   battery: BatteryReading | undefined
+  /** This identity's record at the coordinator (GET /v1/volunteers/:id), once read. */
+  standing: VolunteerRecord | undefined
 }
 
 export interface ViewHandlers {
@@ -91,6 +93,9 @@ export function bindView(doc: Document, handlers: ViewHandlers): View {
     accepted: el(doc, 'accepted', HTMLElement),
     refused: el(doc, 'refused', HTMLElement),
     totals: el(doc, 'totals', HTMLElement),
+    credit: el(doc, 'credit', HTMLElement),
+    creditNote: el(doc, 'credit-note', HTMLElement),
+    statsLink: el(doc, 'stats-link', HTMLAnchorElement),
     canvas: el(doc, 'piece', HTMLCanvasElement),
     pieceTitle: el(doc, 'piece-title', HTMLElement),
     pieceCaption: el(doc, 'piece-caption', HTMLElement),
@@ -141,6 +146,13 @@ export function bindView(doc: Document, handlers: ViewHandlers): View {
       $.accepted.textContent = String(s?.resultsAccepted ?? 0)
       $.refused.textContent = String(s?.unitsRefused ?? 0)
       $.totals.textContent = `${m.totals.units} units, ${formatDuration(m.totals.computeMs)} of compute`
+      const r = m.standing
+      $.credit.textContent = r === undefined ? '—' : formatCredit(r.creditMs)
+      $.creditNote.textContent =
+        r === undefined
+          ? ''
+          : `${r.unitsValidated} units validated${r.rank === undefined ? '' : `, rank ${r.rank}`}`
+      $.statsLink.href = `/stats?id=${encodeURIComponent(m.id)}`
       if (m.piece !== drawn) {
         drawn = m.piece
         drawPiece($.canvas, m.piece)

@@ -2,7 +2,7 @@
 // imports) plus the Node-side pieces: the piscina pool, the identity key file, the module cache.
 export * from './portable.js'
 export { createPoolRunner, type PoolRunnerInit } from './runner.js'
-export { loadOrCreateIdentity } from './identity-file.js'
+export { loadIdentity, loadOrCreateIdentity } from './identity-file.js'
 export { createCredentialFile, credentialFileFor } from './credential-file.js'
 export { CoordinatorUnavailableError } from './coordinator-client.js'
 export {

@@ -22,6 +22,8 @@ export {
 } from './coordinator-client.js'
 export * from './peer/index.js'
 export { signUp, SignupError, type SignUpOptions } from './signup-client.js'
+export { createStandingPoller, type StandingPoller, type StandingPollerInit } from './standing-poller.js'
+export { claimStanding, fetchStanding, StandingError, type StandingOptions } from './standing-client.js'
 export {
   connectWithCredentials,
   createMemoryCredentialStore,

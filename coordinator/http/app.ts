@@ -24,6 +24,7 @@ import type { Activity } from '../metrics/activity.js'
 import type { OpsViews } from '../store/ops-views.js'
 import { adminRouter } from './admin-routes.js'
 import { dashboardMiddleware } from './dashboard.js'
+import { statsPageMiddleware } from './stats-page.js'
 import { httpMetricsMiddleware } from './http-metrics.js'
 import { routesOf, type RouteInfo } from './routes.js'
 import { systemRouter } from './system-routes.js'
@@ -72,6 +73,7 @@ export function createApp(init: AppInit): CoordinatorApp {
     await next()
   })
   app.use(dashboardMiddleware())
+  app.use(statsPageMiddleware())
   const { uploads } = init
   const routers: Router[] = []
   const mount = (router: Router): void => {

@@ -17,13 +17,17 @@ export interface Caller {
   quota: Quota
 }
 
-/** Paths under /v1/ that anyone may call: job types, counters, volunteers' sign-up (its own limits). */
+/**
+ * Paths under /v1/ that anyone may call: job types, counters, volunteers' sign-up (its own limits),
+ * their public records and claims (signed by the identity), and the leaderboard.
+ */
 export function isPublicPath(path: string): boolean {
   if (!path.startsWith('/v1/')) return true
   return (
     path === '/v1/job-types' ||
     path === '/v1/stats' ||
     path === '/v1/volunteers' ||
+    path === '/v1/leaderboard' ||
     path.startsWith('/v1/volunteers/')
   )
 }

@@ -9,7 +9,7 @@ const FIXED: readonly [string, string][] = [
   ['/metrics', '/metrics'],
   ['/v1/stats', '/v1/stats'],
 ]
-const TREES = ['/dashboard', '/contribute']
+const TREES = ['/dashboard', '/contribute', '/stats']
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 /** The bounded route label of an answered request. */

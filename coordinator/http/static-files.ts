@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import type { Context } from 'koa'
+import type { Context, Middleware } from 'koa'
 import { HttpError } from './http-error.js'
 
 export interface Asset {
@@ -55,5 +55,43 @@ export function staticFiles(webDir: string): (ctx: Context, asset: Asset) => Pro
     }
     ctx.type = asset.type
     ctx.body = file.bytes
+  }
+}
+
+/** The files of a page built as `<name>.html`, `<name>.js` and `<name>.css`, served under `root`. */
+export function pageAssets(root: string, name: string): Record<string, Asset> {
+  return {
+    [root]: { file: `${name}.html`, type: HTML },
+    [`${root}/`]: { file: `${name}.html`, type: HTML },
+    [`${root}/app.js`]: { file: `${name}.js`, type: JS },
+    [`${root}/app.css`]: { file: `${name}.css`, type: CSS },
+    [`${root}/${name}.js.map`]: { file: `${name}.js.map`, type: 'application/json' },
+  }
+}
+
+/**
+ * A page of built files under `root` (`/dashboard`, `/stats`): GET and HEAD only, each answer with
+ * `csp` and no referrer, the paths of `assets` only (404 for the rest).
+ */
+export function pageMiddleware(
+  root: string,
+  assets: Record<string, Asset>,
+  csp: string,
+  webDir: string = DEFAULT_WEB_DIR,
+): Middleware {
+  const send = staticFiles(webDir)
+  return async (ctx, next) => {
+    if (ctx.path !== root && !ctx.path.startsWith(`${root}/`)) {
+      await next()
+      return
+    }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD')
+      throw new HttpError(405, 'method-not-allowed', `${root} only answers GET and HEAD`)
+    ctx.set('Content-Security-Policy', csp)
+    ctx.set('Cross-Origin-Opener-Policy', 'same-origin')
+    ctx.set('Referrer-Policy', 'no-referrer')
+    const asset = assets[ctx.path]
+    if (asset === undefined) throw new HttpError(404, 'not-found', `no file ${ctx.path}`)
+    await send(ctx, asset)
   }
 }

@@ -67,6 +67,9 @@ export function createActivity(init: ActivityInit): Activity {
     const pipe = redis.pipeline()
     for (const [worker, { runtime, at }] of s) {
       pipe.zadd(seenKey(runtime), at, worker)
+      // The identity's public record (GET /v1/volunteers/:id): first and last seen, by runtime.
+      const wk = `${p}worker:${worker}`
+      pipe.hsetnx(wk, 'firstSeen', at).hset(wk, 'lastSeen', at, `seen:${runtime}`, at)
       // One identity is in one runtime's set: the last it said.
       for (const other of RUNTIMES) if (other !== runtime) pipe.zrem(seenKey(other), worker)
     }

@@ -13,6 +13,10 @@ import {
 } from './jobs.js'
 import {
   blobViewSchema,
+  claimRequestSchema,
+  leaderboardQuerySchema,
+  leaderboardSchema,
+  volunteerRecordSchema,
   datasetViewSchema,
   healthSchema,
   moduleInfoSchema,
@@ -257,5 +261,28 @@ export const OPERATIONS: Record<string, Operation> = {
     body: { type: 'application/json', schema: signupRequestSchema },
     ok: { 201: { description: 'The credentials', content: json(signupReplySchema) } },
     errors: [400, 413, 415, 422, 429, 503],
+  },
+  'GET /v1/volunteers/{id}': {
+    summary: "A volunteer identity's public record: credit, units validated, runtimes, name and team",
+    tag: 'volunteers',
+    auth: false,
+    ok: { 200: { description: 'The record', content: json(volunteerRecordSchema) } },
+    errors: [400, 404],
+  },
+  'POST /v1/volunteers/claims': {
+    summary: 'Claim a display name and team for an identity, signed by its key',
+    tag: 'volunteers',
+    auth: false,
+    body: { type: 'application/json', schema: claimRequestSchema },
+    ok: { 200: { description: 'The record, as claimed', content: json(volunteerRecordSchema) } },
+    errors: [400, 404, 413, 415, 422],
+  },
+  'GET /v1/leaderboard': {
+    summary: 'Volunteers (or, with by=team, teams) by credit, best first',
+    tag: 'volunteers',
+    auth: false,
+    query: leaderboardQuerySchema,
+    ok: { 200: { description: 'A page of the leaderboard', content: json(leaderboardSchema) } },
+    errors: [400],
   },
 }

@@ -70,3 +70,47 @@ export const signupReplySchema = Type.Object({
   expiresAt: Type.Integer(),
   owner: Type.Optional(Type.String()),
 })
+
+export const claimRequestSchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    body: b64url(
+      'msgpack of the signed VolunteerClaim {type, v, peerId, name, team?, at, nonce} (docs/volunteers.md)',
+    ),
+    signer: b64url("The claiming identity's Ed25519 public key"),
+    sig: b64url('Ed25519 signature, tag cohort/v1/volunteer.claim'),
+  },
+  { additionalProperties: false },
+)
+
+const ms = (what: string) => Type.Integer({ description: `${what}, ms since the epoch` })
+
+export const volunteerRecordSchema = Type.Object({
+  v: Type.Literal(1),
+  id: Type.String(),
+  name: Type.Optional(Type.String()),
+  team: Type.Optional(Type.String()),
+  creditMs: Type.Number({ description: 'Estimated compute time of the units its results helped validate' }),
+  unitsValidated: Type.Integer(),
+  results: Type.Integer(),
+  invalid: Type.Integer(),
+  runtimes: Type.Record(Type.String(), Type.Integer(), { description: 'Runtime → last seen (ms)' }),
+  firstSeen: Type.Optional(ms('First work request')),
+  lastSeen: Type.Optional(ms('Last work request')),
+  caught: Type.Boolean(),
+  rank: Type.Optional(Type.Integer()),
+})
+
+export const leaderboardSchema = Type.Object({
+  v: Type.Literal(1),
+  by: Type.String({ enum: ['volunteer', 'team'] }),
+  total: Type.Integer(),
+  offset: Type.Integer(),
+  entries: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+})
+
+export const leaderboardQuerySchema = Type.Object({
+  by: Type.Optional(Type.String({ enum: ['volunteer', 'team'] })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+})

@@ -675,7 +675,7 @@ if accepted and not contested then
   redis.call('HINCRBY', p..'job:'..jid, 'unitsValidated', 1)
   redis.call('HSET', p..'job:'..jid, 'updatedAt', now)
   jobUnitEvent(jid, uid)
-  -- Trust: every worker whose result agreed gains credit, the job type's estimate of the unit's
+  -- Trust: every worker whose result agreed gains credit (addCredit: also on the leaderboards), the job type's estimate of the unit's
   -- compute time (not what the worker claims: that is kept apart, as information); the others lose
   -- standing and are caught (markCaught).
   -- Each result is judged once (\`judged\` on its replica); a unit validated again after
@@ -693,8 +693,7 @@ if accepted and not contested then
     if agreeing[rid] then
       if was ~= 'valid' then
         redis.call('HINCRBY', wk, 'valid', 1)
-        redis.call('HINCRBY', wk, 'creditMs', unitMs)
-        redis.call('HINCRBY', p..'totals', 'creditMs', unitMs)
+        addCredit(w, unitMs)
         redis.call('HINCRBY', wk, 'claimedMs', tonumber(ms))
         if was == 'invalid' then redis.call('HINCRBY', wk, 'invalid', -1) end
         redis.call('HSET', p..'replica:'..rid, 'judged', 'valid')
@@ -704,8 +703,7 @@ if accepted and not contested then
       redis.call('HINCRBY', wk, 'invalid', 1)
       if was == 'valid' then
         redis.call('HINCRBY', wk, 'valid', -1)
-        redis.call('HINCRBY', wk, 'creditMs', -unitMs)
-        redis.call('HINCRBY', p..'totals', 'creditMs', -unitMs)
+        addCredit(w, -unitMs)
         redis.call('HINCRBY', wk, 'claimedMs', -tonumber(ms))
       end
       redis.call('HSET', p..'replica:'..rid, 'judged', 'invalid')

@@ -7,9 +7,10 @@
 // coordinator at start), `<p>worker:<id>` (fields passed, spotPassed, vouched, caught, caughtAt,
 // caughtReason), `<p>caught` (zset: identity -> when caught), `<p>backtrack:due` (zset: caught
 // identities whose backtracking has not finished, coordinator/backtracker.ts), `<p>vouched` (set).
+import { LEADERBOARD_HELPERS } from './leaderboard-scripts.js'
 
 /** Lua helpers; they rely on `p`, `readyScore` and `newReplica` of HELPERS. */
-export const TRUST_HELPERS = `
+export const TRUST_HELPERS = `${LEADERBOARD_HELPERS}
 local E = 2.718281828459045
 local trustParams
 local function trust()
@@ -66,6 +67,7 @@ local function catchOne(w, reason, now)
   redis.call('HSET', p..'worker:'..w, 'caught', now, 'caughtAt', now, 'caughtReason', string.sub(reason, 1, 500))
   redis.call('ZADD', p..'caught', now, w)
   redis.call('ZADD', p..'backtrack:due', now, w)
+  leaveBoards(w)
   return 1
 end
 -- The owner loses its credibility too: when the identity is linked to an owner key, the owner is

@@ -162,3 +162,25 @@ export async function openContribute(
     },
   }
 }
+
+/**
+ * A page at `url` in a context of its own (closed at the test's end), with the console errors and
+ * page errors it meets collected in `problems`.
+ */
+export async function openPage(
+  t: { teardown(fn: () => Promise<void>): void },
+  browser: Browser,
+  url: string,
+  viewport = { width: 1280, height: 900 },
+): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport })
+  t.teardown(() => context.close())
+  const page = await context.newPage()
+  const problems: string[] = []
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text())
+  })
+  page.on('pageerror', (e) => problems.push(e.message))
+  await page.goto(url)
+  return { page, problems }
+}

@@ -2,7 +2,7 @@
 // pauses running units in place (the shared control word) and stops new ones; a long pause hands
 // unstarted units back; units checkpoint to disk and resume after a restart; the work held is capped
 // by the buffer and the lease deadlines; and a status file is written every second.
-import type { Logger, SignedEnvelope, UnitPayload } from '../../shared/index.js'
+import type { Logger, SignedEnvelope, UnitPayload, VolunteerRecord } from '../../shared/index.js'
 import type { RunOutcome } from '../run-unit.js'
 import { createCheckpointStore, type CheckpointStore, type SavedCheckpoint } from './checkpoint-store.js'
 import type { DaemonGuest, GuestHost, HeldView, SavedUnit } from './guest-hooks.js'
@@ -22,6 +22,8 @@ export interface GuestInit {
   log: Logger
   /** Status file period, ms. Default 1000. */
   statusEveryMs?: number
+  /** The identity's record at its coordinator, for the status file (worker/standing-poller.ts). */
+  standing?: () => { record: VolunteerRecord; at: number } | undefined
 }
 
 export interface Guest {
@@ -239,6 +241,7 @@ export function createGuest(init: GuestInit): Guest {
     const stats = host?.counts()
     const m = monitor.last
     const running = stats?.running ?? 0
+    const standing = init.standing?.()
     return {
       v: 1,
       pid: process.pid,
@@ -253,6 +256,18 @@ export function createGuest(init: GuestInit): Guest {
       unitsDone: stats?.unitsDone ?? 0,
       resultsAccepted: stats?.resultsAccepted ?? 0,
       credit: Math.round(credit * 10) / 10,
+      ...(standing === undefined
+        ? {}
+        : {
+            coordinator: {
+              creditMs: standing.record.creditMs,
+              unitsValidated: standing.record.unitsValidated,
+              ...(standing.record.rank === undefined ? {} : { rank: standing.record.rank }),
+              ...(standing.record.name === undefined ? {} : { name: standing.record.name }),
+              ...(standing.record.team === undefined ? {} : { team: standing.record.team }),
+              readAt: new Date(standing.at).toISOString(),
+            },
+          }),
       unitSeconds: Object.fromEntries(unitSeconds),
       ...(leaseMs === undefined ? {} : { leaseMs }),
       ownCpuPercent: Math.round(own * 10) / 10,

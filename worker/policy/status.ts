@@ -32,6 +32,18 @@ export interface WorkerStatus {
   resultsAccepted: number
   /** Credit: compute seconds of results the coordinator accepted. */
   credit: number
+  /**
+   * This identity's record at its coordinator (GET /v1/volunteers/:id, read every 30 s when the
+   * daemon has `--coordinator`): the credit of the leaderboard, in ms, and when it was read.
+   */
+  coordinator?: {
+    creditMs: number
+    unitsValidated: number
+    rank?: number
+    name?: string
+    team?: string
+    readAt: string
+  }
   /** Measured compute seconds per unit, by kind. */
   unitSeconds: Record<string, number>
   /** Lease length of the latest units, ms. */
@@ -84,6 +96,14 @@ export function formatStatus(s: WorkerStatus, now = Date.now()): string {
     `threads:  ${s.threadsInUse} of ${s.threads} in use; ${s.held} units held`,
     `done:     ${s.unitsDone} units, ${s.resultsAccepted} accepted, credit ${s.credit.toFixed(1)} s`,
   ]
+  if (s.coordinator !== undefined) {
+    const c = s.coordinator
+    const who =
+      c.name === undefined ? '' : `, as "${c.name}"${c.team === undefined ? '' : ` of team "${c.team}"`}`
+    lines.push(
+      `credit:   ${(c.creditMs / 1000).toFixed(1)} s on the coordinator (${c.unitsValidated} units validated${c.rank === undefined ? '' : `, rank ${c.rank}`})${who}`,
+    )
+  }
   if (s.machine !== undefined) {
     const m = s.machine
     const input = m.inputIdleMs === undefined ? '' : `, input idle ${Math.round(m.inputIdleMs / 1000)} s`
