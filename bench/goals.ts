@@ -4,6 +4,7 @@ import type { E2eRow } from './e2e.js'
 import type { LeaseLatencyResult } from './lease-latency.js'
 import type { OverheadResult } from './overhead.js'
 import { fixed, table } from './report.js'
+import type { ScaleResult } from './scale.js'
 import type { ThroughputResult } from './throughput.js'
 
 export interface GoalInputs {
@@ -11,6 +12,7 @@ export interface GoalInputs {
   throughput?: ThroughputResult | undefined
   latency?: LeaseLatencyResult | undefined
   e2e?: readonly E2eRow[] | undefined
+  scale?: ScaleResult | undefined
 }
 
 interface Goal {
@@ -23,7 +25,43 @@ interface Goal {
 }
 
 const atMost = (limit: number): Goal['goal'] => ({ text: `≤ ${limit}`, met: (x) => x <= limit })
-const atLeast = (floor: number): Goal['goal'] => ({ text: `≥ ${floor}`, met: (x) => x >= floor })
+const atLeast = (limit: number): Goal['goal'] => ({ text: `≥ ${limit}`, met: (x) => x >= limit })
+const within = (lo: number, hi: number): Goal['goal'] => ({
+  text: `${lo} – ${hi}`,
+  met: (x) => x >= lo && x <= hi,
+})
+
+/** `a / b` when both are there. */
+const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined || b === undefined || b === 0 ? undefined : a / b
+
+/** Issue 16's goals: the coordinator's cost per unit does not grow with the crowd, and so on. */
+function scaleGoals(s: ScaleResult | undefined): Goal[] {
+  const run = (volunteers: number, coordinators: number) =>
+    s?.runs.find((r) => r.volunteers === volunteers && r.coordinators === coordinators)
+  const overlay = (peers: number): number | undefined =>
+    s?.overlay.find((o) => o.peers === peers)?.bytesPerPeerPerSecond
+  return [
+    {
+      measure: 'coordinator CPU per unit, 1,000 / 10 volunteers',
+      goal: within(0.8, 1.2),
+      now: ratio(run(1000, 1)?.coordinatorCpuMsPerUnit, run(10, 1)?.coordinatorCpuMsPerUnit),
+      digits: 2,
+    },
+    {
+      measure: 'validated units/s, two / one coordinators',
+      goal: atLeast(1.8),
+      now: ratio(run(1000, 2)?.unitsPerSecond, run(1000, 1)?.unitsPerSecond),
+      digits: 2,
+    },
+    {
+      measure: 'discovery bytes per peer, 1,000 / 100 peers',
+      goal: atMost(2),
+      now: ratio(overlay(1000), overlay(100)),
+      digits: 2,
+    },
+  ]
+}
 
 export function goals(g: GoalInputs): Goal[] {
   const overhead = (ms: number): number | undefined => g.overhead?.rows.find((r) => r.targetMs === ms)?.ratio
@@ -46,6 +84,7 @@ export function goals(g: GoalInputs): Goal[] {
     { measure: 'lease latency p99 ms (daemons busy)', goal: atMost(25), now: busy?.p99Ms, digits: 2 },
     { measure: 'nqueens n=14, platform / baseline', goal: atMost(1.3), now: e2e('nqueens'), digits: 2 },
     { measure: 'primes to=10^9, platform / baseline', goal: atMost(1.3), now: e2e('primes'), digits: 2 },
+    ...scaleGoals(g.scale),
   ]
 }
 

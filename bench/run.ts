@@ -1,5 +1,5 @@
 // `npm run bench`: private Redis and NATS (or REDIS_URL / NATS_URL), then the overhead, throughput,
-// lease latency, end-to-end, peer-to-peer content, hoarding and browser benchmarks; prints markdown
+// lease latency, end-to-end, peer-to-peer content, hoarding, browser, sign-up, integrity and scale benchmarks; prints markdown
 // tables on stdout, ending with the goals next to this run's figures, and writes bench/results/latest.json.
 //   node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]
 // (sections: SECTIONS below; e.g. --only overhead,throughput,latency,e2e gives every goal's figure)
@@ -31,6 +31,7 @@ import { e2eTable, latencyTable } from './e2e-report.js'
 import { goalsTable } from './goals.js'
 import { runLeaseLatency, type LeaseLatencyResult } from './lease-latency.js'
 import { cpuLine, hoardingTable, overheadTable, p2pTable, throughputTable } from './report.js'
+import { runScale, scaleLines, type ScaleResult } from './scale.js'
 import { runSignup, signupTable, type SignupResult } from './signup.js'
 import { runThroughput, type ThroughputResult } from './throughput.js'
 
@@ -44,6 +45,7 @@ const SECTIONS = [
   'browser',
   'signup',
   'integrity',
+  'scale',
 ] as const
 const USAGE =
   'usage: node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]\n' +
@@ -66,6 +68,8 @@ interface Plan {
   signup: boolean
   /** Wrong results accepted when some volunteers cheat, and what checking costs (bench/integrity.ts). */
   integrity: boolean
+  /** Coordinator cost per unit with 10 to 1,000 simulated volunteers, two coordinators, overlay discovery (bench/scale.ts). */
+  scale: boolean
   quick: boolean
   threads: number
   /** Units per integrity scenario instead of the section's default (more units, a tighter bound). */
@@ -116,6 +120,7 @@ function parsePlan(argv: string[]): Plan {
     browser: runs('browser'),
     signup: runs('signup'),
     integrity: runs('integrity'),
+    scale: runs('scale'),
     quick: values.quick,
     threads,
     integrityUnits,
@@ -157,6 +162,7 @@ interface Report {
     p2p?: CpuShares
     hoarding?: CpuShares
     integrity?: CpuShares
+    scale?: CpuShares
   }
   quick: boolean
   overhead?: OverheadResult
@@ -168,6 +174,7 @@ interface Report {
   browser?: BrowserBenchResult
   signup?: SignupResult
   integrity?: IntegrityResult
+  scale?: ScaleResult
 }
 
 async function main(): Promise<void> {
@@ -293,6 +300,19 @@ async function main(): Promise<void> {
       report.integrity = await runIntegrity({ ...options, units: plan.integrityUnits ?? options.units })
       report.cpu.integrity = account()
     }
+    if (plan.scale) {
+      const account = startCpuAccount(servicePids)
+      report.scale = await runScale({
+        endpoints,
+        volunteers: [10, 100, 1000],
+        compareAt: 1000,
+        units: plan.quick ? 400 : 2000,
+        unitDelayMs: 10,
+        overlayPeers: [10, 100, 1000],
+        overlayMeasureMs: plan.quick ? 4_000 : 10_000,
+      })
+      report.cpu.scale = account()
+    }
     // ---- browser vs. daemon (bench/browser.ts): needs no Redis or NATS, only Chromium ----
     if (plan.browser) report.browser = await runBrowserBench(browserBenchOptions(plan.threads, plan.quick))
   } finally {
@@ -336,6 +356,11 @@ async function main(): Promise<void> {
       'Integrity: wrong results accepted when volunteers cheat',
       tableOf(report.integrity, integrityTable),
       cpu.integrity,
+    ],
+    [
+      'Scale: 10 to 1,000 simulated volunteers, two coordinators, overlay discovery',
+      tableOf(report.scale, scaleLines),
+      cpu.scale,
     ],
     ['Goals: small units cost almost nothing', goalsTable(report)],
   ]

@@ -16,6 +16,7 @@ export {
 } from './fetcher.js'
 export {
   createPeerOverlay,
+  sealAnnouncement,
   type OverlayStats,
   type Outgoing,
   type PeerHandler,

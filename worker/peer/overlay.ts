@@ -148,6 +148,24 @@ function boundedSet<V>(map: Map<string, V>, key: string, value: V, max: number):
 
 const MIN_ANNOUNCE_GAP_MS = 100
 
+/** One announcement as it goes on the wire: `state` signed by `identity`, encoded. */
+export async function sealAnnouncement(
+  identity: Identity,
+  state: PeerState,
+  leaving = false,
+): Promise<Uint8Array> {
+  const payload: PeerAnnounce = {
+    ...state,
+    type: 'peer.announce',
+    v: 1,
+    worker: identity.id,
+    at: Date.now(),
+    nonce: randomId(),
+    leaving,
+  }
+  return encode(await seal('peer.announce', payload, identity))
+}
+
 export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   const { nats, identity, subjects, log } = init
   const self = identity.id
@@ -227,16 +245,7 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   const announce = async (leaving = false): Promise<void> => {
     if (nats.isClosed()) return
     lastAnnounce = Date.now()
-    const payload: PeerAnnounce = {
-      ...init.state(),
-      type: 'peer.announce',
-      v: 1,
-      worker: self,
-      at: Date.now(),
-      nonce: randomId(),
-      leaving,
-    }
-    nats.publish(subjects.peerAnnounce, encode(await seal('peer.announce', payload, identity)))
+    nats.publish(subjects.peerAnnounce, await sealAnnouncement(identity, init.state(), leaving))
     stats.announcesSent++
   }
 
