@@ -2,8 +2,6 @@
 // daemons in this process (or as child processes, for kill -9), each test with its own Redis key
 // prefix and NATS subject prefix so tests never see each other's units.
 import type { NatsConnection } from '@nats-io/nats-core'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
@@ -33,6 +31,7 @@ import {
 import type { TestServices } from './services.js'
 import { uniquePrefix } from './services.js'
 import { connectVolunteer, issuedAccess, type SignupAccess } from './volunteer.js'
+import { spawnLines, type LineChild } from './line-child.js'
 import { writeFile } from 'node:fs/promises'
 
 export const CLI = fileURLToPath(new URL('../../../bin/cohort.js', import.meta.url))
@@ -336,67 +335,13 @@ export async function replicaStates(cluster: Cluster, worker: string): Promise<s
   }
 }
 
-export interface ChildCohort {
-  child: ChildProcess
-  /** Lines the child printed on stdout and stderr so far. */
-  lines: string[]
-  /** Resolves with the first line matching `re`, from the line with index `from` on. */
-  waitForLine(re: RegExp, timeoutMs?: number, from?: number): Promise<string>
-  kill(signal?: NodeJS.Signals): Promise<void>
-}
+export type ChildCohort = LineChild
 
 /** Run `cohort <args>` as a child process with debug logs on stderr. */
 export function spawnCohort(args: string[], env: Record<string, string> = {}): ChildCohort {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  return spawnLines(process.execPath, [CLI, ...args], {
     env: { ...process.env, COHORT_LOG_LEVEL: 'debug', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const lines: string[] = []
-  const listeners = new Set<() => void>()
-  for (const stream of [child.stdout, child.stderr]) {
-    let buf = ''
-    stream.setEncoding('utf8')
-    stream.on('data', (d: string) => {
-      buf += d
-      const parts = buf.split('\n')
-      buf = parts.pop() ?? ''
-      lines.push(...parts)
-      for (const l of listeners) l()
-    })
-  }
-  return {
-    child,
-    lines,
-    waitForLine(re, timeoutMs = 30_000, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const hit = lines.slice(from).find((l) => re.test(l))
-          if (hit !== undefined) {
-            listeners.delete(check)
-            clearTimeout(timer)
-            resolve(hit)
-          }
-        }
-        const timer = setTimeout(() => {
-          listeners.delete(check)
-          reject(
-            new Error(`no line matching ${re} within ${timeoutMs} ms; got:\n${lines.slice(-20).join('\n')}`),
-          )
-        }, timeoutMs)
-        listeners.add(check)
-        child.once('exit', () => {
-          check()
-        })
-        check()
-      })
-    },
-    async kill(signal = 'SIGKILL') {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = once(child, 'exit')
-      child.kill(signal)
-      await exited
-    },
-  }
 }
 
 export type { JobView }
