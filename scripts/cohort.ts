@@ -14,7 +14,8 @@ import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.j
 import { defaultOwnerKeyFile, defaultWorkerKeyFile, startWorker } from './run-worker.js'
 import { loadOrCreateIdentity } from '../worker/index.js'
 import { loadWorkerPolicy, workerStateDir } from './worker-config.js'
-import { printWorkerStatus } from './worker-status.js'
+import { printWorkerStatus, waitForExit } from './worker-status.js'
+import { sendControl, type ControlCommand } from '../worker/policy/index.js'
 import { onShutdown, watchParent } from './signals.js'
 import { up } from './up.js'
 
@@ -154,7 +155,9 @@ program
 
 const workerCommand = program
   .command('worker')
-  .description('run the volunteer worker daemon (`cohort worker status` shows a running one)')
+  .description(
+    'run the volunteer worker daemon (`cohort worker status|pause|resume|finish` reach a running one)',
+  )
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
   .option(
     '--coordinator <url>',
@@ -220,6 +223,8 @@ const workerCommand = program
         { ...o, keyFile, threads: intFlag('threads', o.threads, 1, 1024) },
         env,
       )
+      let finishing = false
+      let shutdown: (why: string) => void = () => {}
       const w = await startWorker({
         policy,
         stateDir,
@@ -234,9 +239,13 @@ const workerCommand = program
         bufferUnits: intFlag('buffer', o.buffer, 0, 1024),
         subjectPrefix: o.subjectPrefix,
         log,
+        onFinish() {
+          finishing = true
+          shutdown('cohort worker finish')
+        },
       })
       process.stdout.write(`worker ${w.daemon.id} running\n`)
-      const shutdown = onShutdown(() => w.stop(), say)
+      shutdown = onShutdown(() => w.stop({ finish: finishing }), say)
       onParentGone = () => shutdown('cohort up is gone')
     },
   )
@@ -251,6 +260,36 @@ workerCommand
     const dir = workerStateDir(o.stateDir, env, o.keyFile ?? defaultWorkerKeyFile())
     await printWorkerStatus(dir, o.json === true, process.stdout)
   })
+
+const controlCommands: [ControlCommand, string][] = [
+  ['pause', 'stop starting units: buffered ones go back at once, running ones finish and are submitted'],
+  ['resume', 'start units and ask for work again after `cohort worker pause`'],
+  ['finish', 'take no more work, finish and submit the running units, then exit (waits for the exit)'],
+]
+for (const [cmd, description] of controlCommands) {
+  const c = workerCommand.command(cmd).description(description)
+  if (cmd === 'finish')
+    c.option('--no-wait', 'return once the worker started finishing').option(
+      '--timeout <minutes>',
+      'longest wait for the worker to exit',
+      '360',
+    )
+  c.action(async (_o: unknown, command: Command) => {
+    const o = command.optsWithGlobals<{
+      stateDir?: string
+      keyFile?: string
+      wait?: boolean
+      timeout?: string
+    }>()
+    const dir = workerStateDir(o.stateDir, env, o.keyFile ?? defaultWorkerKeyFile())
+    const reply = await sendControl(dir, cmd)
+    process.stdout.write(`worker (pid ${reply.pid}) ${reply.mode}\n`)
+    if (cmd === 'finish' && o.wait !== false) {
+      await waitForExit(reply.pid, (intFlag('timeout', o.timeout, 1, 100_000) ?? 360) * 60_000)
+      process.stdout.write(`worker (pid ${reply.pid}) exited\n`)
+    }
+  })
+}
 
 program
   .command('owner-key')
