@@ -98,7 +98,7 @@ export interface CoordinatorTuning {
   /** Largest HTTP request body. Default 64 KiB. */
   maxBodyBytes: number
   /**
-   * Log one line per HTTP request (namespace `coordinator:access`): method, route template, status,
+   * Log one line per HTTP request (namespace `coordinator:http:access`): method, route template, status,
    * ms, response bytes and the caller's owner id; never keys or bodies. Default true.
    */
   accessLog: boolean
@@ -279,9 +279,9 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
     if (!(k in DEFAULT_TUNING)) throw new ConfigError(`unknown coordinator option "${k}"`)
   }
   const t: CoordinatorTuning = { ...DEFAULT_TUNING, ...given }
-  if (!/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
+  if (typeof t.redisPrefix !== 'string' || !/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
     throw new ConfigError('redisPrefix must be 1..64 of [A-Za-z0-9_:.-]')
-  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
+  if (typeof t.subjectPrefix !== 'string' || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
     throw new ConfigError('subjectPrefix must be NATS subject tokens separated by dots')
   }
   intIn('leaseMs', t.leaseMs, 500, 24 * 3600_000)
