@@ -22,8 +22,9 @@ export function createProcessLogger(ns: string, init: ProcessLoggerInit = {}): L
   const dest = pino.destination({
     dest: init.file ?? 2,
     sync: false,
-    // Writes are batched up to 4 KiB; the buffer never holds more than maxLength.
-    minLength: 4096,
+    // Each line is written as soon as the previous write is done (lines that arrive meanwhile go out
+    // together), so a quiet process's last line is never held back; the buffer holds at most maxLength.
+    minLength: 0,
     maxLength: init.maxBufferBytes ?? 16 * 1024 * 1024,
     mkdir: true,
   })
