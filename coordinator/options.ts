@@ -97,6 +97,11 @@ export interface CoordinatorTuning {
   vouchSignups: boolean
   /** Largest HTTP request body. Default 64 KiB. */
   maxBodyBytes: number
+  /**
+   * Log one line per HTTP request (namespace `coordinator:http:access`): method, route template, status,
+   * ms, response bytes and the caller's owner id; never keys or bodies. Default true.
+   */
+  accessLog: boolean
   /** Job event streams (GET /v1/jobs/:id/events) open at once; more are refused (503). Default 256. */
   eventStreamsMax: number
   /** An idle event stream sends a comment this often. Default 15000 ms. */
@@ -223,6 +228,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   vouchedWorkers: [],
   vouchSignups: false,
   maxBodyBytes: 64 * 1024,
+  accessLog: true,
   eventStreamsMax: 256,
   eventHeartbeatMs: 15_000,
   eventStreamMaxMs: 30 * 60_000,
@@ -273,9 +279,9 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
     if (!(k in DEFAULT_TUNING)) throw new ConfigError(`unknown coordinator option "${k}"`)
   }
   const t: CoordinatorTuning = { ...DEFAULT_TUNING, ...given }
-  if (!/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
+  if (typeof t.redisPrefix !== 'string' || !/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
     throw new ConfigError('redisPrefix must be 1..64 of [A-Za-z0-9_:.-]')
-  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
+  if (typeof t.subjectPrefix !== 'string' || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
     throw new ConfigError('subjectPrefix must be NATS subject tokens separated by dots')
   }
   intIn('leaseMs', t.leaseMs, 500, 24 * 3600_000)
@@ -305,6 +311,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
     throw new ConfigError('vouchedWorkers must be a list of peer ids (43 base64url characters each)')
   }
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
+  if (typeof t.accessLog !== 'boolean') throw new ConfigError('accessLog must be true or false')
   intIn('eventStreamsMax', t.eventStreamsMax, 0, 100_000)
   intIn('eventHeartbeatMs', t.eventHeartbeatMs, 100, 600_000)
   intIn('eventStreamMaxMs', t.eventStreamMaxMs, 1_000, 24 * 3600_000)

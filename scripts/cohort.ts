@@ -2,8 +2,9 @@
 import { Command, Option } from 'commander'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { CohortError, ConfigError, type Logger } from '../shared/index.js'
-import { apiKeyDigest } from '../coordinator/index.js'
+import { CohortError, ConfigError, type Logger, type LogLevel } from '../shared/index.js'
+import { apiKeyDigest, type CoordinatorTuning } from '../coordinator/index.js'
+import { loadCoordinatorConfig } from './coordinator-config.js'
 import { connect, type Client } from '../client/index.js'
 import { fileBody, uploadLine } from './file-body.js'
 import { intFlag, loadEnvConfig, type EnvConfig } from './config.js'
@@ -14,16 +15,20 @@ import { defaultCoordinatorKeyFile, startCoordinator } from './run-coordinator.j
 import { defaultOwnerKeyFile, defaultWorkerKeyFile, startWorker } from './run-worker.js'
 import { loadOrCreateIdentity } from '../worker/index.js'
 import { loadWorkerPolicy, workerStateDir } from './worker-config.js'
-import { printWorkerStatus } from './worker-status.js'
+import { printWorkerStatus, waitForExit } from './worker-status.js'
 import { claimName } from './worker-claim.js'
+import { sendControl, type ControlCommand } from '../worker/policy/index.js'
 import { onShutdown, watchParent } from './signals.js'
 import { up } from './up.js'
 
 const env: EnvConfig = loadEnvConfig()
 const say = (line: string): void => void process.stderr.write(`cohort: ${line}\n`)
 
-function logger(ns: string, file?: string): Logger {
-  return createProcessLogger(ns, { level: env.logLevel, ...(file === undefined ? {} : { file }) })
+function logger(ns: string, file?: string, level?: LogLevel): Logger {
+  return createProcessLogger(ns, {
+    level: env.logLevelSet ? env.logLevel : (level ?? env.logLevel),
+    ...(file === undefined ? {} : { file }),
+  })
 }
 
 function api(opts: { url?: string; apiKey?: string }): Client {
@@ -62,8 +67,14 @@ const keyOption = new Option(
 program
   .command('coordinator')
   .description('run a coordinator (HTTP API, scheduler, validator) against Redis and NATS')
-  .option('--port <n>', 'HTTP port', '8080')
-  .option('--host <addr>', 'HTTP bind address', '127.0.0.1')
+  .option(
+    '--config <path>',
+    'config file, JSON: every tuning field and process setting (env COHORT_COORDINATOR_CONFIG; flags win)',
+  )
+  .option('--port <n>', 'HTTP port (default 8080)')
+  .option('--host <addr>', 'HTTP bind address (default 127.0.0.1)')
+  .option('--log-file <path>', 'write log lines to this file (reopened on SIGHUP)')
+  .option('--no-access-log', 'no line per HTTP request')
   .option('--redis-url <url>', 'Redis (env REDIS_URL)')
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
   .option('--nats-ws-url <url>', 'NATS WebSocket listener for browsers; serves /contribute (env NATS_WS_URL)')
@@ -75,12 +86,12 @@ program
   .option('--signup-pow-bits <n>', 'proof of work asked at volunteer sign-up, in bits (default 21)')
   .option('--signup-per-address <n>', 'volunteer sign-ups per source address per hour (default 30)')
   .option('--key-file <path>', 'signing key file (created when missing)')
-  .option('--lease-ms <n>', 'lease length handed to workers', '30000')
-  .option('--redis-prefix <p>', 'Redis key prefix (several deployments on one Redis)', 'cohort:')
-  .option('--subject-prefix <p>', 'NATS subject prefix', 'cohort')
+  .option('--lease-ms <n>', 'lease length handed to workers (default 30000)')
+  .option('--redis-prefix <p>', 'Redis key prefix, several deployments on one Redis (default cohort:)')
+  .option('--subject-prefix <p>', 'NATS subject prefix (default cohort)')
   .option('--api-keys-file <path>', 'API keys, names, roles and quotas, JSON (env COHORT_API_KEYS_FILE)')
   .option('--anonymous', 'let callers without a key use the API, as one owner with small quotas')
-  .option('--upload-retention-hours <n>', 'hours an upload is kept after its last use', '168')
+  .option('--upload-retention-hours <n>', 'hours an upload is kept after its last use (default 168)')
   .option(
     '--vouch <peer-id...>',
     "the operator's own worker hosts (peer ids), trusted to anchor results (see docs/security.md)",
@@ -95,12 +106,15 @@ program
   )
   .action(
     async (o: {
-      port: string
+      config?: string
+      port?: string
+      logFile?: string
+      accessLog: boolean
       vouch?: string[]
-      host: string
+      host?: string
       apiKeysFile?: string
       anonymous?: boolean
-      uploadRetentionHours: string
+      uploadRetentionHours?: string
       redisUrl?: string
       natsUrl?: string
       natsWsUrl?: string
@@ -109,44 +123,52 @@ program
       signupPowBits?: string
       signupPerAddress?: string
       keyFile?: string
-      leaseMs: string
-      redisPrefix: string
-      subjectPrefix: string
+      leaseMs?: string
+      redisPrefix?: string
+      subjectPrefix?: string
       trustedProxy?: string[]
       placementExempt?: string[]
     }) => {
-      const log = logger('coordinator')
+      const configPath = o.config ?? env.coordinatorConfig
+      const file = configPath === undefined ? undefined : await loadCoordinatorConfig(configPath)
+      const fp = file?.process ?? {}
+      const log = logger('coordinator', o.logFile ?? fp.logFile, fp.logLevel)
       const exempt = o.placementExempt?.filter((c) => c !== 'none')
       const signupPowBits = intFlag('signup-pow-bits', o.signupPowBits, 0, 32)
       const signupPerAddress = intFlag('signup-per-address', o.signupPerAddress, 1, 1_000_000)
+      const leaseMs = intFlag('lease-ms', o.leaseMs, 500, 86_400_000)
+      const retentionHours = intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600)
+      const vouched = o.vouch?.flatMap((v) => v.split(',')).filter((v) => v !== '')
+      // The file, then each flag given over it.
+      const flags: Partial<CoordinatorTuning> = {
+        ...(leaseMs === undefined ? {} : { leaseMs }),
+        ...(o.redisPrefix === undefined ? {} : { redisPrefix: o.redisPrefix }),
+        ...(o.subjectPrefix === undefined ? {} : { subjectPrefix: o.subjectPrefix }),
+        ...(signupPowBits === undefined ? {} : { signupPowBits }),
+        ...(signupPerAddress === undefined ? {} : { signupPerAddress }),
+        ...(o.trustedProxy === undefined ? {} : { trustedProxies: o.trustedProxy }),
+        ...(exempt === undefined ? {} : { placementExemptNetworks: exempt }),
+        ...(o.anonymous === true ? { anonymous: true } : {}),
+        ...(o.accessLog === false ? { accessLog: false } : {}),
+        ...(vouched === undefined ? {} : { vouchedWorkers: vouched }),
+        ...(retentionHours === undefined ? {} : { uploadRetentionMs: retentionHours * 3600_000 }),
+      }
+      const natsWsUrl = o.natsWsUrl ?? env.natsWsUrl ?? fp.natsWsUrl
       const { coordinator, key } = await startCoordinator({
-        redisUrl: o.redisUrl ?? env.redisUrl,
-        natsUrl: o.natsUrl ?? env.natsUrl,
+        redisUrl: o.redisUrl ?? env.redisUrl ?? fp.redisUrl,
+        natsUrl: o.natsUrl ?? env.natsUrl ?? fp.natsUrl,
         natsUser: env.natsUser,
         natsPass: env.natsPass,
-        natsCredsFile: o.natsCreds ?? env.natsCreds,
-        natsAccountSeedFile: o.natsAccountSeedFile ?? env.natsAccountSeedFile,
-        natsWsUrl: o.natsWsUrl ?? env.natsWsUrl,
-        port: intFlag('port', o.port, 0, 65535) ?? 8080,
-        host: o.host,
-        keyFile: o.keyFile ?? defaultCoordinatorKeyFile(env.dataDir),
+        natsCredsFile: o.natsCreds ?? env.natsCreds ?? fp.natsCredsFile,
+        natsAccountSeedFile: o.natsAccountSeedFile ?? env.natsAccountSeedFile ?? fp.natsAccountSeedFile,
+        natsWsUrl,
+        port: intFlag('port', o.port, 0, 65535) ?? fp.port ?? 8080,
+        host: o.host ?? fp.host ?? '127.0.0.1',
+        keyFile: o.keyFile ?? fp.keyFile ?? defaultCoordinatorKeyFile(env.dataDir),
         log,
-        apiKeysFile: o.apiKeysFile ?? env.apiKeysFile,
-        tuning: {
-          leaseMs: intFlag('lease-ms', o.leaseMs, 500, 86_400_000) ?? 30_000,
-          redisPrefix: o.redisPrefix,
-          subjectPrefix: o.subjectPrefix,
-          ...(signupPowBits === undefined ? {} : { signupPowBits }),
-          ...(signupPerAddress === undefined ? {} : { signupPerAddress }),
-          ...(o.trustedProxy === undefined ? {} : { trustedProxies: o.trustedProxy }),
-          ...(exempt === undefined ? {} : { placementExemptNetworks: exempt }),
-          anonymous: o.anonymous === true,
-          vouchedWorkers: (o.vouch ?? []).flatMap((v) => v.split(',')).filter((v) => v !== ''),
-          uploadRetentionMs:
-            (intFlag('upload-retention-hours', o.uploadRetentionHours, 1, 87_600) ?? 168) * 3600_000,
-        },
+        apiKeysFile: o.apiKeysFile ?? env.apiKeysFile ?? fp.apiKeysFile,
+        tuning: { ...file?.tuning, ...flags },
       })
-      const natsWsUrl = o.natsWsUrl ?? env.natsWsUrl
       const contribute = natsWsUrl === undefined ? '' : `; contribute at ${coordinator.url}/contribute`
       process.stdout.write(`coordinator listening on ${coordinator.url}; key ${key}${contribute}\n`)
       onShutdown(() => coordinator.stop(), say)
@@ -155,7 +177,9 @@ program
 
 const workerCommand = program
   .command('worker')
-  .description('run the volunteer worker daemon (`cohort worker status` shows a running one)')
+  .description(
+    'run the volunteer worker daemon (`cohort worker status|pause|resume|finish` reach a running one)',
+  )
   .option('--nats-url <url>', 'NATS (env NATS_URL)')
   .option(
     '--coordinator <url>',
@@ -229,6 +253,8 @@ const workerCommand = program
         { ...o, keyFile, threads: intFlag('threads', o.threads, 1, 1024) },
         env,
       )
+      let finishing = false
+      let shutdown: (why: string) => void = () => {}
       const w = await startWorker({
         policy,
         stateDir,
@@ -246,9 +272,13 @@ const workerCommand = program
           ? {}
           : { standingEveryMs: (intFlag('credit-seconds', o.creditSeconds, 1, 86_400) ?? 30) * 1000 }),
         log,
+        onFinish() {
+          finishing = true
+          shutdown('cohort worker finish')
+        },
       })
       process.stdout.write(`worker ${w.daemon.id} running\n`)
-      const shutdown = onShutdown(() => w.stop(), say)
+      shutdown = onShutdown(() => w.stop({ finish: finishing }), say)
       onParentGone = () => shutdown('cohort up is gone')
     },
   )
@@ -284,6 +314,35 @@ workerCommand
       process.stdout,
     )
   })
+const controlCommands: [ControlCommand, string][] = [
+  ['pause', 'stop starting units: buffered ones go back at once, running ones finish and are submitted'],
+  ['resume', 'start units and ask for work again after `cohort worker pause`'],
+  ['finish', 'take no more work, finish and submit the running units, then exit (waits for the exit)'],
+]
+for (const [cmd, description] of controlCommands) {
+  const c = workerCommand.command(cmd).description(description)
+  if (cmd === 'finish')
+    c.option('--no-wait', 'return once the worker started finishing').option(
+      '--timeout <minutes>',
+      'longest wait for the worker to exit',
+      '360',
+    )
+  c.action(async (_o: unknown, command: Command) => {
+    const o = command.optsWithGlobals<{
+      stateDir?: string
+      keyFile?: string
+      wait?: boolean
+      timeout?: string
+    }>()
+    const dir = workerStateDir(o.stateDir, env, o.keyFile ?? defaultWorkerKeyFile())
+    const reply = await sendControl(dir, cmd)
+    process.stdout.write(`worker (pid ${reply.pid}) ${reply.mode}\n`)
+    if (cmd === 'finish' && o.wait !== false) {
+      await waitForExit(reply.pid, (intFlag('timeout', o.timeout, 1, 100_000) ?? 360) * 60_000)
+      process.stdout.write(`worker (pid ${reply.pid}) exited\n`)
+    }
+  })
+}
 
 program
   .command('owner-key')

@@ -23,7 +23,11 @@ export interface EnvConfig {
   /** Coordinator public keys (base64url) a worker trusts, comma-separated in COHORT_TRUST. */
   trust: string[]
   logLevel: LogLevel
+  /** Whether COHORT_LOG_LEVEL was set (it then wins over a config file's `logLevel`). */
+  logLevelSet: boolean
   dataDir: string
+  /** The coordinator's config file (COHORT_COORDINATOR_CONFIG). */
+  coordinatorConfig: string | undefined
   /** The worker's policy file (COHORT_WORKER_CONFIG); default ~/.cohort/worker.json when present. */
   workerConfig: string | undefined
   /** Where the worker keeps checkpoints and its status file (COHORT_WORKER_STATE_DIR). */
@@ -62,6 +66,8 @@ export function loadEnvConfig(env: Record<string, string | undefined> = process.
       .map((s) => s.trim())
       .filter((s) => s !== ''),
     logLevel: logLevel as LogLevel,
+    logLevelSet: get('COHORT_LOG_LEVEL') !== undefined,
+    coordinatorConfig: get('COHORT_COORDINATOR_CONFIG'),
     dataDir: get('COHORT_DATA_DIR') ?? '.cohort',
     workerConfig: get('COHORT_WORKER_CONFIG'),
     workerStateDir: get('COHORT_WORKER_STATE_DIR'),

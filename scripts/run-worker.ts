@@ -16,6 +16,7 @@ import {
   credentialFileFor,
   loadOrCreateIdentity,
   type VolunteerCredentials,
+  type TrustedKeys,
   type WorkerDaemon,
 } from '../worker/index.js'
 import {
@@ -23,6 +24,8 @@ import {
   createMachineProbes,
   policyThreads,
   resolvePolicy,
+  startControlSocket,
+  type ControlSocket,
   type Guest,
   type GuestPolicy,
   type MachineProbes,
@@ -60,6 +63,25 @@ export interface RunWorkerOptions {
    * default this platform's probes. Tests give their own to decide what counts as other load.
    */
   probes?: MachineProbes
+  /**
+   * `cohort worker finish` came over the control socket: the process should now call
+   * `stop({ finish: true })` and exit. Default: finish and stop here (no process to exit).
+   */
+  onFinish?: () => void
+}
+
+/** How long `finish` lets running units take to end before they are handed back. */
+export const FINISH_DRAIN_MS = 6 * 3600_000
+
+export interface RunningWorker {
+  daemon: WorkerDaemon
+  /** The control socket's path (`cohort worker pause|resume|finish`). */
+  controlPath: string
+  /**
+   * Stop: buffered units go back at once; running ones get the daemon's drain time (`finish`: up to
+   * FINISH_DRAIN_MS, and they are not handed back for a policy pause).
+   */
+  stop(options?: { finish?: boolean }): Promise<void>
 }
 
 export function defaultWorkerKeyFile(): string {
@@ -79,11 +101,50 @@ async function loadOwnerKey(path: string): Promise<Identity> {
   return (await loadOrCreateIdentity(path)).identity
 }
 
-export async function startWorker(
-  o: RunWorkerOptions,
-): Promise<{ daemon: WorkerDaemon; stop(): Promise<void> }> {
+export async function startWorker(o: RunWorkerOptions): Promise<RunningWorker> {
   if (o.natsUrl === undefined) throw new ConfigError('no NATS: pass --nats-url or set NATS_URL')
   const trusted = await parseTrusted(o.trust)
+  const stateDir = o.stateDir ?? join(dirname(o.keyFile), 'worker-state')
+  // First, so that a second daemon on the same state directory is refused before it takes any work.
+  let running: RunningWorker | undefined
+  let finishing = false
+  const started = (): RunningWorker => {
+    if (running === undefined) throw new ConfigError('the worker is still starting')
+    return running
+  }
+  const control = await startControlSocket(
+    stateDir,
+    {
+      pause: () => started().daemon.pause(),
+      resume: () => started().daemon.resume(),
+      finish() {
+        const w = started()
+        if (finishing) return
+        finishing = true
+        o.log.info('finishing: no new work; running units end and are submitted, then the worker exits')
+        if (o.onFinish !== undefined) o.onFinish()
+        else void w.stop({ finish: true })
+      },
+      mode: () => (finishing ? 'finishing' : running?.daemon.paused === true ? 'paused' : 'running'),
+    },
+    o.log.child('control'),
+  )
+  try {
+    running = await startDaemon(o, trusted, stateDir, control)
+    return running
+  } catch (err) {
+    await control.stop()
+    throw err
+  }
+}
+
+/** The daemon of `startWorker`, once its control socket listens. */
+async function startDaemon(
+  o: RunWorkerOptions,
+  trusted: TrustedKeys,
+  stateDir: string,
+  control: ControlSocket,
+): Promise<RunningWorker> {
   const { identity, created } = await loadOrCreateIdentity(o.keyFile)
   if (created) o.log.info('created a new worker identity', { keyFile: o.keyFile, id: identity.id })
   const owner = o.ownerKeyFile === undefined ? undefined : await loadOwnerKey(o.ownerKeyFile)
@@ -143,7 +204,7 @@ export async function startWorker(
     policy,
     threads,
     probes: o.probes ?? createMachineProbes(),
-    stateDir: o.stateDir ?? join(dirname(o.keyFile), 'worker-state'),
+    stateDir,
     log: o.log,
   })
   const daemon = createWorkerDaemon({
@@ -162,15 +223,23 @@ export async function startWorker(
   })
   daemon.start()
   standing?.start()
-  return {
-    daemon,
-    async stop() {
-      // Paused units are not woken to finish against the policy: they go back at once.
-      await daemon.stop(guest.control.paused ? { drainTimeoutMs: 0 } : {})
+  let stopped: Promise<void> | undefined
+  const stop = (options: { finish?: boolean } = {}): Promise<void> =>
+    (stopped ??= (async () => {
+      await control.stop()
+      // Paused units are not woken to finish against the policy: they go back at once (unless the
+      // volunteer asked to finish them: then they end when the policy lets them).
+      await daemon.stop(
+        options.finish === true
+          ? { drainTimeoutMs: FINISH_DRAIN_MS }
+          : guest.control.paused
+            ? { drainTimeoutMs: 0 }
+            : {},
+      )
       standing?.stop()
       await guest.stop()
       credentials?.stop()
       await nats.drain().catch(() => nats.close())
-    },
-  }
+    })())
+  return { daemon, controlPath: control.path, stop }
 }

@@ -1,5 +1,6 @@
-// `cohort worker status`: read the daemon's status file and print it.
-import { ConfigError } from '../shared/index.js'
+// `cohort worker status`: read the daemon's status file and print it; `cohort worker finish`: wait for
+// the daemon to exit.
+import { CohortError, ConfigError } from '../shared/index.js'
 import { formatStatus, readStatus, statusPath } from '../worker/policy/index.js'
 
 export async function printWorkerStatus(
@@ -17,4 +18,20 @@ export async function printWorkerStatus(
     )
   }
   out.write(json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status))
+}
+
+/** Resolves once process `pid` is gone (checked every 200 ms), or fails after `timeoutMs`. */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      process.kill(pid, 0)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return
+      throw err
+    }
+    if (Date.now() > deadline)
+      throw new CohortError(`worker (pid ${pid}) still running after ${Math.round(timeoutMs / 1000)} s`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
 }

@@ -143,10 +143,14 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   const emitter = new Emitter<WorkerEvents>()
   const wake = createWake()
   let stopping = false
+  // Paused by the volunteer (`pause()`), or by the policy after a long idle pause (`GuestHost.pause`):
+  // either keeps the daemon from asking for work and starting units.
   let paused = false
+  let policyPaused = false
+  const holding = (): boolean => paused || policyPaused
   let fillLoop: Promise<void> | undefined
   let availableSub: Subscription | undefined
-  const mayStart = (): boolean => !stopping && !paused && guest?.mayStart() !== false
+  const mayStart = (): boolean => !stopping && !holding() && guest?.mayStart() !== false
 
   const held = createHeldUnits({
     stats,
@@ -211,7 +215,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     onLate: (late) => shedder.overload(late),
     perUnitMs: () => dispatcher.perUnitMs(),
     threads,
-    judging: () => peersOn && !stopping && !paused,
+    judging: () => peersOn && !stopping && !holding(),
   })
   const peering: Peering = createPeering({
     nats: init.nats,
@@ -271,7 +275,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     bufferMs: init.bufferMs,
     perUnitMs: () => dispatcher.perUnitMs(),
     guest,
-    paused: () => paused,
+    paused: holding,
     stopping: () => stopping,
     accept: (units) => intake.accept(units),
     onPausedGrant: () => shedder.shed(held.inState('buffered'), 'worker paused'),
@@ -299,11 +303,36 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     intake.restored(restored)
   }
 
+  async function hold(by: 'volunteer' | 'policy'): Promise<void> {
+    if (stopping || (by === 'volunteer' ? paused : policyPaused)) return
+    const was = holding()
+    if (by === 'volunteer') paused = true
+    else policyPaused = true
+    log.info('worker paused', { by, running: stats.running })
+    if (was) return
+    peering.overlay.announceSoon()
+    await shedder.shed(held.inState('buffered'), 'worker paused')
+  }
+
+  function release(by: 'volunteer' | 'policy'): void {
+    if (stopping || !(by === 'volunteer' ? paused : policyPaused)) return
+    if (by === 'volunteer') paused = false
+    else policyPaused = false
+    if (holding()) return
+    log.info('worker resumed', { by })
+    wake.notify()
+    dispatcher.dispatch()
+  }
+
   const host: GuestHost = {
     id: init.identity.id,
-    counts: () => ({ ...stats, peers: peerCounts(peering) }),
-    pause: () => daemon.pause(),
-    resume: () => daemon.resume(),
+    counts: () => ({
+      ...stats,
+      peers: peerCounts(peering),
+      mode: stopping ? 'finishing' : paused ? 'paused' : 'running',
+    }),
+    pause: () => hold('policy'),
+    resume: () => release('policy'),
   }
 
   const daemon = Object.assign(emitter, {
@@ -329,20 +358,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
         paused,
       })
     },
-    async pause(): Promise<void> {
-      if (stopping || paused) return
-      paused = true
-      log.info('worker paused', { running: stats.running })
-      peering.overlay.announceSoon()
-      await shedder.shed(held.inState('buffered'), 'worker paused')
-    },
-    resume(): void {
-      if (stopping || !paused) return
-      paused = false
-      log.info('worker resumed')
-      wake.notify()
-      dispatcher.dispatch()
-    },
+    pause: () => hold('volunteer'),
+    resume: () => release('volunteer'),
     async stop(options: StopOptions = {}): Promise<void> {
       if (stopping) return
       stopping = true

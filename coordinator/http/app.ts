@@ -26,6 +26,7 @@ import { adminRouter } from './admin-routes.js'
 import { dashboardMiddleware } from './dashboard.js'
 import { statsPageMiddleware } from './stats-page.js'
 import { httpMetricsMiddleware } from './http-metrics.js'
+import { accessLogMiddleware } from './access-log.js'
 import { routesOf, type RouteInfo } from './routes.js'
 import { systemRouter } from './system-routes.js'
 
@@ -67,6 +68,7 @@ export function createApp(init: AppInit): CoordinatorApp {
   const app = new Koa()
   app.silent = true
   app.use(httpMetricsMiddleware((...a) => init.metrics.http(...a)))
+  if (init.tuning.accessLog) app.use(accessLogMiddleware(init.log.child('access')))
   app.use(problemMiddleware(init.log, () => init.counters.httpErrors++))
   app.use(async (ctx, next) => {
     ctx.set('X-Content-Type-Options', 'nosniff')

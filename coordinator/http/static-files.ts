@@ -58,7 +58,10 @@ export function staticFiles(webDir: string): (ctx: Context, asset: Asset) => Pro
   }
 }
 
-/** The files of a page built as `<name>.html`, `<name>.js` and `<name>.css`, served under `root`. */
+/**
+ * The files of a page built as `<name>.html`, `<name>.js` and `<name>.css`, served under `root`, with
+ * Cohort's icon (without one a browser asks for /favicon.ico, a 404 on every visit).
+ */
 export function pageAssets(root: string, name: string): Record<string, Asset> {
   return {
     [root]: { file: `${name}.html`, type: HTML },
@@ -66,6 +69,7 @@ export function pageAssets(root: string, name: string): Record<string, Asset> {
     [`${root}/app.js`]: { file: `${name}.js`, type: JS },
     [`${root}/app.css`]: { file: `${name}.css`, type: CSS },
     [`${root}/${name}.js.map`]: { file: `${name}.js.map`, type: 'application/json' },
+    [`${root}/icon.svg`]: { file: 'icon.svg', type: 'image/svg+xml' },
   }
 }
 

@@ -14,6 +14,8 @@ export interface HostCounts {
   unitsDone: number
   resultsAccepted: number
   peers: PeerStatus
+  /** `paused` by the volunteer (`cohort worker pause`), `finishing` (stopping after its running units). */
+  mode: 'running' | 'paused' | 'finishing'
 }
 
 /** What the policy may see and do of the daemon it serves. */

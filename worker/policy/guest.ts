@@ -247,8 +247,19 @@ export function createGuest(init: GuestInit): Guest {
       pid: process.pid,
       workerId: host?.id ?? '',
       updatedAt: new Date().toISOString(),
-      state: reason !== undefined ? 'paused' : running > 0 ? 'computing' : 'waiting',
-      ...(reason === undefined ? {} : { reason }),
+      state:
+        stats?.mode === 'finishing'
+          ? 'finishing'
+          : reason !== undefined || stats?.mode === 'paused'
+            ? 'paused'
+            : running > 0
+              ? 'computing'
+              : 'waiting',
+      ...(reason === undefined
+        ? stats?.mode === 'paused'
+          ? { reason: 'paused by the volunteer' }
+          : {}
+        : { reason }),
       policy: { run: policy.run, dutyCycle: control.dutyCycle, bufferMinutes: policy.bufferMinutes },
       threads: init.threads,
       threadsInUse: reason !== undefined ? 0 : running,

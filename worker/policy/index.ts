@@ -28,6 +28,19 @@ export {
   type BatteryState,
   type MachineProbes,
 } from './probes.js'
+export { sendControl, ControlCommandError } from './control-client.js'
+export { checkControlSocket, controlSocketPath, UnsafeControlPathError } from './control-path.js'
+export {
+  CONTROL_VERSION,
+  MAX_CONTROL_LINE,
+  ControlProtocolError,
+  parseControlReply,
+  parseControlRequest,
+  type ControlCommand,
+  type ControlReply,
+  type ControlRequest,
+} from './control-protocol.js'
+export { startControlSocket, type ControlSocket, type ControlTarget } from './control-socket.js'
 export { createRunControl, wireTask, type RunControl, type RunHooks } from './run-control.js'
 export { restoreUnits, type RestoredUnit } from './restore.js'
 export {

@@ -20,9 +20,12 @@ export interface WorkerStatus {
   pid: number
   workerId: string
   updatedAt: string
-  /** `computing`, `waiting` (nothing to do), `paused` (policy), or `stopped`. */
-  state: 'computing' | 'waiting' | 'paused' | 'stopped'
-  /** Why paused: user active, CPU busy, on battery, battery low, outside window. */
+  /**
+   * `computing`, `waiting` (nothing to do), `paused` (by the policy or `cohort worker pause`),
+   * `finishing` (`cohort worker finish`: running units end, then the daemon exits) or `stopped`.
+   */
+  state: 'computing' | 'waiting' | 'paused' | 'finishing' | 'stopped'
+  /** Why paused: user active, CPU busy, on battery, battery low, outside window, paused by the volunteer. */
   reason?: string
   policy: { run: string; dutyCycle: number; bufferMinutes: number }
   threads: number
