@@ -10,6 +10,7 @@ import {
   ConfigError,
   errorFields,
   kindOf,
+  natsServers,
   subjectsFor,
   type AnyJobType,
   type Identity,
@@ -49,6 +50,7 @@ import { withTimeout } from './with-timeout.js'
 
 export interface CoordinatorInit {
   redisUrl: string
+  /** NATS: one URL, or several separated by commas (the nodes of a NATS cluster). */
   natsUrl: string
   /** NATS user and password, when the server requires them. */
   natsUser?: string
@@ -221,7 +223,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       await redis.connect()
       await bullConnection.connect()
       nats = await connect({
-        servers: init.natsUrl,
+        servers: natsServers(init.natsUrl),
         name: 'cohort-coordinator',
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
@@ -265,7 +267,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         counters,
         log: log.child('pipeline'),
         jobTypes,
-        onPlanned: () => scheduler.announceWork(),
+        onPlanned: (replicas) => scheduler.announceWork(replicas),
       })
       const scheduler = createScheduler({
         ...common,
@@ -281,7 +283,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         store,
         log: log.child('validator'),
         jobTypes,
-        onReissue: () => scheduler.announceWork(),
+        onReissue: (replicas) => scheduler.announceWork(replicas),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
         onCaught: (worker, reason) => caught.backtrack(worker, reason),
         onValidated: (unitIds) => {
@@ -298,7 +300,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         counters,
         log: log.child('backtrack'),
         reevaluate: (unitId) => validator.reevaluate(unitId),
-        onReissue: () => scheduler.announceWork(),
+        onReissue: (replicas) => scheduler.announceWork(replicas),
       })
       backtracker = caught
       // Data requests: tied to a lease that needs the data, and within a per-identity budget.
@@ -328,7 +330,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         store,
         signer,
         log: log.child('claims'),
-        onGivenBack: () => scheduler.announceWork(),
+        onGivenBack: (replicas) => scheduler.announceWork(replicas),
       })
       const uploadReaper = createUploadReaper({
         uploads,

@@ -46,27 +46,44 @@ export interface SchedulerInit {
 export interface Scheduler {
   start(): void
   stop(): Promise<void>
-  /** Tell waiting workers that replicas are ready (coalesced to one message per tick). */
-  announceWork(): void
+  /**
+   * Tell waiting workers that `replicas` replicas became ready: one wake-up per replica (at most
+   * `wakeMax`, summed over one tick), each to one volunteer of the queue group.
+   */
+  announceWork(replicas: number): void
   /** Expire overdue leases now (also runs on a timer). */
   reap(): Promise<number>
 }
 
-const EMPTY_RETRY_MS = 1_000
 const ENVELOPE_OVERHEAD = 4096
+
+/**
+ * The wait an empty grant asks for after `idle` empty grants in a row: `first` doubled per empty
+ * grant after the first, at most `max`, drawn between half of that and all of it ("equal jitter"),
+ * so an idle crowd spreads its requests instead of asking in step.
+ */
+export function idleRetryMs(idle: number, first: number, max: number, random = Math.random): number {
+  const ceiling = Math.min(max, first * 2 ** Math.min(30, Math.max(0, idle - 1)))
+  return Math.round(ceiling / 2 + random() * (ceiling / 2))
+}
 
 export function createScheduler(init: SchedulerInit): Scheduler {
   const { nats, store, signer, subjects, tuning, counters, log } = init
   const services: Service[] = []
   let reaper: Periodic | undefined
-  let announcePending = false
+  let announcePending = 0
 
-  const announceWork = (): void => {
-    if (announcePending) return
-    announcePending = true
+  const announceWork = (replicas: number): void => {
+    if (!(replicas > 0)) return
+    const first = announcePending === 0
+    announcePending += replicas
+    if (!first) return
     queueMicrotask(() => {
-      announcePending = false
-      if (!nats.isClosed()) nats.publish(subjects.workAvailable)
+      const n = Math.min(announcePending, tuning.wakeMax)
+      announcePending = 0
+      if (nats.isClosed()) return
+      for (let i = 0; i < n; i++) nats.publish(subjects.workAvailable)
+      counters.wakeUpsSent += n
     })
   }
 
@@ -105,7 +122,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     if (out.reclaimed > 0) {
       counters.leasesReleased += out.reclaimed
       log.info('leases lost in transit taken back', { worker: req.worker, reclaimed: out.reclaimed })
-      announceWork()
+      announceWork(out.reclaimed)
     }
     let limit: GrantLimit | undefined
     if (out.status === 'rate') {
@@ -126,18 +143,21 @@ export function createScheduler(init: SchedulerInit): Scheduler {
       }
     }
     const leased = out.leased
+    if (out.idle > 0) counters.emptyGrants++
     counters.unitsLeased += leased.length
     const units = await signer.signAll(leased, req.worker, now)
     if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
-    // With nothing leased: come back when a replica held back by its unit's spread is free, or later.
+    // With nothing leased: come back when a replica held back by its unit's spread is free, or after
+    // a wait that grows with the empty grants in a row (idleRetryMs), whichever comes first.
+    const idleWait = (): number => idleRetryMs(out.idle, tuning.idleRetryMs, tuning.idleRetryMaxMs)
     const retryAfterMs =
       out.status === 'rate'
         ? out.retryAfterMs
         : units.length > 0
           ? 0
           : out.retryAfterMs > 0
-            ? Math.min(out.retryAfterMs, EMPTY_RETRY_MS)
-            : EMPTY_RETRY_MS
+            ? Math.min(out.retryAfterMs, idleWait())
+            : idleWait()
     return { type: 'work.grant', v: 1, units, retryAfterMs, ...(limit === undefined ? {} : { limit }) }
   }
 
@@ -155,7 +175,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
         worker: req.worker,
         n: pastLifetime,
       })
-      announceWork()
+      announceWork(pastLifetime)
     }
     return { type: 'lease.renewed', v: 1, expiresAt, lost }
   }
@@ -166,7 +186,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     counters.leasesReleased += released
     if (released > 0) {
       log.info('leases handed back', { worker: req.worker, released, reason: req.reason })
-      announceWork()
+      announceWork(released)
     }
     return { type: 'lease.released', v: 1, released }
   }
@@ -176,7 +196,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     if (n > 0) {
       counters.leasesExpired += n
       log.info('leases expired; replicas reissued', { n })
-      announceWork()
+      announceWork(n)
     }
     return n
   }

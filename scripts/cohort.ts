@@ -64,7 +64,7 @@ program
   .option('--port <n>', 'HTTP port', '8080')
   .option('--host <addr>', 'HTTP bind address', '127.0.0.1')
   .option('--redis-url <url>', 'Redis (env REDIS_URL)')
-  .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--nats-url <urls>', 'NATS: one URL or several, comma-separated (env NATS_URL)')
   .option('--nats-ws-url <url>', 'NATS WebSocket listener for browsers; serves /contribute (env NATS_WS_URL)')
   .option('--nats-creds <file>', 'NATS .creds file to log in with (env NATS_CREDS)')
   .option(
@@ -155,7 +155,7 @@ program
 const workerCommand = program
   .command('worker')
   .description('run the volunteer worker daemon (`cohort worker status` shows a running one)')
-  .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--nats-url <urls>', 'NATS: one URL or several, comma-separated (env NATS_URL)')
   .option(
     '--coordinator <url>',
     "coordinator HTTP API to sign up with for this worker's NATS credentials (env COHORT_COORDINATOR_URL)",
