@@ -276,6 +276,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('scheduler'),
         kinds: new Set(jobTypes.keys()),
         onWorkRequest: (worker, runtime) => activity.seen(worker, runtime),
+        online: async () => {
+          const byRuntime = await activity.online(Date.now())
+          return byRuntime.daemon + byRuntime.browser + byRuntime.unknown
+        },
         leaseLatency: metrics.leaseLatency,
       })
       const validator = createValidator({

@@ -177,6 +177,12 @@ export interface CoordinatorTuning {
   /** The longest wait an empty grant asks for. Default 120000 ms (2 minutes). */
   idleRetryMaxMs: number
   /**
+   * The idle crowd's requests per second, all together, that the longest wait aims at: it is the
+   * number of workers online (asked in the last minute) divided by this, within `idleRetryMs` ..
+   * `idleRetryMaxMs`. A few workers keep asking every second; a thousand wait up to minutes. Default 10.
+   */
+  idleRequestsPerSecond: number
+  /**
    * Most `work.available` wake-ups sent at once: one per newly ready replica, each to one volunteer
    * of the queue group, up to this many. Default 1000.
    */
@@ -264,6 +270,7 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   replicaSpreadMs: 1000,
   idleRetryMs: 1000,
   idleRetryMaxMs: 120_000,
+  idleRequestsPerSecond: 10,
   wakeMax: 1000,
   plannerUnitSeconds: 3,
   plannerMinUnitSeconds: 0.05,
@@ -349,6 +356,7 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('replicaSpreadMs', t.replicaSpreadMs, 0, 600_000)
   intIn('idleRetryMs', t.idleRetryMs, 10, 600_000)
   intIn('idleRetryMaxMs', t.idleRetryMaxMs, t.idleRetryMs, 600_000)
+  numberIn('idleRequestsPerSecond', t.idleRequestsPerSecond, 0.01, 100_000)
   intIn('wakeMax', t.wakeMax, 1, 100_000)
   numberIn('plannerMinUnitSeconds', t.plannerMinUnitSeconds, 0.001, 60)
   numberIn('plannerUnitSeconds', t.plannerUnitSeconds, t.plannerMinUnitSeconds, MAX_UNIT_SECONDS)

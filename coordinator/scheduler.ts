@@ -41,6 +41,8 @@ export interface SchedulerInit {
   onWorkRequest?: (worker: string, runtime: WorkerRuntime | undefined) => void
   /** Lease latency: a work request's arrival to its grant being sent. */
   leaseLatency?: Timer
+  /** Identities that asked for work lately, all coordinators together (sizes the idle backoff's cap). */
+  online?: () => Promise<number>
 }
 
 export interface Scheduler {
@@ -57,12 +59,27 @@ export interface Scheduler {
 
 const ENVELOPE_OVERHEAD = 4096
 
+/** How often the crowd's size (`online`) is read again. */
+const CROWD_REFRESH_MS = 10_000
+
+/**
+ * The longest wait of an idle worker: long enough that the idle crowd asks about
+ * `idleRequestsPerSecond` times a second in all, within [idleRetryMs, idleRetryMaxMs]. A small
+ * crowd keeps asking often (it costs nothing and finds reissued replicas at once); a large one
+ * waits up to minutes.
+ */
+export function idleCapMs(crowd: number, perSecond: number, first: number, max: number): number {
+  // The worker asking is one of the crowd, counted or not yet.
+  return Math.min(max, Math.max(first, Math.ceil((Math.max(1, crowd) / perSecond) * 1000)))
+}
+
 /**
  * The wait an empty grant asks for after `idle` empty grants in a row: `first` doubled per empty
  * grant after the first, at most `max`, drawn between half of that and all of it ("equal jitter"),
  * so an idle crowd spreads its requests instead of asking in step.
  */
 export function idleRetryMs(idle: number, first: number, max: number, random = Math.random): number {
+  max = Math.max(first, max)
   const ceiling = Math.min(max, first * 2 ** Math.min(30, Math.max(0, idle - 1)))
   return Math.round(ceiling / 2 + random() * (ceiling / 2))
 }
@@ -71,6 +88,12 @@ export function createScheduler(init: SchedulerInit): Scheduler {
   const { nats, store, signer, subjects, tuning, counters, log } = init
   const services: Service[] = []
   let reaper: Periodic | undefined
+  let crowdReader: Periodic | undefined
+  // Until the first read: as large a crowd as the cap allows.
+  let crowd = Number.POSITIVE_INFINITY
+  const readCrowd = async (): Promise<void> => {
+    if (init.online !== undefined) crowd = await init.online()
+  }
   let announcePending = 0
 
   const announceWork = (replicas: number): void => {
@@ -149,7 +172,8 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
     // With nothing leased: come back when a replica held back by its unit's spread is free, or after
     // a wait that grows with the empty grants in a row (idleRetryMs), whichever comes first.
-    const idleWait = (): number => idleRetryMs(out.idle, tuning.idleRetryMs, tuning.idleRetryMaxMs)
+    const cap = idleCapMs(crowd, tuning.idleRequestsPerSecond, tuning.idleRetryMs, tuning.idleRetryMaxMs)
+    const idleWait = (): number => idleRetryMs(out.idle, tuning.idleRetryMs, cap)
     const retryAfterMs =
       out.status === 'rate'
         ? out.retryAfterMs
@@ -218,9 +242,15 @@ export function createScheduler(init: SchedulerInit): Scheduler {
         serve({ ...common, subject: subjects.leaseRelease, handler: onRelease, maxBytes: 64 * 1024 }),
       )
       reaper = every(tuning.reapIntervalMs, reap, (err) => log.warn('lease reaper failed', errorFields(err)))
+      if (init.online !== undefined) {
+        readCrowd().catch((err: unknown) => log.warn('could not count online workers', errorFields(err)))
+        crowdReader = every(CROWD_REFRESH_MS, readCrowd, (err) =>
+          log.warn('could not count online workers', errorFields(err)),
+        )
+      }
     },
     async stop() {
-      const reaped = reaper?.stop()
+      const reaped = Promise.all([reaper?.stop(), crowdReader?.stop()])
       await Promise.all(services.map((s) => s.stop(tuning.stopTimeoutMs)))
       services.length = 0
       await reaped

@@ -1,7 +1,7 @@
 // An idle crowd costs little: a worker that keeps getting empty grants is told to wait longer each
 // time, up to a cap, and a batch of n ready replicas wakes about n volunteers, not all of them.
 import test from 'ava'
-import { idleRetryMs } from '../coordinator/scheduler.js'
+import { idleCapMs, idleRetryMs } from '../coordinator/scheduler.js'
 import { WORK_AVAILABLE_QUEUE } from '../shared/index.js'
 import { startCluster, waitUntil } from './helpers/cluster.js'
 import { PRIMES } from './helpers/protocol-fixtures.js'
@@ -17,11 +17,25 @@ test('idle crowd - the wait of an empty grant doubles per empty grant in a row, 
   t.deepEqual(floors, [500, 4000, 60_000])
 })
 
+test('idle crowd - the longest wait grows with the crowd: a few workers ask every second, a thousand every 100 s', (t) => {
+  t.is(idleCapMs(2, 10, 1000, 120_000), 1000)
+  t.is(idleCapMs(100, 10, 1000, 120_000), 10_000)
+  t.is(idleCapMs(1000, 10, 1000, 120_000), 100_000)
+  t.is(idleCapMs(100_000, 10, 1000, 120_000), 120_000)
+})
+
 test('idle crowd - an idle worker is told to wait longer after each empty grant, up to the cap; units start it afresh', async (t) => {
   const cluster = await startCluster({
     services: services(),
     // Small waits so the whole climb fits in a few requests; many requests allowed, none rate-limited.
-    tuning: { idleRetryMs: 100, idleRetryMaxMs: 1600, workRequestBurst: 1000, workRequestsPerSecond: 1000 },
+    // The one idle worker is a crowd large enough for the cap (idleRequestsPerSecond).
+    tuning: {
+      idleRetryMs: 100,
+      idleRetryMaxMs: 1600,
+      idleRequestsPerSecond: 0.01,
+      workRequestBurst: 1000,
+      workRequestsPerSecond: 1000,
+    },
   })
   t.teardown(() => cluster.stop())
   const v = await rawVolunteer(t, cluster)
