@@ -7,7 +7,13 @@
 // on a fresh coordinator (so no identity carries earned standing from one run to the next).
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { CoordinatorTuning, Counters } from '../coordinator/index.js'
-import { generateIdentity, openUnit, parseUnitPayload, subjectsFor } from '../shared/index.js'
+import {
+  generateIdentity,
+  openUnit,
+  parseUnitPayload,
+  subjectsFor,
+  WORK_AVAILABLE_QUEUE,
+} from '../shared/index.js'
 import { createCoordinatorClient } from '../worker/index.js'
 import { startBenchCluster, type Endpoints } from './cluster.js'
 import { volunteerConnection } from './nats-login.js'
@@ -84,7 +90,10 @@ async function startHoarder(
   const state = { granted: 0 }
   let stopped = false
   let wake: (() => void) | undefined
-  const sub = nats.subscribe(subjects.workAvailable, { callback: () => wake?.() })
+  const sub = nats.subscribe(subjects.workAvailable, {
+    queue: WORK_AVAILABLE_QUEUE,
+    callback: () => wake?.(),
+  })
   let lastRenew = 0
   const loop = (async () => {
     while (!stopped) {

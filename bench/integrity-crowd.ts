@@ -12,6 +12,7 @@ import {
   parseUnitPayload,
   sha256Hex,
   subjectsFor,
+  WORK_AVAILABLE_QUEUE,
   type Identity,
   type UnitPayload,
 } from '../shared/index.js'
@@ -100,7 +101,7 @@ function startVolunteer(init: {
     wake = undefined
     w?.()
   }
-  const sub = nats.subscribe(subjects.workAvailable, { callback: poke })
+  const sub = nats.subscribe(subjects.workAvailable, { queue: WORK_AVAILABLE_QUEUE, callback: poke })
   const tasks = new Set<Promise<void>>()
 
   const work = async (unit: UnitPayload): Promise<void> => {

@@ -22,8 +22,8 @@ export interface BacktrackerInit {
   log: Logger
   /** Decide a unit again after some of its results were discarded (the validator's). */
   reevaluate: (unitId: string) => Promise<boolean>
-  /** Replicas were issued (revoked leases): workers should be told. */
-  onReissue: () => void
+  /** Told how many replicas the revoked leases made ready again. */
+  onReissue: (replicas: number) => void
 }
 
 export interface Backtracker {
@@ -76,7 +76,7 @@ export function createBacktracker(init: BacktrackerInit): Backtracker {
     if (caught === undefined || !(await store.isDue(id))) return
     const reason = `worker ${id} caught: ${caught.reason}`
     const revoked = await store.revokeLeases(id, Date.now())
-    if (revoked > 0) init.onReissue()
+    if (revoked > 0) init.onReissue(revoked)
     const held = new Set<string>()
     let units = 0
     let reopened = 0

@@ -22,8 +22,8 @@ import type { SchedulerInit } from './scheduler.js'
 
 /** The scheduler's components (claims move leases, and units are signed anew), and a hook. */
 export interface ClaimServiceInit extends Omit<SchedulerInit, 'kinds'> {
-  /** Called when refused replicas went back to the queue (the scheduler announces work). */
-  onGivenBack: () => void
+  /** Told how many replicas a refused transfer put back in the queue. */
+  onGivenBack: (replicas: number) => void
 }
 
 export type ClaimService = RequestService
@@ -76,7 +76,7 @@ export function createClaimService(init: ClaimServiceInit): ClaimService {
     counters.leasesTransferred += out.moved.length
     counters.transfersRefused += out.refused.length + barred.length
     counters.leasesReleased += out.givenBack
-    if (out.givenBack > 0) init.onGivenBack()
+    if (out.givenBack > 0) init.onGivenBack(out.givenBack)
     log.info('leases transferred', {
       from: transfer.worker,
       to: claim.worker,

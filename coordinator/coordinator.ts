@@ -10,6 +10,7 @@ import {
   ConfigError,
   errorFields,
   kindOf,
+  natsServers,
   subjectsFor,
   type AnyJobType,
   type Identity,
@@ -51,6 +52,7 @@ import { withTimeout } from './with-timeout.js'
 
 export interface CoordinatorInit {
   redisUrl: string
+  /** NATS: one URL, or several separated by commas (the nodes of a NATS cluster). */
   natsUrl: string
   /** NATS user and password, when the server requires them. */
   natsUser?: string
@@ -228,7 +230,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       await redis.connect()
       await bullConnection.connect()
       nats = await connect({
-        servers: init.natsUrl,
+        servers: natsServers(init.natsUrl),
         name: 'cohort-coordinator',
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
@@ -272,7 +274,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         counters,
         log: log.child('pipeline'),
         jobTypes,
-        onPlanned: () => scheduler.announceWork(),
+        onPlanned: (replicas) => scheduler.announceWork(replicas),
       })
       const scheduler = createScheduler({
         ...common,
@@ -281,6 +283,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log: log.child('scheduler'),
         kinds: new Set(jobTypes.keys()),
         onWorkRequest: (worker, runtime) => activity.seen(worker, runtime),
+        online: async () => {
+          const byRuntime = await activity.online(Date.now())
+          return byRuntime.daemon + byRuntime.browser + byRuntime.unknown
+        },
         leaseLatency: metrics.leaseLatency,
       })
       const validator = createValidator({
@@ -288,7 +294,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         store,
         log: log.child('validator'),
         jobTypes,
-        onReissue: () => scheduler.announceWork(),
+        onReissue: (replicas) => scheduler.announceWork(replicas),
         onJobDone: (jobId) => pipeline.assimilate(jobId),
         onCaught: (worker, reason) => caught.backtrack(worker, reason),
         onValidated: (unitIds) => {
@@ -305,7 +311,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         counters,
         log: log.child('backtrack'),
         reevaluate: (unitId) => validator.reevaluate(unitId),
-        onReissue: () => scheduler.announceWork(),
+        onReissue: (replicas) => scheduler.announceWork(replicas),
       })
       backtracker = caught
       // Data requests: tied to a lease that needs the data, and within a per-identity budget.
@@ -335,7 +341,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         store,
         signer,
         log: log.child('claims'),
-        onGivenBack: () => scheduler.announceWork(),
+        onGivenBack: (replicas) => scheduler.announceWork(replicas),
       })
       const uploadReaper = createUploadReaper({
         uploads,

@@ -16,6 +16,10 @@ export interface Counters {
   leasesReleased: number
   /** Work requests refused by the per-worker rate limit. */
   workRequestsLimited: number
+  /** Work requests that got no units while the worker had room (an idle worker asking). */
+  emptyGrants: number
+  /** `work.available` wake-ups sent, one per newly ready replica (at most `wakeMax` at once). */
+  wakeUpsSent: number
   /** Work requests that got fewer units than asked for because the worker was at its lease cap. */
   leaseCapReached: number
   /** Renewals refused because the replica's lease lifetime was over (the replica was reissued). */
@@ -84,6 +88,8 @@ export function createCounters(): Counters {
     leasesExpired: 0,
     leasesReleased: 0,
     workRequestsLimited: 0,
+    emptyGrants: 0,
+    wakeUpsSent: 0,
     leaseCapReached: 0,
     renewalsRefused: 0,
     jobsCompleted: 0,

@@ -173,6 +173,26 @@ export interface CoordinatorTuning {
    */
   replicaSpreadMs: number
   /**
+   * An idle worker's wait after its first empty grant in a row (nothing ready it may take). Each
+   * further empty grant doubles it, up to `idleRetryMaxMs`; a grant with units starts it afresh.
+   * The wait a grant says (`retryAfterMs`) is drawn between half of it and all of it, so an idle
+   * crowd does not ask in step. A worker still hears `work.available` meanwhile. Default 1000 ms.
+   */
+  idleRetryMs: number
+  /** The longest wait an empty grant asks for. Default 120000 ms (2 minutes). */
+  idleRetryMaxMs: number
+  /**
+   * The idle crowd's requests per second, all together, that the longest wait aims at: it is the
+   * number of workers online (asked in the last minute) divided by this, within `idleRetryMs` ..
+   * `idleRetryMaxMs`. A few workers keep asking every second; a thousand wait up to minutes. Default 10.
+   */
+  idleRequestsPerSecond: number
+  /**
+   * Most `work.available` wake-ups sent at once: one per newly ready replica, each to one volunteer
+   * of the queue group, up to this many. Default 1000.
+   */
+  wakeMax: number
+  /**
    * The planner's target: seconds one unit takes on a typical worker thread, for jobs whose submitter
    * sets neither the unit size nor `plan.unitSeconds`. Default 3.
    */
@@ -254,6 +274,10 @@ export const DEFAULT_TUNING: CoordinatorTuning = {
   trustedProxies: [],
   placementExemptNetworks: [...DEFAULT_EXEMPT_NETWORKS],
   replicaSpreadMs: 1000,
+  idleRetryMs: 1000,
+  idleRetryMaxMs: 120_000,
+  idleRequestsPerSecond: 10,
+  wakeMax: 1000,
   plannerUnitSeconds: 3,
   plannerMinUnitSeconds: 0.05,
   plannerUnitsPerThread: 3,
@@ -337,6 +361,10 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   t.trustedProxies = parseCidrList(t.trustedProxies, 'trustedProxies')
   t.placementExemptNetworks = parseCidrList(t.placementExemptNetworks, 'placementExemptNetworks')
   intIn('replicaSpreadMs', t.replicaSpreadMs, 0, 600_000)
+  intIn('idleRetryMs', t.idleRetryMs, 10, 600_000)
+  intIn('idleRetryMaxMs', t.idleRetryMaxMs, t.idleRetryMs, 600_000)
+  numberIn('idleRequestsPerSecond', t.idleRequestsPerSecond, 0.01, 100_000)
+  intIn('wakeMax', t.wakeMax, 1, 100_000)
   numberIn('plannerMinUnitSeconds', t.plannerMinUnitSeconds, 0.001, 60)
   numberIn('plannerUnitSeconds', t.plannerUnitSeconds, t.plannerMinUnitSeconds, MAX_UNIT_SECONDS)
   numberIn('plannerUnitsPerThread', t.plannerUnitsPerThread, 0.1, 100)

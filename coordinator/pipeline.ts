@@ -22,8 +22,8 @@ export interface PipelineInit {
   counters: Counters
   log: Logger
   jobTypes: ReadonlyMap<string, AnyJobType>
-  /** Called when a job's units have been created. */
-  onPlanned: () => void
+  /** Told how many replicas a batch of new units made ready. */
+  onPlanned: (replicas: number) => void
 }
 
 export interface Pipeline {
@@ -78,8 +78,8 @@ export function createPipeline(init: PipelineInit): Pipeline {
     await store.setUnitsTotal(rec.id, inputs.length, unitMs)
     for (let i = 0; i < inputs.length; i += UNIT_BATCH) {
       const batch = inputs.slice(i, i + UNIT_BATCH).map((input, k) => ({ index: i + k, input }))
-      await store.addUnits(rec.id, rec.quorum, batch, Date.now())
-      init.onPlanned()
+      const created = await store.addUnits(rec.id, rec.quorum, batch, Date.now())
+      init.onPlanned(Number(created) * rec.quorum)
     }
     await store.markPlanned(rec.id, Date.now())
     log.info('job planned', { jobId: rec.id, units: inputs.length })

@@ -41,36 +41,76 @@ export interface SchedulerInit {
   onWorkRequest?: (worker: string, runtime: WorkerRuntime | undefined) => void
   /** Lease latency: a work request's arrival to its grant being sent. */
   leaseLatency?: Timer
+  /** Identities that asked for work lately, all coordinators together (sizes the idle backoff's cap). */
+  online?: () => Promise<number>
 }
 
 export interface Scheduler {
   start(): void
   stop(): Promise<void>
-  /** Tell waiting workers that replicas are ready (coalesced to one message per tick). */
-  announceWork(): void
+  /**
+   * Tell waiting workers that `replicas` replicas became ready: one wake-up per replica (at most
+   * `wakeMax`, summed over one tick), each to one volunteer of the queue group.
+   */
+  announceWork(replicas: number): void
   /** Expire overdue leases now (also runs on a timer). */
   reap(): Promise<number>
 }
 
-const EMPTY_RETRY_MS = 1_000
 /** A signed request's nonce is remembered past the clock window in which its `at` is accepted. */
 const NONCE_TTL_MS = 2 * LIMITS.maxClockSkewMs
 
 const replayed = (): ProtocolError => new ProtocolError('request replayed: this nonce was used before')
 const ENVELOPE_OVERHEAD = 4096
 
+/** How often the crowd's size (`online`) is read again. */
+const CROWD_REFRESH_MS = 10_000
+
+/**
+ * The longest wait of an idle worker: long enough that the idle crowd asks about
+ * `idleRequestsPerSecond` times a second in all, within [idleRetryMs, idleRetryMaxMs]. A small
+ * crowd keeps asking often (it costs nothing and finds reissued replicas at once); a large one
+ * waits up to minutes.
+ */
+export function idleCapMs(crowd: number, perSecond: number, first: number, max: number): number {
+  // The worker asking is one of the crowd, counted or not yet.
+  return Math.min(max, Math.max(first, Math.ceil((Math.max(1, crowd) / perSecond) * 1000)))
+}
+
+/**
+ * The wait an empty grant asks for after `idle` empty grants in a row: `first` doubled per empty
+ * grant after the first, at most `max`, drawn between half of that and all of it ("equal jitter"),
+ * so an idle crowd spreads its requests instead of asking in step.
+ */
+export function idleRetryMs(idle: number, first: number, max: number, random = Math.random): number {
+  max = Math.max(first, max)
+  const ceiling = Math.min(max, first * 2 ** Math.min(30, Math.max(0, idle - 1)))
+  return Math.round(ceiling / 2 + random() * (ceiling / 2))
+}
+
 export function createScheduler(init: SchedulerInit): Scheduler {
   const { nats, store, signer, subjects, tuning, counters, log } = init
   const services: Service[] = []
   let reaper: Periodic | undefined
-  let announcePending = false
+  let crowdReader: Periodic | undefined
+  // Until the first read: as large a crowd as the cap allows.
+  let crowd = Number.POSITIVE_INFINITY
+  const readCrowd = async (): Promise<void> => {
+    if (init.online !== undefined) crowd = await init.online()
+  }
+  let announcePending = 0
 
-  const announceWork = (): void => {
-    if (announcePending) return
-    announcePending = true
+  const announceWork = (replicas: number): void => {
+    if (!(replicas > 0)) return
+    const first = announcePending === 0
+    announcePending += replicas
+    if (!first) return
     queueMicrotask(() => {
-      announcePending = false
-      if (!nats.isClosed()) nats.publish(subjects.workAvailable)
+      const n = Math.min(announcePending, tuning.wakeMax)
+      announcePending = 0
+      if (nats.isClosed()) return
+      for (let i = 0; i < n; i++) nats.publish(subjects.workAvailable)
+      counters.wakeUpsSent += n
     })
   }
 
@@ -114,7 +154,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     if (out.reclaimed > 0) {
       counters.leasesReleased += out.reclaimed
       log.info('leases lost in transit taken back', { worker: req.worker, reclaimed: out.reclaimed })
-      announceWork()
+      announceWork(out.reclaimed)
     }
     let limit: GrantLimit | undefined
     if (out.status === 'rate') {
@@ -135,18 +175,22 @@ export function createScheduler(init: SchedulerInit): Scheduler {
       }
     }
     const leased = out.leased
+    if (out.idle > 0) counters.emptyGrants++
     counters.unitsLeased += leased.length
     const units = await signer.signAll(leased, req.worker, now)
     if (leased.length > 0) log.debug('leased', { worker: req.worker, n: leased.length })
-    // With nothing leased: come back when a replica held back by its unit's spread is free, or later.
+    // With nothing leased: come back when a replica held back by its unit's spread is free, or after
+    // a wait that grows with the empty grants in a row (idleRetryMs), whichever comes first.
+    const cap = idleCapMs(crowd, tuning.idleRequestsPerSecond, tuning.idleRetryMs, tuning.idleRetryMaxMs)
+    const idleWait = (): number => idleRetryMs(out.idle, tuning.idleRetryMs, cap)
     const retryAfterMs =
       out.status === 'rate'
         ? out.retryAfterMs
         : units.length > 0
           ? 0
           : out.retryAfterMs > 0
-            ? Math.min(out.retryAfterMs, EMPTY_RETRY_MS)
-            : EMPTY_RETRY_MS
+            ? Math.min(out.retryAfterMs, idleWait())
+            : idleWait()
     return { type: 'work.grant', v: 1, units, retryAfterMs, ...(limit === undefined ? {} : { limit }) }
   }
 
@@ -164,7 +208,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
         worker: req.worker,
         n: pastLifetime,
       })
-      announceWork()
+      announceWork(pastLifetime)
     }
     return { type: 'lease.renewed', v: 1, expiresAt, lost }
   }
@@ -175,7 +219,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     counters.leasesReleased += released
     if (released > 0) {
       log.info('leases handed back', { worker: req.worker, released, reason: req.reason })
-      announceWork()
+      announceWork(released)
     }
     return { type: 'lease.released', v: 1, released }
   }
@@ -185,7 +229,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     if (n > 0) {
       counters.leasesExpired += n
       log.info('leases expired; replicas reissued', { n })
-      announceWork()
+      announceWork(n)
     }
     return n
   }
@@ -207,9 +251,15 @@ export function createScheduler(init: SchedulerInit): Scheduler {
         serve({ ...common, subject: subjects.leaseRelease, handler: onRelease, maxBytes: 64 * 1024 }),
       )
       reaper = every(tuning.reapIntervalMs, reap, (err) => log.warn('lease reaper failed', errorFields(err)))
+      if (init.online !== undefined) {
+        readCrowd().catch((err: unknown) => log.warn('could not count online workers', errorFields(err)))
+        crowdReader = every(CROWD_REFRESH_MS, readCrowd, (err) =>
+          log.warn('could not count online workers', errorFields(err)),
+        )
+      }
     },
     async stop() {
-      const reaped = reaper?.stop()
+      const reaped = Promise.all([reaper?.stop(), crowdReader?.stop()])
       await Promise.all(services.map((s) => s.stop(tuning.stopTimeoutMs)))
       services.length = 0
       await reaped

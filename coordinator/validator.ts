@@ -32,8 +32,8 @@ export interface ValidatorInit {
   counters: Counters
   log: Logger
   jobTypes: ReadonlyMap<string, AnyJobType>
-  /** Called when a unit gets more replicas (workers should be told). */
-  onReissue: () => void
+  /** Told how many replicas were made ready again (reissued, a spot check). */
+  onReissue: (replicas: number) => void
   /** Called when every unit of a job is validated. */
   onJobDone: (jobId: string) => Promise<void>
   /** Called when a worker is caught with a wrong result: it is backtracked. */
@@ -157,7 +157,7 @@ export function createValidator(init: ValidatorInit): Validator {
     if (outcome.note === 'solo' && outcome.verdict === 'validated') counters.unitsAcceptedAlone++
     if (outcome.note === 'check') {
       counters.spotChecks++
-      init.onReissue()
+      init.onReissue(1)
     }
     switch (outcome.verdict) {
       case 'validated':
@@ -166,7 +166,7 @@ export function createValidator(init: ValidatorInit): Validator {
       case 'reissued':
         counters.unitsReissued++
         log.info('results disagree; another replica issued', { unitId })
-        init.onReissue()
+        init.onReissue(1)
         break
       case 'failed':
         counters.unitsFailed++
@@ -222,7 +222,7 @@ export function createValidator(init: ValidatorInit): Validator {
     }
     if (broken.length > 0) {
       await store.release(worker, broken, init.tuning.maxWorkersPerUnit, Date.now())
-      init.onReissue()
+      init.onReissue(broken.length)
     }
     const stored = await store.submitMany(
       good.map(({ item }) => ({ ...item, worker })),

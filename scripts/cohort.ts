@@ -76,7 +76,7 @@ program
   .option('--log-file <path>', 'write log lines to this file (reopened on SIGHUP)')
   .option('--no-access-log', 'no line per HTTP request')
   .option('--redis-url <url>', 'Redis (env REDIS_URL)')
-  .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--nats-url <urls>', 'NATS: one URL or several, comma-separated (env NATS_URL)')
   .option('--nats-ws-url <url>', 'NATS WebSocket listener for browsers; serves /contribute (env NATS_WS_URL)')
   .option('--nats-creds <file>', 'NATS .creds file to log in with (env NATS_CREDS)')
   .option(
@@ -180,7 +180,7 @@ const workerCommand = program
   .description(
     'run the volunteer worker daemon (`cohort worker status|pause|resume|finish` reach a running one)',
   )
-  .option('--nats-url <url>', 'NATS (env NATS_URL)')
+  .option('--nats-url <urls>', 'NATS: one URL or several, comma-separated (env NATS_URL)')
   .option(
     '--coordinator <url>',
     "coordinator HTTP API to sign up with for this worker's NATS credentials (env COHORT_COORDINATOR_URL)",

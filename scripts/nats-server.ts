@@ -97,6 +97,29 @@ export function httpOk(url: string, timeoutMs = 1000): Promise<boolean> {
   })
 }
 
+/** Writes `text` to `file`, readable by its owner only (mode 0600). */
+export async function writeSecret(file: string, text: string): Promise<void> {
+  await writeFile(file, text, { mode: 0o600 })
+  await chmod(file, 0o600)
+}
+
+/**
+ * A fresh trust chain, the coordinators' login on it, and the two files (mode 0600) child processes
+ * read: `coordinator.creds` and `account.nk` in `dir`.
+ */
+export async function createTrustFiles(dir: string): Promise<{
+  trust: NatsTrust
+  coordinator: NatsUserCredentials
+  files: { creds: string; accountSeed: string }
+}> {
+  const trust = createNatsTrust()
+  const coordinator = issueCoordinatorUser(trust.account.seed)
+  const files = { creds: join(dir, 'coordinator.creds'), accountSeed: join(dir, 'account.nk') }
+  await writeSecret(files.creds, credsFile(coordinator.jwt, coordinator.seed))
+  await writeSecret(files.accountSeed, `${trust.account.seed}\n`)
+  return { trust, coordinator, files }
+}
+
 export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServer> {
   await mkdir(opts.dir, { recursive: true })
   const configFile = join(opts.dir, 'nats.conf')
@@ -115,16 +138,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   }
 
   // One trust chain per server: its config, and the coordinators' login and account seed beside it.
-  const trust = createNatsTrust()
-  const coordinator = issueCoordinatorUser(trust.account.seed)
-  const files = { creds: join(opts.dir, 'coordinator.creds'), accountSeed: join(opts.dir, 'account.nk') }
-  for (const [file, text] of [
-    [files.creds, credsFile(coordinator.jwt, coordinator.seed)],
-    [files.accountSeed, `${trust.account.seed}\n`],
-  ] as const) {
-    await writeFile(file, text, { mode: 0o600 })
-    await chmod(file, 0o600)
-  }
+  const { trust, coordinator, files } = await createTrustFiles(opts.dir)
   // Another process may take a free port before nats-server binds it: then try other ones.
   let ports = await pickPorts()
   let server: ServerProcess | undefined

@@ -5,7 +5,14 @@ import { existsSync } from 'node:fs'
 import { availableParallelism, homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { builtinJobTypes } from '../jobs/index.js'
-import { ConfigError, errorFields, inboxPrefixFor, type Identity, type Logger } from '../shared/index.js'
+import {
+  ConfigError,
+  errorFields,
+  inboxPrefixFor,
+  natsServers,
+  type Identity,
+  type Logger,
+} from '../shared/index.js'
 import {
   connectWithCredentials,
   createCredentialFile,
@@ -149,8 +156,9 @@ async function startDaemon(
   if (created) o.log.info('created a new worker identity', { keyFile: o.keyFile, id: identity.id })
   const owner = o.ownerKeyFile === undefined ? undefined : await loadOwnerKey(o.ownerKeyFile)
   const natsUrl = o.natsUrl
+  if (natsUrl === undefined) throw new ConfigError('no NATS: pass --nats-url or set NATS_URL')
   const options = {
-    servers: natsUrl,
+    servers: natsServers(natsUrl),
     name: `cohort-worker-${identity.id.slice(0, 8)}`,
     inboxPrefix: inboxPrefixFor(identity.id),
     maxReconnectAttempts: -1,

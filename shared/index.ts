@@ -54,6 +54,7 @@ export {
   type RunContext,
 } from './job-type.js'
 export * from './protocol.js'
+export { natsServers } from './nats-servers.js'
 export * from './ops-views.js'
 export {
   compareStreamIds,

@@ -59,7 +59,10 @@ export interface Subjects {
   leaseRenew: string
   /** Worker hands back leases it will not finish (request/reply). */
   leaseRelease: string
-  /** Coordinators announce that new replicas are waiting (broadcast hint, no payload needed). */
+  /**
+   * Coordinators announce that new replicas are waiting: one message per ready replica, no payload,
+   * to the volunteers' queue group `WORK_AVAILABLE_QUEUE`, so each message wakes one volunteer.
+   */
   workAvailable: string
   /** Worker fetches a WebAssembly module by its SHA-256 (request/reply). */
   moduleGet: string
@@ -74,6 +77,13 @@ export interface Subjects {
 }
 
 export const COORDINATOR_QUEUE = 'cohort-coordinators'
+
+/**
+ * The queue group volunteers listen to `workAvailable` in: NATS hands each wake-up to one member, so
+ * n ready replicas wake about n volunteers, not the whole crowd. Volunteers' permissions allow this
+ * subject in this queue group only (a plain subscription is refused), so nobody hears every wake-up.
+ */
+export const WORK_AVAILABLE_QUEUE = 'cohort-volunteers'
 
 /**
  * A volunteer's reply inbox prefix: `_INBOX.<its id>`. Volunteers connect with it (the NATS client's

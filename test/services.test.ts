@@ -224,6 +224,8 @@ test('nats permissions - a volunteer may ask coordinators for work but not read 
       volunteer.subscribe('cohort.v1.work.request', { callback: () => {} })
       volunteer.subscribe('_INBOX.>', { callback: () => {} })
       volunteer.subscribe('$JS.API.>', { callback: () => {} })
+      // Wake-ups only in the volunteers' queue group, one volunteer per message: no one hears them all.
+      volunteer.subscribe('cohort.v1.work.available', { callback: () => {} })
       volunteer.publish('cohort.v1.work.available')
       volunteer.publish('$JS.API.INFO')
       // Another deployment's subjects (another prefix) are not this volunteer's either.
@@ -234,6 +236,7 @@ test('nats permissions - a volunteer may ask coordinators for work but not read 
       'Subscription to "cohort.v1.work.request"',
       'Subscription to "_INBOX.>"',
       'Subscription to "$JS.API.>"',
+      'Subscription to "cohort.v1.work.available"',
       'Publish to "cohort.v1.work.available"',
       'Publish to "$JS.API.INFO"',
       'Publish to "other.v1.work.request"',

@@ -8,6 +8,7 @@ import {
   Emitter,
   errorFields,
   subjectsFor,
+  WORK_AVAILABLE_QUEUE,
   type AnyJobType,
   type Identity,
   type Logger,
@@ -340,7 +341,11 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     stats,
     peering,
     start(): void {
-      availableSub = init.nats.subscribe(subjects.workAvailable, { callback: () => wake.notify() })
+      // One of the volunteers' queue group: each wake-up the coordinators send reaches one volunteer.
+      availableSub = init.nats.subscribe(subjects.workAvailable, {
+        queue: WORK_AVAILABLE_QUEUE,
+        callback: () => wake.notify(),
+      })
       guest?.onChange(() => {
         wake.notify()
         dispatcher.dispatch()

@@ -1,13 +1,15 @@
 // Issues a volunteer's NATS credentials: a user JWT for the nkey the volunteer generated, signed with
 // the Cohort account's key, whose permissions follow from the volunteer's id. A volunteer may ask the
 // coordinators for work and data, talk to peers, and listen only to its own inbox, its own peer
-// subject and the two broadcasts; it may answer a request it received once, and nothing else.
+// subject, the peers' broadcast and the coordinators' wake-ups (in the volunteers' queue group only,
+// so each wake-up reaches one volunteer); it may answer a request it received once, and nothing else.
 import {
   ConfigError,
   inboxPrefixFor,
   PEER_ID_PATTERN,
   subjectsFor,
   VOLUNTEER_NATS_LIMITS,
+  WORK_AVAILABLE_QUEUE,
   type Subjects,
 } from '../../shared/index.js'
 import { encodeJwt, keyPairFromSeed, type NatsPermission } from './nats-jwt.js'
@@ -38,7 +40,8 @@ export function volunteerPermissions(subjects: Subjects, peerId: string): Volunt
       allow: [
         `${inboxPrefixFor(peerId)}.>`,
         `${subjects.peerInbox}.${peerId}`,
-        subjects.workAvailable,
+        // "<subject> <queue>": only in that queue group; a plain subscription to it is refused.
+        `${subjects.workAvailable} ${WORK_AVAILABLE_QUEUE}`,
         subjects.peerAnnounce,
       ],
     },

@@ -225,8 +225,9 @@ return created
 /**
  * work(prefix, worker, want, now, leaseMs, scanLimit, acceptsCsv, burst, perSecond, capBase, capPer,
  *      capMax, lifeFloorMs, lifeFactor, maxWorkers, reissueHoldMs, letGoGraceMs, placementSeed,
- *      spreadMs, hasHolding, grantBytes, nonce, nonceTtlMs, held...)
- *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... } }
+ *      spreadMs, hasHolding, grantBytes, idleTtlMs, nonce, nonceTtlMs, held...)
+ *   -> { status, retryAfterMs, cap, holding, reclaimed, { {rid, uid, jid, kind, input, deadline}, ... },
+ *        idle }
  * One work request, in one call:
  * -1. Replay: the signed request's \`nonce\` is recorded for \`nonceTtlMs\`; seen before, the request is
  *    'replayed' and nothing else is done (the same check as useNonce, in the same round trip).
@@ -236,6 +237,12 @@ return created
  * 2. Lost grants: with `hasHolding` = '1', any lease recorded for the worker that is not in `held`
  *    was lost on the way (a grant whose reply never arrived) and goes back to the queue now, charged
  *    to the worker like a hand-back (but it may get that unit later: it never saw it).
+ *    Then, with no replica ready at all, the request ends here: an idle crowd's requests cost the
+ *    ban check, the token bucket and this one ZCARD (cap and holding are returned as 0: they are
+ *    read only with status 'rate' or 'leases').
+ * Idle: a request that got nothing while it had room counts one more empty grant in a row in
+ *    idle:{worker} (kept \`idleTtlMs\`, so a worker that went away leaves nothing behind), returned as
+ *    \`idle\`; the coordinator derives the worker's wait from it. A grant with units deletes it.
  * 3. Cap: the worker may hold `leaseCap` leases at once (see HELPERS); it gets at most the room left,
  *    and status 'leases' when that is less than it asked for.
  * 4. Lease: ready replicas of the highest priority band first, picked at random within the band
@@ -274,14 +281,20 @@ placementSeed(ARGV[18])
 local spread = tonumber(ARGV[19])
 local hasHolding = ARGV[20] == '1'
 local grantBytes = tonumber(ARGV[21])
+local idleTtl = tonumber(ARGV[22])
 local inputBytes = 0
 local lk = p..'worker:'..worker..':leases'
-if not redis.call('SET', p..'nonce:'..worker..':'..ARGV[22], '1', 'PX', ARGV[23], 'NX') then
-  return { 'replayed', 0, 0, 0, 0, {} }
+if not redis.call('SET', p..'nonce:'..worker..':'..ARGV[23], '1', 'PX', ARGV[24], 'NX') then
+  return { 'replayed', 0, 0, 0, 0, {}, 0 }
+end
+local ik = p..'idle:'..worker
+local function idleAgain()
+  local n = redis.call('INCR', ik)
+  redis.call('PEXPIRE', ik, idleTtl)
+  return n
 end
 -- 0. A caught identity gets no more work.
-if isCaught(worker) then return { 'banned', 0, 0, 0, 0, {} } end
-local cap = leaseCap(worker, capBase, capPer, capMax)
+if isCaught(worker) then return { 'banned', 0, 0, 0, 0, {}, 0 } end
 -- 1. Token bucket, in thousandths of a request (integers only in Redis).
 local rk = p..'rate:'..worker
 local b = redis.call('HMGET', rk, 'tokens', 'at')
@@ -294,7 +307,8 @@ local ttl = math.ceil(full / perSecond) + 1000
 if tokens < 1000 then
   redis.call('HSET', rk, 'tokens', tokens, 'at', now)
   redis.call('PEXPIRE', rk, ttl)
-  return { 'rate', math.ceil((1000 - tokens) / perSecond), cap, redis.call('SCARD', lk), 0, {} }
+  return { 'rate', math.ceil((1000 - tokens) / perSecond), leaseCap(worker, capBase, capPer, capMax),
+    redis.call('SCARD', lk), 0, {}, 0 }
 end
 redis.call('HSET', rk, 'tokens', tokens - 1000, 'at', now)
 redis.call('PEXPIRE', rk, ttl)
@@ -302,7 +316,7 @@ redis.call('PEXPIRE', rk, ttl)
 local reclaimed = 0
 if hasHolding then
   local held = {}
-  for i = 24, #ARGV do held[ARGV[i]] = true end
+  for i = 25, #ARGV do held[ARGV[i]] = true end
   for _, rid in ipairs(redis.call('SMEMBERS', lk)) do
     if not held[rid] then
       local given = giveBack(rid, worker, now, maxWorkers, true)
@@ -310,8 +324,14 @@ if hasHolding then
       reclaimed = reclaimed + given
     end
   end
-  if reclaimed > 0 then cap = leaseCap(worker, capBase, capPer, capMax) end
 end
+-- Nothing ready for anyone: the quick way out (see 2. above).
+if redis.call('ZCARD', p..'ready') == 0 then
+  local idle = 0
+  if want > 0 then idle = idleAgain() end
+  return { 'ok', 0, 0, 0, reclaimed, {}, idle }
+end
+local cap = leaseCap(worker, capBase, capPer, capMax)
 -- 3. The cap. Entries of leases that ended elsewhere (a result, a cancelled job) are dropped first.
 local holding = redis.call('SCARD', lk)
 if holding + want > cap then
@@ -396,8 +416,14 @@ for _, rid in ipairs(cands) do
 end
 -- The cap held the grant back only if there was more to grant than the room it left.
 if status == 'leases' and #out < want then status = 'ok' end
-if #out > 0 then spreadWait = 0 end
-return { status, spreadWait, cap, holding + #out, reclaimed, out }
+local idle = 0
+if #out > 0 then
+  spreadWait = 0
+  redis.call('DEL', ik)
+elseif status == 'ok' and want > 0 then
+  idle = idleAgain()
+end
+return { status, spreadWait, cap, holding + #out, reclaimed, out, idle }
 `
 
 /**

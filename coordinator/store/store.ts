@@ -150,6 +150,8 @@ export interface LeaseRules {
   letGoGraceMs: number
   /** A unit's next replica is leased at least half this long, at most this long, after the last. */
   replicaSpreadMs: number
+  /** The longest wait an empty grant asks for: idle:{worker} is kept three times as long. */
+  idleRetryMaxMs: number
 }
 
 /** What one work request got. */
@@ -168,13 +170,17 @@ export interface WorkOutcome {
   /** Leases taken back because the worker no longer listed them (grants lost in transit). */
   reclaimed: number
   leased: LeasedReplica[]
+  /** Empty grants in a row this worker got while it had room, this one included (0: it got units). */
+  idle: number
 }
 
 type Reply = string | number | null | Reply[]
 
 interface ScriptedRedis extends Redis {
   cohortAddUnits(...args: (string | number)[]): Promise<number>
-  cohortWork(...args: (string | number)[]): Promise<[string, number, number, number, number, string[][]]>
+  cohortWork(
+    ...args: (string | number)[]
+  ): Promise<[string, number, number, number, number, string[][], number]>
   cohortRenew(...args: (string | number)[]): Promise<[string[], number]>
   cohortRelease(...args: (string | number)[]): Promise<number>
   cohortTransfer(...args: (string | number)[]): Promise<[string[][], string[], number]>
@@ -580,7 +586,7 @@ export function createStore(init: StoreInit) {
       /** The signed request's nonce, recorded for `ttlMs` (status `replayed` when seen before). */
       nonce: { value: string; ttlMs: number },
     ): Promise<WorkOutcome> {
-      const [status, retryAfterMs, cap, held, reclaimed, rows] = await redis.cohortWork(
+      const [status, retryAfterMs, cap, held, reclaimed, rows, idle] = await redis.cohortWork(
         p,
         worker,
         want,
@@ -603,6 +609,7 @@ export function createStore(init: StoreInit) {
         rules.replicaSpreadMs,
         holding === undefined ? '0' : '1',
         GRANT_INPUT_BYTES,
+        3 * rules.idleRetryMaxMs,
         nonce.value,
         nonce.ttlMs,
         ...(holding ?? []),
@@ -614,6 +621,7 @@ export function createStore(init: StoreInit) {
         holding: Number(held),
         reclaimed: Number(reclaimed),
         leased: rows.map(leasedRow),
+        idle: Number(idle),
       }
     },
 

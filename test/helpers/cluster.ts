@@ -69,6 +69,8 @@ export interface ClusterInit {
    * their honest workers with `addWorker({ vouch: true })` or `vouch(...)`.
    */
   vouch?: boolean
+  /** Where the coordinators connect to NATS (default the services' NATS URL). */
+  coordinatorNatsUrl?: string
 }
 
 export interface Cluster {
@@ -92,6 +94,8 @@ export interface Cluster {
     coordinatorUrl?: string
     /** Vouch for this worker (default: as the cluster's `vouch`). */
     vouch?: boolean
+    /** Where this worker connects to NATS (default the services' NATS URL; several comma-separated). */
+    natsUrl?: string
   }): Promise<TestWorker>
   /** Where a volunteer of this cluster signs up (the first coordinator) and connects. */
   readonly volunteerAccess: SignupAccess
@@ -143,7 +147,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
   const addCoordinator = async (): Promise<Coordinator> => {
     const c = createCoordinator({
       redisUrl: services.redisUrl,
-      natsUrl: services.natsUrl,
+      natsUrl: init.coordinatorNatsUrl ?? services.natsUrl,
       ...(services.natsCoordinator === undefined ? {} : { natsCredentials: services.natsCoordinator }),
       ...(services.natsAccountSeed === undefined ? {} : { natsAccountSeed: services.natsAccountSeed }),
       identity,
@@ -164,12 +168,13 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
     // Signs up with the first coordinator, as `cohort worker --coordinator` does.
     // With no coordinator (tests that play the coordinator themselves), credentials are issued with
     // the deployment's account seed, exactly as a coordinator would issue them.
+    const natsUrl = opts.natsUrl ?? services.natsUrl
     const signup =
       opts.coordinatorUrl !== undefined
-        ? { natsUrl: services.natsUrl, coordinatorUrl: opts.coordinatorUrl }
+        ? { natsUrl, coordinatorUrl: opts.coordinatorUrl }
         : coordinators.length === 0
-          ? issuedAccess(services, subjectPrefix)
-          : access()
+          ? { ...issuedAccess(services, subjectPrefix), natsUrl }
+          : { ...access(), natsUrl }
     const nats = await connectVolunteer(signup, wid, { reconnect: true })
     if (opts.vouch ?? init.vouch !== false) await vouch(wid.id)
     const base = createPoolRunner({ threads: opts.threads ?? 1 })

@@ -10,6 +10,7 @@ import type { Services } from '../../scripts/services.js'
 import {
   generateIdentity,
   inboxPrefixFor,
+  natsServers,
   silentLogger,
   subjectsFor,
   type Identity,
@@ -90,7 +91,7 @@ export async function connectVolunteer(
 ): Promise<NatsConnection> {
   const open = (authenticator: Authenticator) =>
     connect({
-      servers: access.natsUrl,
+      servers: natsServers(access.natsUrl),
       inboxPrefix: inboxPrefixFor(identity.id),
       authenticator,
       ...(opts.name === undefined ? {} : { name: opts.name }),

@@ -3,6 +3,12 @@
 // rate limit's time, an empty grant's retry time, a failing request's backoff) unless woken, and when
 // no coordinator has work and threads are idle, takes buffered units from a busy peer.
 //
+// An idle worker asks less and less often: the coordinators' empty grants say how long to wait, a
+// time that grows with the empty grants in a row (up to minutes) and is already spread at random, so
+// it is waited as said; `work.available` (one wake-up per ready replica, to one volunteer each) ends
+// the wait early. Failing requests back off on the worker's own schedule, spread at random too, so
+// a crowd that lost its coordinators (a NATS node gone) does not come back in step.
+//
 // The buffer is sized in time, not units: enough units to keep every thread busy for `bufferMs` at
 // the measured time per unit (at least one per thread). Tiny units then come many to a grant, under
 // one signature, and the worker asks again only once half its buffer has room (or a thread is about
@@ -50,7 +56,7 @@ export interface WorkFiller {
   run(): Promise<void>
 }
 
-/** First wait after a failed request; it doubles up to `MAX_BACKOFF_MS`. */
+/** First wait after a failed request; it doubles up to `MAX_BACKOFF_MS`, each wait drawn in [½, 1] of it. */
 const FIRST_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 5_000
 /** Wait with no room, unless woken. */
@@ -65,6 +71,11 @@ export function bufferFor(threads: number, perUnitMs: number | undefined, buffer
   if (perUnitMs === undefined || !(perUnitMs > 0)) return threads
   const wanted = Math.ceil((threads * bufferMs) / perUnitMs)
   return Math.max(threads, Math.min(wanted, LIMITS.maxWant - threads))
+}
+
+/** A wait between half of `ms` and all of it, so many workers do not retry in step. */
+export function jittered(ms: number, random: () => number = Math.random): number {
+  return Math.round(ms / 2 + random() * (ms / 2))
 }
 
 export function createWorkFiller(init: WorkFillerInit): WorkFiller {
@@ -134,7 +145,7 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
         else if (grant.units.length === 0 && !(await stealIfIdle())) await wake.wait(grant.retryAfterMs)
       } catch (err) {
         log.debug('work request failed', errorFields(err))
-        await wake.wait(backoff)
+        await wake.wait(jittered(backoff))
         backoff = Math.min(MAX_BACKOFF_MS, backoff * 2)
       }
     }
