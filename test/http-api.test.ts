@@ -1,6 +1,7 @@
 // The HTTP API: bad input gets a 4xx application/problem+json that names the problem, and the
 // coordinator keeps serving afterwards (health 200, a valid submission 201).
 import test, { type ExecutionContext } from 'ava'
+import { newJobId } from '../coordinator/http/jobs-routes.js'
 import { request as httpRequest } from 'node:http'
 import { decode, isErrorReply, type UnitPayload } from '../shared/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
@@ -295,3 +296,13 @@ test('http api - GET /healthz is 200 with Redis and NATS up', (t) =>
     t.like(stats.body, { counters: { httpErrors: 1 } })
     t.is(cluster.coordinators[0]!.counters.httpErrors, 1)
   }))
+
+test('http api - job ids never start with "-", so the CLI never takes one for an option', (t) => {
+  // 1 in 64 random base64url ids would: among 5,000, all but certainly some.
+  const ids = Array.from({ length: 5_000 }, newJobId)
+  t.deepEqual(
+    ids.filter((id) => id.startsWith('-')),
+    [],
+  )
+  t.true(ids.every((id) => /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(id)))
+})

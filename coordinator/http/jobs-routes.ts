@@ -101,6 +101,17 @@ function contentNamed(jobType: AnyJobType, params: unknown, inputs: unknown[] | 
   return [...named]
 }
 
+/**
+ * A fresh job id: 22 base64url characters that never start with `-`, so `cohort status <id>` and the
+ * other commands never take an id for an option (1 in 64 random ids did).
+ */
+export function newJobId(): string {
+  for (;;) {
+    const id = randomId()
+    if (!id.startsWith('-')) return id
+  }
+}
+
 const NDJSON = 'application/x-ndjson'
 /** Units read from Redis per round trip. */
 const UNIT_BATCH = 500
@@ -213,7 +224,7 @@ export function jobsRouter(init: JobsRoutesInit): Router {
     const named = contentNamed(jobType, params, plan.inputs)
     await checkHeld(caller, named)
     const units = plan.view.units
-    const id = randomId()
+    const id = newJobId()
     const now = Date.now()
     const limit = caller.quota.unitsInFlight
     const outcome = await store.createJob(
