@@ -13,7 +13,6 @@ import {
   openUnit,
   parseUnitPayload,
   PEER_LIMITS,
-  randomId,
   seal,
   subjectsFor,
   type Identity,
@@ -22,7 +21,13 @@ import {
 } from '../shared/index.js'
 import { createCoordinatorClient } from '../worker/index.js'
 import { startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
-import { computeOutput, flipBit, rawRequest, sealWorkerRequest } from './helpers/protocol-fixtures.js'
+import {
+  computeOutput,
+  flipBit,
+  rawRequest,
+  sealTransfer,
+  sealWorkerRequest,
+} from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
 import { rawVolunteer } from './helpers/volunteer.js'
 
@@ -68,28 +73,6 @@ async function leaseOne(w: RawWorker): Promise<UnitPayload> {
     return unit !== undefined
   })
   return unit!
-}
-
-/** `from` gives `replicaIds` to `to`, valid for `PEER_LIMITS.transferTtlMs`; `over` replaces fields. */
-function sealTransfer(
-  from: Identity,
-  to: string,
-  replicaIds: string[],
-  over: Record<string, unknown> = {},
-): Promise<SignedEnvelope> {
-  const at = Date.now()
-  const payload = {
-    type: 'lease.transfer',
-    v: 1,
-    worker: from.id,
-    at,
-    nonce: randomId(),
-    to,
-    replicaIds,
-    expiresAt: at + PEER_LIMITS.transferTtlMs,
-    ...over,
-  }
-  return seal('lease.transfer', payload, from)
 }
 
 const oneUnit = (quorum: number) => ({

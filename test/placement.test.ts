@@ -17,9 +17,7 @@ import {
   parseLeaseClaimed,
   openUnit,
   parseUnitPayload,
-  PEER_LIMITS,
   powPrefix,
-  randomId,
   seal,
   sha256Hex,
   signupRequest,
@@ -32,7 +30,13 @@ import {
 } from '../shared/index.js'
 import { createCoordinatorClient, signUp, SignupError, type CoordinatorClient } from '../worker/index.js'
 import { spawnCohort, startCluster, waitForJob, waitUntil, type Cluster } from './helpers/cluster.js'
-import { computeOutput, PRIMES, rawRequest, sealWorkerRequest } from './helpers/protocol-fixtures.js'
+import {
+  computeOutput,
+  PRIMES,
+  rawRequest,
+  sealTransfer,
+  sealWorkerRequest,
+} from './helpers/protocol-fixtures.js'
 import { useServices } from './helpers/services.js'
 import { connectVolunteer } from './helpers/volunteer.js'
 import { createUser } from '@nats-io/nkeys'
@@ -95,25 +99,6 @@ async function volunteer(
       encode(await sealWorkerRequest('lease.claim', identity, { transfer })),
     )
   return { identity, client, claim }
-}
-
-/** A lease transfer of `replicaIds` from `from` to `to`, as a giver signs it for a peer that asked. */
-function transferOf(from: Identity, to: string, replicaIds: string[]): Promise<SignedEnvelope> {
-  const at = Date.now()
-  return seal(
-    'lease.transfer',
-    {
-      type: 'lease.transfer',
-      v: 1,
-      worker: from.id,
-      at,
-      nonce: randomId(),
-      to,
-      replicaIds,
-      expiresAt: at + PEER_LIMITS.transferTtlMs,
-    },
-    from,
-  )
 }
 
 const units = async (grant: { units: Parameters<typeof open>[0][] }): Promise<UnitPayload[]> =>
@@ -273,7 +258,7 @@ test("placement - a Sybil cannot steal the other replica of its sibling's unit f
   t.is(ua?.unitId, uh?.unitId, 'both replicas of the one unit are out')
   // The honest peer gives its replica to b, which asked (a steal): refused, and it stays with the peer.
   const refused = parseLeaseClaimed(
-    await b.claim(await transferOf(honest.identity, b.identity.id, [uh!.replicaId])),
+    await b.claim(await sealTransfer(honest.identity, b.identity.id, [uh!.replicaId])),
   )
   t.deepEqual(refused.refused, [uh!.replicaId])
   t.is(refused.units.length, 0)
@@ -282,7 +267,7 @@ test("placement - a Sybil cannot steal the other replica of its sibling's unit f
   t.is((await store.workerStats(honest.identity.id)).released, 0, 'nothing charged to the honest peer')
   // To an independent identity, the same transfer goes through.
   const moved = parseLeaseClaimed(
-    await stranger.claim(await transferOf(honest.identity, stranger.identity.id, [uh!.replicaId])),
+    await stranger.claim(await sealTransfer(honest.identity, stranger.identity.id, [uh!.replicaId])),
   )
   t.is(moved.units.length, 1)
   t.like(await store.replicaState(uh!.replicaId), { state: 'leased', worker: stranger.identity.id })

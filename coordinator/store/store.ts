@@ -212,13 +212,13 @@ const GRANT_INPUT_BYTES = 2 * 1024 * 1024
  * connection sends it once and then only its SHA (EVALSHA). A batch's script calls are sent together
  * on the connection instead (`Promise.all`), which overlaps their round trips just the same.
  */
-interface ScriptedPipeline {
-  hgetall(key: string): ScriptedPipeline
+interface ReadPipeline {
+  hgetall(key: string): ReadPipeline
   exec(): Promise<[Error | null, unknown][] | null>
 }
 
 /** The replies of a pipeline, in order; the first failed command's error is thrown. */
-async function replies<T>(pipe: ScriptedPipeline): Promise<T[]> {
+async function replies<T>(pipe: ReadPipeline): Promise<T[]> {
   const out = (await pipe.exec()) ?? []
   return out.map(([err, value]) => {
     if (err !== null) throw err
@@ -411,7 +411,7 @@ export function createStore(init: StoreInit) {
   /** The results stored for each unit, in one round trip. */
   const unitResultsMany = async (unitIds: string[]): Promise<ReplicaResult[][]> => {
     if (unitIds.length === 0) return []
-    const pipe = redis.pipeline() as unknown as ScriptedPipeline
+    const pipe = redis.pipeline() as unknown as ReadPipeline
     for (const u of unitIds) pipe.hgetall(`${p}unit:${u}:results`)
     return (await replies<Record<string, string>>(pipe)).map((h) =>
       Object.entries(h).map(([replicaId, v]) => {

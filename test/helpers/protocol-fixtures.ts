@@ -13,10 +13,12 @@ import {
   seal,
   sha256Hex,
   LIMITS,
+  PEER_LIMITS,
   openUnit,
   parseUnitPayload,
   parseWorkGrant,
   type Identity,
+  type ResultItem,
   type ResultPayload,
   type SignedEnvelope,
   type SignedKind,
@@ -65,14 +67,7 @@ export async function computeOutput(
   return { value, output, digest: await sha256Hex(output) }
 }
 
-export interface ResultFields {
-  replicaId: string
-  unitId: string
-  jobId: string
-  digest: string
-  output: Uint8Array
-  computeMs: number
-}
+export type ResultFields = ResultItem
 
 /** A result payload as a worker signs it; `over` replaces any field (worker, at, ...). */
 export function resultPayload(
@@ -238,4 +233,26 @@ export async function startFakeCoordinator(
       for (const s of subs) s.unsubscribe()
     },
   }
+}
+
+/** `from` gives `replicaIds` to `to`, valid for `PEER_LIMITS.transferTtlMs`; `over` replaces fields. */
+export function sealTransfer(
+  from: Identity,
+  to: string,
+  replicaIds: string[],
+  over: Record<string, unknown> = {},
+): Promise<SignedEnvelope> {
+  const at = Date.now()
+  const payload = {
+    type: 'lease.transfer',
+    v: 1,
+    worker: from.id,
+    at,
+    nonce: randomId(),
+    to,
+    replicaIds,
+    expiresAt: at + PEER_LIMITS.transferTtlMs,
+    ...over,
+  }
+  return seal('lease.transfer', payload, from)
 }
