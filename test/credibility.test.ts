@@ -50,8 +50,11 @@ async function submit(v: Volunteer, u: UnitPayload, forge: boolean) {
 /** Whether `workerId` was caught and its backtracking requested (still due, or already done). */
 async function backtrackRequested(cluster: Cluster, workerId: string): Promise<boolean> {
   const store = cluster.coordinators[0]!.store
+  // Due first: finishing a backtrack takes the identity off the due list and stamps backtrackedAt in
+  // one script, so an identity no longer due when asked has its stamp when read after.
+  const due = await store.isDue(workerId)
   const caught = await store.caught(workerId)
-  return caught !== undefined && ((await store.isDue(workerId)) || caught.backtrackedAt !== undefined)
+  return caught !== undefined && (due || caught.backtrackedAt !== undefined)
 }
 
 /** Replicas of a job's units that went out to a worker (computed, or lost in a worker's hands). */
