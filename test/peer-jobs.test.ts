@@ -42,6 +42,14 @@ const BIG_CAP = { leaseCapBase: 16 }
 /** Leases far longer than any test: a unit that moved did not wait for an expiry. */
 const LONG_LEASES = { leaseMs: 600_000, ...BIG_CAP }
 
+/**
+ * A handoff is a peer request that waits on the receiver's claim at the coordinator. On a loaded
+ * machine that claim can take seconds; these tests are about units moving, not about timeouts, so
+ * neither the claim nor the peer request may give up first.
+ */
+const PATIENT = { requestTimeoutMs: 30_000 }
+const PATIENT_PEERS = { announceMs: 250, requestTimeoutMs: 60_000 }
+
 /** Replicas of a job's units that reached `worker` through a transfer from `from`. */
 async function transferred(cluster: Cluster, jobId: string, total: number, from: string, to: string) {
   const store = cluster.coordinators[0]!.store
@@ -87,7 +95,13 @@ test('handoff - a worker stopping gracefully gives its unstarted units to a peer
   const cluster = await startCluster({ services: services(), tuning: LONG_LEASES })
   t.teardown(() => cluster.stop())
   // Its units never end by themselves: it holds all eleven until it stops, however fast the machine.
-  const giver = await cluster.addWorker({ threads: 1, bufferUnits: 10, wrap: hanging })
+  const giver = await cluster.addWorker({
+    threads: 1,
+    bufferUnits: 10,
+    wrap: hanging,
+    ...PATIENT,
+    peers: PATIENT_PEERS,
+  })
   const job = await cluster.api.submit({
     type: 'primes',
     params: { to: 11_000_000, unitSize: 1_000_000 },
@@ -98,7 +112,8 @@ test('handoff - a worker stopping gracefully gives its unstarted units to a peer
   const receiver = await cluster.addWorker({
     threads: 2,
     bufferUnits: 10,
-    peers: { announceMs: 250, steal: false },
+    ...PATIENT,
+    peers: { ...PATIENT_PEERS, steal: false },
   })
   await seesRoomAt(giver, receiver)
   await giver.daemon.stop({ drainTimeoutMs: 0 })
@@ -121,7 +136,13 @@ test('overload - units a worker cannot start before their leases run out go to a
   // on, the worker would not start them within a lease.
   const cluster = await startCluster({ services: services(), tuning: { leaseMs: 3_000, ...BIG_CAP } })
   t.teardown(() => cluster.stop())
-  const busy = await cluster.addWorker({ threads: 1, bufferUnits: 11, wrap: slow(1_000) })
+  const busy = await cluster.addWorker({
+    threads: 1,
+    bufferUnits: 11,
+    wrap: slow(1_000),
+    ...PATIENT,
+    peers: PATIENT_PEERS,
+  })
   const job = await cluster.api.submit({
     type: 'primes',
     params: { to: 12_000_000, unitSize: 1_000_000 },
@@ -132,7 +153,8 @@ test('overload - units a worker cannot start before their leases run out go to a
   const helper = await cluster.addWorker({
     threads: 2,
     bufferUnits: 6,
-    peers: { announceMs: 250, steal: false },
+    ...PATIENT,
+    peers: { ...PATIENT_PEERS, steal: false },
   })
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
@@ -149,14 +171,20 @@ test('overload - units a worker cannot start before their leases run out go to a
 test('stealing - an idle fast peer takes buffered units from a slow one', async (t) => {
   const cluster = await startCluster({ services: services(), tuning: LONG_LEASES })
   t.teardown(() => cluster.stop())
-  const slowPeer = await cluster.addWorker({ threads: 1, bufferUnits: 15, wrap: slow(1_000) })
+  const slowPeer = await cluster.addWorker({
+    threads: 1,
+    bufferUnits: 15,
+    wrap: slow(1_000),
+    ...PATIENT,
+    peers: PATIENT_PEERS,
+  })
   const job = await cluster.api.submit({
     type: 'primes',
     params: { to: 16_000_000, unitSize: 1_000_000 },
     redundancy: { quorum: 1 },
   })
   await holding(slowPeer, 16)
-  const fast = await cluster.addWorker({ threads: 2, bufferUnits: 2 })
+  const fast = await cluster.addWorker({ threads: 2, bufferUnits: 2, ...PATIENT, peers: PATIENT_PEERS })
   const done = await waitForJob(cluster.api, job.id)
   t.is(done.state, 'completed')
   t.like((await cluster.api.result(job.id)).result, { count: 1_031_130 })

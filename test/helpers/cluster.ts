@@ -88,6 +88,12 @@ export interface Cluster {
     bufferUnits?: number
     /** How long stop() waits for running units (default 5 s). */
     drainTimeoutMs?: number
+    /**
+     * How long a request to the coordinators may take (default 2 s, so tests that stop a coordinator
+     * fail over quickly). Tests whose point is a claim or handoff going through give it longer: on a
+     * loaded machine a claim can take seconds.
+     */
+    requestTimeoutMs?: number
     /** Peer exchange options (default: on, announcing every 250 ms so tests need not wait). */
     peers?: PeerOptions | false
     /** The coordinator to sign up with (default: the first of this cluster). */
@@ -186,7 +192,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
       jobTypes: builtinJobTypes.values(),
       log: testLogger('worker').log,
       subjectPrefix,
-      requestTimeoutMs: 2_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 2_000,
       drainTimeoutMs: opts.drainTimeoutMs ?? 5_000,
       ...(opts.bufferUnits === undefined ? {} : { bufferUnits: opts.bufferUnits }),
       peers: opts.peers ?? { announceMs: 250 },
