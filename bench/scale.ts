@@ -72,8 +72,12 @@ const QUORUM = 2
 const UNIT_SIZE = 1000
 /** The coordinators' counters are read this often while a run goes on (IPC, no Redis). */
 const POLL_MS = 50
-/** Idle time before a job is posted: the crowd's requests reach their steady rhythm. */
-const SETTLE_MS = 2_000
+/**
+ * Idle time before a job is posted: the crowd has asked, found nothing, and been told to wait longer
+ * each time (a thousand volunteers are 3 doublings into a climb that ends at 100 s), as a crowd that
+ * has waited a while for work has. A crowd started at the moment the job comes asks all at once.
+ */
+const SETTLE_MS = 30_000
 
 const unique = (label: string): string =>
   `bench-scale-${label}-${process.pid}-${randomBytes(4).toString('hex')}`

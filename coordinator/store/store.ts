@@ -553,6 +553,11 @@ export function createStore(init: StoreInit) {
       return redis.smembers(`${p}active`)
     },
 
+    /** Replicas waiting for a worker, all jobs together (some may be held back for a while). */
+    async readyCount(): Promise<number> {
+      return redis.zcard(`${p}ready`)
+    },
+
     /**
      * The job's unit count, and the job type's estimate of one unit's compute time in ms: the base
      * of each lease's lifetime bound and of the credit for each validated result.
