@@ -47,6 +47,8 @@ export interface ScaleRun {
   unitsPerSecond: number
   /** CPU time of the coordinator processes together, per validated unit. */
   coordinatorCpuMsPerUnit: number
+  /** CPU time of the coordinator processes together ÷ the run's wall time (1 = one core all the time). */
+  coordinatorCores: number
   /** Redis commands (INFO commandstats calls, those run by scripts included) per validated unit. */
   redisCallsPerUnit: number
   leaseP50Ms: number
@@ -218,6 +220,7 @@ async function measureJob(
     seconds: round(seconds, 2),
     unitsPerSecond: round(validated / seconds, 1),
     coordinatorCpuMsPerUnit: round((t1.cpuMs - t0.cpuMs) / validated, 3),
+    coordinatorCores: round((t1.cpuMs - t0.cpuMs) / (seconds * 1000), 2),
     redisCallsPerUnit: round((calls1 - calls0) / validated, 1),
     leaseP50Ms: leaseMs.length === 0 ? 0 : round(percentile(leaseMs, 50), 1),
     leaseP99Ms: leaseMs.length === 0 ? 0 : round(percentile(leaseMs, 99), 1),
@@ -229,7 +232,7 @@ async function measureJob(
   }
   progress(
     `scale ${run.volunteers} volunteers, ${run.coordinators} coordinator(s): ${run.unitsPerSecond} units/s, ` +
-      `${run.coordinatorCpuMsPerUnit} ms coordinator CPU/unit, ${run.redisCallsPerUnit} Redis calls/unit, ` +
+      `${run.coordinatorCpuMsPerUnit} ms coordinator CPU/unit (${run.coordinatorCores} cores busy), ${run.redisCallsPerUnit} Redis calls/unit, ` +
       `lease p99 ${run.leaseP99Ms} ms, ${run.workRequestsPerSecond} work requests/s (${(run.emptyShare * 100).toFixed(0)}% empty); ` +
       `crowd connected in ${run.connectSeconds} s`,
   )
@@ -337,11 +340,11 @@ export function scaleLines(r: ScaleResult): string {
         `${fmt(oneAt.unitsPerSecond, 0)} / ${fmt(two.unitsPerSecond, 0)}`,
     )
   const table = [
-    '| volunteers | coordinators | units/s | coordinator CPU ms/unit | Redis ops/unit | lease p50 / p99 ms | work requests/s | empty grants |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| volunteers | coordinators | units/s | coordinator CPU ms/unit | coordinator cores busy | Redis ops/unit | lease p50 / p99 ms | work requests/s | empty grants |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.runs.map(
       (x) =>
-        `| ${x.volunteers} | ${x.coordinators} | ${fmt(x.unitsPerSecond, 0)} | ${fmt(x.coordinatorCpuMsPerUnit, 2)} | ` +
+        `| ${x.volunteers} | ${x.coordinators} | ${fmt(x.unitsPerSecond, 0)} | ${fmt(x.coordinatorCpuMsPerUnit, 2)} | ${fmt(x.coordinatorCores, 2)} | ` +
         `${fmt(x.redisCallsPerUnit, 1)} | ${fmt(x.leaseP50Ms, 1)} / ${fmt(x.leaseP99Ms, 1)} | ` +
         `${fmt(x.workRequestsPerSecond, 0)} | ${fmt(x.emptyShare * 100, 0)} % |`,
     ),
