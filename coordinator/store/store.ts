@@ -1,6 +1,7 @@
 // The coordinator's only state: Redis. Jobs are hashes; units, replicas and leases change only
 // through the atomic scripts in scripts.ts.
 import type { Redis } from 'ioredis'
+import { definePrefixed } from './define-script.js'
 import { randomInt } from 'node:crypto'
 import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
@@ -329,7 +330,7 @@ export function createStore(init: StoreInit) {
   const p = init.prefix
   const redis = init.redis as ScriptedRedis
   const define = (name: string, lua: string): void => {
-    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua })
+    definePrefixed(redis, name, lua)
   }
   define('cohortAddUnits', scripts.ADD_UNITS)
   define('cohortWork', scripts.WORK)
