@@ -11,7 +11,10 @@ import {
 import { DEFAULT_EXEMPT_NETWORKS, parseCidrList } from './credentials/client-network.js'
 
 export interface CoordinatorTuning {
-  /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
+  /**
+   * Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. On a Redis Cluster
+   * it must hold a hash tag, e.g. `{cohort}:` (docs/redis-cluster.md).
+   */
   redisPrefix: string
   /** NATS subject prefix. Default `cohort`. */
   subjectPrefix: string
@@ -303,8 +306,15 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
     if (!(k in DEFAULT_TUNING)) throw new ConfigError(`unknown coordinator option "${k}"`)
   }
   const t: CoordinatorTuning = { ...DEFAULT_TUNING, ...given }
-  if (typeof t.redisPrefix !== 'string' || !/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
-    throw new ConfigError('redisPrefix must be 1..64 of [A-Za-z0-9_:.-]')
+  if (
+    typeof t.redisPrefix !== 'string' ||
+    !/^[A-Za-z0-9_:.-]*(\{[A-Za-z0-9_:.-]+\}[A-Za-z0-9_:.-]*)?$/.test(t.redisPrefix) ||
+    t.redisPrefix.length < 1 ||
+    t.redisPrefix.length > 64
+  )
+    throw new ConfigError(
+      'redisPrefix must be 1..64 of [A-Za-z0-9_:.-], with at most one hash tag such as {cohort}',
+    )
   if (typeof t.subjectPrefix !== 'string' || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
     throw new ConfigError('subjectPrefix must be NATS subject tokens separated by dots')
   }
