@@ -160,7 +160,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const bullConnection = connectRedis(target, { lazyConnect: true, maxRetriesPerRequest: null })
   redis.on('error', (err) => log.warn('redis error', errorFields(err)))
   bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
-  const store = createStore({ redis, prefix: tuning.redisPrefix })
+  const store = createStore({
+    redis,
+    prefix: tuning.redisPrefix,
+    waitReplicas: tuning.redisWaitReplicas,
+    waitTimeoutMs: tuning.redisWaitTimeoutMs,
+    onWaitShort: (acked, wanted) => log.warn('redis WAIT: fewer replicas than asked', { acked, wanted }),
+  })
   const eventStreams = createEventStreams({
     redis,
     prefix: tuning.redisPrefix,

@@ -16,6 +16,14 @@ export interface CoordinatorTuning {
    * it must hold a hash tag, e.g. `{cohort}:` (docs/redis-cluster.md).
    */
   redisPrefix: string
+  /**
+   * Replicas that must acknowledge a result's acceptance and a job's completion (Redis WAIT) before
+   * they are reported; 0 (the default) waits for none. Narrows what a failover can lose, does not
+   * close it (docs/redis-cluster.md).
+   */
+  redisWaitReplicas: number
+  /** How long such a WAIT may take, in ms; the write stands either way. Default 1000. */
+  redisWaitTimeoutMs: number
   /** NATS subject prefix. Default `cohort`. */
   subjectPrefix: string
   /** Lease length handed to workers; they renew well before it ends. Default 30000 ms. */
@@ -226,6 +234,8 @@ const PEER_ID = /^[A-Za-z0-9_-]{43}$/
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
   redisPrefix: 'cohort:',
+  redisWaitReplicas: 0,
+  redisWaitTimeoutMs: 1000,
   subjectPrefix: 'cohort',
   leaseMs: 30_000,
   reapIntervalMs: 1_000,
@@ -347,6 +357,8 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
   if (typeof t.accessLog !== 'boolean') throw new ConfigError('accessLog must be true or false')
   intIn('eventStreamsMax', t.eventStreamsMax, 0, 100_000)
+  intIn('redisWaitReplicas', t.redisWaitReplicas, 0, 16)
+  intIn('redisWaitTimeoutMs', t.redisWaitTimeoutMs, 1, 60_000)
   intIn('eventHeartbeatMs', t.eventHeartbeatMs, 100, 600_000)
   intIn('eventStreamMaxMs', t.eventStreamMaxMs, 1_000, 24 * 3600_000)
   intIn('maxInflight', t.maxInflight, 1, 100_000)

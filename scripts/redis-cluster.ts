@@ -21,6 +21,8 @@ export interface RedisCluster {
   readonly nodes: readonly RedisClusterNode[]
   /** The node that serves `slot` as primary now, as its live nodes see it. */
   primaryOf(slot: number): Promise<RedisClusterNode>
+  /** The live replicas of `primary`. */
+  replicasOf(primary: RedisClusterNode): Promise<RedisClusterNode[]>
   stop(): Promise<void>
 }
 
@@ -155,6 +157,15 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
         }
       }
       throw new CohortError(`no live primary serves slot ${slot}`)
+    },
+    async replicasOf(primary) {
+      const id = (await ask(primary.port, 'CLUSTER', 'MYID')).trim()
+      const lines = (await ask(primary.port, 'CLUSTER', 'NODES')).split('\n')
+      const ports = lines
+        .map((line) => line.split(' '))
+        .filter((f) => f[3] === id && !(f[2] ?? '').includes('fail'))
+        .map((f) => Number(/:(\d+)@/.exec(f[1] ?? '')?.[1]))
+      return nodes.filter((n) => ports.includes(n.port) && !n.process.exited)
     },
     stop,
   }

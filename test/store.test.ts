@@ -38,6 +38,8 @@ function storeOn(backend: Backend): { store: Store; redis: Redis; prefix: string
   const label = uniquePrefix('st')
   const prefix = backend === 'cluster' ? `{${label}}:` : `${label}:`
   const redis = connectRedis(parseRedisTarget(url), { maxRetriesPerRequest: 3 })
+  // A node killed on purpose (the WAIT test) is reported until the client drops it.
+  redis.on('error', () => undefined)
   connections.push(redis)
   return { store: createStore({ redis, prefix }), redis, prefix }
 }
@@ -109,7 +111,7 @@ async function oneSlot(t: ExecutionContext, backend: Backend, prefix: string): P
   const primary = await cluster.redis.primaryOf(slot)
   let elsewhere = 0
   for (const n of cluster.redis.nodes) {
-    if (n === primary) continue
+    if (n === primary || n.process.exited) continue
     const r = new Redis({ port: n.port, host: '127.0.0.1' })
     // A replica answers KEYS for the keys it copies: only the primaries' own keys count here.
     const role = String(await r.call('ROLE'))
@@ -245,6 +247,47 @@ for (const backend of BACKENDS) {
     t.deepEqual(await store.createJob(big, 4000, { units: 10, limit: 5 }), { created: false, inFlight: 0 })
   })
 }
+
+test.serial(
+  'cluster: with redisWaitReplicas an accepted result is on the replica when reported; a WAIT short of replicas is reported',
+  async (t) => {
+    if (cluster === undefined) return t.fail('no cluster')
+    const url = cluster.services.redisUrl
+    const prefix = `{${uniquePrefix('wait')}}:`
+    const shorts: [number, number][] = []
+    const redis = connectRedis(parseRedisTarget(url), { maxRetriesPerRequest: 3 })
+    redis.on('error', () => undefined)
+    connections.push(redis)
+    const onWaitShort = (acked: number, wanted: number) => void shorts.push([acked, wanted])
+    const store = createStore({ redis, prefix, waitReplicas: 1, waitTimeoutMs: 10_000, onWaitShort })
+    await store.vouch(['wa'])
+    const jobId = await newJob(store, 2, 1)
+    const [l0, l1] = (await work(store, 'wa', 2, 2000)).leased
+    if (l0 === undefined || l1 === undefined) return t.fail('nothing leased')
+    t.is((await submit(store, 'wa', l0.replicaId, l0.unitId, 'd0', 2100))[0]?.status, 'accepted')
+    t.deepEqual(shorts, [])
+    const first = new Redis({ port: cluster.redis.nodes[0]?.port ?? 0, host: '127.0.0.1' })
+    const slot = Number(await first.call('CLUSTER', 'KEYSLOT', prefix))
+    first.disconnect()
+    const primary = await cluster.redis.primaryOf(slot)
+    const [replica] = await cluster.redis.replicasOf(primary)
+    if (replica === undefined) return t.fail('no replica')
+    const onReplica = new Redis({ port: replica.port, host: '127.0.0.1' })
+    await onReplica.call('READONLY')
+    t.is(
+      await onReplica.hget(`${prefix}replica:${l0.replicaId}`, 'state'),
+      'done',
+      'the replica has the result',
+    )
+    onReplica.disconnect()
+    // Without its replica the primary still accepts writes; the WAIT says so.
+    await replica.process.kill('SIGKILL')
+    const quick = createStore({ redis, prefix, waitReplicas: 1, waitTimeoutMs: 100, onWaitShort })
+    t.is((await submit(quick, 'wa', l1.replicaId, l1.unitId, 'd1', 2200))[0]?.status, 'accepted')
+    t.deepEqual(shorts, [[0, 1]])
+    t.is((await quick.getJob(jobId))?.state, 'running')
+  },
+)
 
 test('a cluster configuration whose prefix has no hash tag is refused, naming the setting', (t) => {
   const err = t.throws(() => createStoreless('cohort:'), { instanceOf: ConfigError })

@@ -220,6 +220,7 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
   const vouch = async (...ids: string[]): Promise<void> => {
     if (admin === undefined) {
       const redis = connectRedis(target, {})
+      redis.on('error', () => undefined)
       admin = { redis, store: createStore({ redis, prefix: redisPrefix }) }
     }
     await admin.store.vouch(ids)
