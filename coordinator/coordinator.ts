@@ -3,6 +3,7 @@
 import { connect } from '@nats-io/transport-node'
 import { AuthorizationError, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { checkPrefixFor, connectRedis, parseRedisTarget } from './redis-connection.js'
+import { trustParamsOf } from './trust-params.js'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type Koa from 'koa'
@@ -263,14 +264,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)
       // Earned trust: the deployment's parameters, read by the scripts, and the operator's own hosts.
-      await store.setTrustParams({
-        saboteurFraction: tuning.saboteurFraction,
-        vouchedCredibility: tuning.vouchedCredibility,
-        anchorCredibility: tuning.anchorCredibility,
-        unanchoredGroup: tuning.unanchoredGroup,
-        minCredibility: tuning.defaultMinCredibility,
-        spotCheckRate: tuning.defaultSpotCheckRate,
-      })
+      await store.setTrustParams(trustParamsOf(tuning))
       await store.vouch(tuning.vouchedWorkers)
       const common = { nats: nc, subjects, tuning, counters }
       const speeds = createSpeedStore({ redis, prefix: tuning.redisPrefix, log: log.child('speeds') })

@@ -9,6 +9,7 @@ import { createStore, resolveTuning, type Store } from '../coordinator/index.js'
 import { checkPrefixFor, connectRedis, parseRedisTarget } from '../coordinator/redis-connection.js'
 import type { LeaseRules, NewJob } from '../coordinator/store/store.js'
 import { ConfigError } from '../shared/errors.js'
+import { trustParamsOf } from '../coordinator/trust-params.js'
 import { startCluster, waitForJob } from './helpers/cluster.js'
 import { startRedisClusterServices, type RedisClusterServices } from './helpers/redis-cluster.js'
 import { startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
@@ -51,14 +52,7 @@ let seq = 0
 
 async function newJob(store: Store, units: number, quorum = 2, now = 1000): Promise<string> {
   const id = `job${++seq}`
-  await store.setTrustParams({
-    saboteurFraction: tuning.saboteurFraction,
-    vouchedCredibility: tuning.vouchedCredibility,
-    anchorCredibility: tuning.anchorCredibility,
-    unanchoredGroup: tuning.unanchoredGroup,
-    minCredibility: tuning.defaultMinCredibility,
-    spotCheckRate: 0,
-  })
+  await store.setTrustParams({ ...trustParamsOf(tuning), spotCheckRate: 0 })
   const job: NewJob = {
     id,
     type: 'primes',
@@ -307,7 +301,18 @@ test('cluster: a whole job runs end to end on the Redis Cluster (coordinator and
     await c.addWorker({ threads: 2 })
     await c.addWorker({ threads: 2 })
     const job = await c.api.submit({ type: 'primes', params: { to: 2_000_000, unitSize: 100_000 } })
+    // The job's event stream (a blocking XREAD on a connection of its own) follows it to the end.
+    const followed = (async () => {
+      const states: string[] = []
+      for await (const e of c.api.events(job.id)) {
+        if (e.type !== 'state') continue
+        states.push(e.data.state)
+        if (e.data.state === 'completed') break
+      }
+      return states
+    })()
     t.is((await waitForJob(c.api, job.id)).state, 'completed')
+    t.deepEqual(await followed, ['queued', 'running', 'completed'])
     t.like((await c.api.result(job.id)).result, { count: 148_933 })
     await oneSlot(t, 'cluster', c.redisPrefix)
   } finally {
