@@ -1,6 +1,5 @@
 // Test helper: a private Redis Cluster (3 primaries, 3 replicas) and a private NATS, once per test
 // file, in a fresh temp dir; every process killed and the dir removed in teardown.
-import type { TestFn } from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -50,20 +49,5 @@ export async function startRedisClusterServices(): Promise<RedisClusterServices>
     await redis?.stop()
     await rm(dataDir, { recursive: true, force: true })
     throw new Error(`could not start the test Redis Cluster:\n${lines.join('\n')}`, { cause: err })
-  }
-}
-
-/** Registers before/after hooks on `test` and returns a getter for the servers they start. */
-export function useRedisCluster<Context>(test: TestFn<Context>): () => RedisClusterServices {
-  let started: RedisClusterServices | undefined
-  test.before(async () => {
-    started = await startRedisClusterServices()
-  })
-  test.after.always(async () => {
-    await started?.services.stop()
-  })
-  return () => {
-    if (started === undefined) throw new Error('useRedisCluster: the servers have not started (before hook)')
-    return started
   }
 }
