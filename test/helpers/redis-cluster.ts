@@ -1,5 +1,5 @@
-// Test helper: a private Redis Cluster (3 primaries, 3 replicas) and a private NATS, once per test
-// file, in a fresh temp dir; every process killed and the dir removed in teardown.
+// Test helper: a private Redis Cluster (3 primaries, 3 replicas) and a private NATS, in a fresh temp
+// dir; stop() kills every process and removes the dir.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
