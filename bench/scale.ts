@@ -334,11 +334,19 @@ export function scaleLines(r: ScaleResult): string {
     `scale: discovery bytes per peer per second at ${r.overlay.map((o) => o.peers).join('/')}: ` +
       r.overlay.map((o) => fmt(o.bytesPerPeerPerSecond, 0)).join(' / '),
   ]
-  if (two !== undefined && oneAt !== undefined)
+  if (two !== undefined && oneAt !== undefined) {
     lines.push(
       `scale: validated units/s one vs two coordinators at ${two.volunteers}: ` +
         `${fmt(oneAt.unitsPerSecond, 0)} / ${fmt(two.unitsPerSecond, 0)}`,
     )
+    // What the coordinators could carry with a core each: whether a second one adds capacity, even
+    // where the machine (not the coordinators) limits the measured throughput.
+    const perCore = (x: ScaleRun): number => 1000 / x.coordinatorCpuMsPerUnit
+    lines.push(
+      `scale: units per coordinator CPU-second (busy cores) one vs two coordinators at ${two.volunteers}: ` +
+        `${fmt(perCore(oneAt), 0)} (${fmt(oneAt.coordinatorCores, 2)}) / ${fmt(perCore(two), 0)} (${fmt(two.coordinatorCores, 2)})`,
+    )
+  }
   const table = [
     '| volunteers | coordinators | units/s | coordinator CPU ms/unit | coordinator cores busy | Redis ops/unit | lease p50 / p99 ms | work requests/s | empty grants |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
