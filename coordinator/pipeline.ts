@@ -1,7 +1,8 @@
 // The durable job pipeline on BullMQ: `plan` splits a job into units (coordinator/planner), `assimilate` merges the
 // validated outputs into the job's result. Both are idempotent, so BullMQ's retries and stalled-job
 // recovery (a coordinator killed mid-step) are always safe. A sweep re-enqueues any step whose
-// enqueue was lost between two writes.
+// enqueue was lost between two writes, and merges itself a job whose merge step is done or stuck
+// while the job is not.
 import { Queue, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { decode, errorFields, UnrecoverableError, type AnyJobType, type Logger } from '../shared/index.js'
@@ -85,7 +86,7 @@ export function createPipeline(init: PipelineInit): Pipeline {
     log.info('job planned', { jobId: rec.id, units: inputs.length })
   }
 
-  const assimilateStep = async (job: Job<StepData>): Promise<void> => {
+  const assimilateStep = async (job: Pick<Job<StepData>, 'data'>): Promise<void> => {
     const rec = await store.getJob(job.data.jobId)
     if (rec === undefined || (rec.state !== 'queued' && rec.state !== 'running' && rec.state !== 'revising'))
       return
@@ -141,7 +142,15 @@ export function createPipeline(init: PipelineInit): Pipeline {
       if (!rec.planned && Date.now() - rec.createdAt > tuning.sweepIntervalMs) {
         await planQueue.add('plan', { jobId: id }, { ...STEP_OPTS, jobId: `plan-${id}` })
       } else if (rec.planned && rec.unitsValidated === rec.unitsTotal) {
-        await enqueueAssimilate(id, rec.generation)
+        // Merged by its queued step, as a rule. A step whose record says done while the job's
+        // completion was lost (a Redis failover between the two writes), or that no queue worker
+        // picks up (a blocked connection that did not follow the failover), would leave the job
+        // waiting for an hour; once the job has waited a whole sweep interval, the merge (idempotent:
+        // completeJob checks the generation) runs here.
+        if (Date.now() - rec.updatedAt > tuning.sweepIntervalMs) {
+          log.info('merging a job whose merge step did not complete it', { jobId: id })
+          await assimilateStep({ data: { jobId: id } })
+        } else await enqueueAssimilate(id, rec.generation)
       }
     }
   }

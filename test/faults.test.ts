@@ -1,5 +1,7 @@
 // Faults: killed workers and coordinators delay a job but never lose or double-count a result.
 import test from 'ava'
+import { Queue, QueueEvents } from 'bullmq'
+import { Redis } from 'ioredis'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -124,4 +126,35 @@ test("faults - a coordinator without the coordinators' NATS login refuses to sta
   const code = await new Promise<number | null>((resolve) => deaf.child.once('exit', (c) => resolve(c)))
   t.is(code, 2)
   t.true(deaf.lines.some((l) => /NATS refused this coordinator's login.*NATS_CREDS/.test(l)))
+})
+
+test('faults - a job whose merge step is recorded as done while the job is not (a failover between the two writes) is merged by the sweep', async (t) => {
+  const cluster = await startCluster({ services: services(), tuning: { sweepIntervalMs: 500 } })
+  t.teardown(() => cluster.stop())
+  const held = gate(0)
+  t.teardown(() => held.open())
+  await cluster.addWorker({ wrap: held.wrap })
+  await cluster.addWorker({ wrap: held.wrap })
+  const job = await cluster.api.submit({ type: 'primes', params: { to: 2000, unitSize: 1000 } })
+  // The job's merge step runs, and is recorded as done, before its units are validated: the step
+  // the validator enqueues when the last unit is validated is then a duplicate, dropped, as a step
+  // recorded before a failover lost the job's completion would be.
+  const connection = new Redis(services().redisUrl, { maxRetriesPerRequest: null })
+  t.teardown(() => connection.disconnect())
+  const opts = { connection, prefix: `${cluster.redisPrefix}bull` }
+  const queue = new Queue('assimilate', opts)
+  const events = new QueueEvents('assimilate', opts)
+  t.teardown(async () => {
+    await events.close()
+    await queue.close()
+  })
+  await events.waitUntilReady()
+  const step = await queue.add('assimilate', { jobId: job.id }, { jobId: `assimilate-${job.id}` })
+  await step.waitUntilFinished(events, 30_000)
+  t.is(await step.getState(), 'completed')
+  held.open()
+  const done = await waitForJob(cluster.api, job.id)
+  t.is(done.state, 'completed')
+  t.like((await cluster.api.result(job.id)).result, { count: 303 })
+  t.is(cluster.coordinators[0]!.counters.jobsCompleted, 1)
 })

@@ -164,7 +164,11 @@ test('overload - units a worker cannot start before their leases run out go to a
     `handed off ${moved}; busy ran ${busy.daemon.stats.unitsDone}, helper ${helper.daemon.stats.unitsDone}`,
   )
   t.true(moved > 0, `handed off ${moved} units while still running`)
-  t.is(await transferred(cluster, job.id, done.units.total, busy.identity.id, helper.identity.id), moved)
+  // The coordinator moved every lease handed off. (Whose result was accepted is not asserted: with
+  // leases this short, a machine busy enough to delay the helper's renewals past 3 s has the
+  // replica reissued, and the busy worker, with room again, may compute it first.)
+  t.is(cluster.coordinators[0]!.counters.leasesTransferred, moved)
+  t.is(helper.daemon.peering.exchange.stats.received, moved)
   t.false(busy.daemon.paused)
 })
 
