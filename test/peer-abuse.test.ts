@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { knnDataset } from '../jobs/index.js'
 import {
+  announceSubject,
   CHUNK_BYTES,
   chunkCount,
   decode,
@@ -48,7 +49,7 @@ import {
 import { openUnits } from './helpers/protocol-fixtures.js'
 import { gate, slow, type Gate } from './helpers/runners.js'
 import { asCoordinator, useServices } from './helpers/services.js'
-import { rawVolunteer } from './helpers/volunteer.js'
+import { connectVolunteer, issuedAccess, rawVolunteer } from './helpers/volunteer.js'
 import { fileBody } from '../scripts/file-body.js'
 
 const services = useServices(test, { websocket: false })
@@ -516,12 +517,20 @@ test('announcements - a flood from many identities keeps the table within its bo
     overlay.peers().some((p) => p.id === honest.identity.id),
   )
 
-  // 64 identities, each announcing 32 contents with full bitfields, from one connection.
+  // 64 identities, each announcing 32 contents with full bitfields, each on a connection of its own
+  // (a volunteer may announce on its own shard only, and an announcement counts only there).
   const flood = 64
-  const mallory = await attacker(t, cluster)
-  const heard = overlay.stats.announcesHeard
-  for (let k = 0; k < flood; k++) {
-    const id = await generateIdentity(false)
+  const floods = await Promise.all(
+    Array.from({ length: flood }, async () => {
+      const id = await generateIdentity(false)
+      const nc = await connectVolunteer(issuedAccess(services(), cluster.subjectPrefix), id)
+      t.teardown(() => nc.close())
+      return { id, nc }
+    }),
+  )
+  const subjects = subjectsFor(cluster.subjectPrefix)
+  const arrived = overlay.stats.discoveryIn
+  for (const { id, nc } of floods) {
     const has = Array.from({ length: PEER_LIMITS.maxHave }, () => ({
       root: toHex(randomBytes(32)),
       bits: new Uint8Array(1024).fill(0xff),
@@ -540,10 +549,15 @@ test('announcements - a flood from many identities keeps the table within its bo
       has,
       leaving: false,
     }
-    mallory.nats.publish(mallory.subjects.peerAnnounce, encode(await seal('peer.announce', payload, id)))
+    nc.publish(announceSubject(subjects, id.id), encode(await seal('peer.announce', payload, id)))
   }
-  await mallory.nats.flush()
-  await waitUntil('the watcher heard the flood', () => overlay.stats.announcesHeard >= heard + flood)
+  await Promise.all(floods.map(({ nc }) => nc.flush()))
+  await waitUntil(
+    'the watcher handled the flood',
+    () =>
+      overlay.stats.discoveryIn >= arrived + flood &&
+      overlay.stats.discoveryHandled === overlay.stats.discoveryIn,
+  )
   t.true(overlay.stats.known <= maxPeers, `${overlay.stats.known} peers known`)
   t.true(overlay.stats.evicted >= flood - maxPeers, `${overlay.stats.evicted} evicted`)
   t.true(overlay.peers().length <= maxPeers)
