@@ -330,6 +330,20 @@ test('wants - a replayed want is answered once, and a want asking for its answer
   t.is(holder.overlay.stats.wantsServed - served, 1)
   t.is(holder.overlay.stats.replayed - replayed, 1)
 
+  // A want for another content, sent on this content's subject: refused, not answered.
+  const misfiled = holder.overlay.stats.refused
+  mallory.nats.publish(
+    wantSubject(subjects, root),
+    await sealWant(mallory.identity, toHex(randomBytes(32))),
+    {
+      reply: inbox,
+    },
+  )
+  await settled([holder, mallory])
+  await waitUntil('the holder refused it', () => holder.overlay.stats.refused - misfiled >= 1)
+  await settled([holder, mallory])
+  t.is(answers.length, 1, 'not answered')
+
   // Reflection: a want signed by mallory whose reply subject is the victim's inbox.
   let reflected = 0
   const victimInbox = `${inboxPrefixFor(victim.identity.id)}.reflected`
