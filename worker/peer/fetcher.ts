@@ -10,7 +10,8 @@
 // only peers that served it good bytes, so lying announcers delay a download by about one request
 // timeout each, for a few of them at most, however many identities they use. Holders are the
 // neighbours whose announcements say so, and those provider lookups find (overlay.lookup: a bounded
-// number of messages, repeated at most once a second while a download goes on).
+// number of messages, repeated at most once a second while a download goes on, and only when the
+// overlay listens to a region of the announcements rather than all of them).
 import {
   chunkCount,
   chunkHash,
@@ -110,8 +111,12 @@ export function createFetcher(init: FetcherInit): Fetcher {
   /** Called when a lookup brought answers (downloads waiting for holders wake up). */
   const wakers = new Set<() => void>()
 
-  /** Look holders of `root` up, unless a lookup is under way or was made less than lookupEveryMs ago. */
+  /**
+   * Look holders of `root` up, unless a lookup is under way or was made less than lookupEveryMs ago.
+   * Not while the overlay listens to every shard: its announcements then name every holder.
+   */
   const lookUp = (root: string, force = false): Promise<void> => {
+    if (overlay.stats.regionDepth === 0) return Promise.resolve()
     const running = looking.get(root)
     if (running !== undefined) return running
     if (!force && Date.now() - (lastLookup.get(root) ?? 0) < lookupEveryMs) return Promise.resolve()

@@ -130,6 +130,8 @@ export type PeerHandler = (msg: PeerMessage, from: string) => Promise<Outgoing |
 export interface PeerOverlay extends Emitter<OverlayEvents> {
   readonly id: string
   readonly stats: OverlayStats
+  /** The region of announcement shards listened to: the shards whose bits start with this ('' = all). */
+  readonly region: string
   start(): Promise<void>
   /** Says goodbye (so peers forget this one at once) and stops listening. */
   stop(): Promise<void>
@@ -606,5 +608,11 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       if (!good.has(peerId)) boundedSet(good, peerId, true, maxPeers)
     },
   })
-  return overlay
+  // A getter (Object.assign would copy its value once).
+  return Object.defineProperty(overlay, 'region', {
+    get: () => sampler.prefix,
+    enumerable: true,
+  }) as typeof overlay & {
+    readonly region: string
+  }
 }
