@@ -122,7 +122,7 @@ export function createFetcher(init: FetcherInit): Fetcher {
     if (!force && Date.now() - (lastLookup.get(root) ?? 0) < lookupEveryMs) return Promise.resolve()
     lastLookup.set(root, Date.now())
     const p = overlay
-      .lookup(root, { wants: lookupWants, timeoutMs: Math.min(timeoutMs, 1_000) })
+      .lookup(root, { wants: lookupWants, timeoutMs })
       .then(({ providers }) => {
         let known = found.get(root)
         if (known === undefined) found.set(root, (known = new Map<string, Provider>()))
