@@ -320,10 +320,11 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     stats.regionDepth = sampler.prefix.length
     stats.sizeEstimate = sampler.estimate
     if (stopped || nats.isClosed()) return
-    region = nats.subscribe(regionSubject(subjects, sampler.prefix), {
+    const subject = regionSubject(subjects, sampler.prefix)
+    region = nats.subscribe(subject, {
       callback: (err, m) => {
         if (err) {
-          log.warn('peer subscription error', { subject: m.subject, ...errorFields(err) })
+          log.warn('peer subscription error', { subject, ...errorFields(err) })
           return
         }
         stats.discoveryIn++
@@ -335,6 +336,8 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
   }
 
   const tick = async (): Promise<void> => {
+    // After the goodbye, nothing more is said.
+    if (stopped) return
     lastTick = Date.now()
     if (sampler.tick()) listenRegion()
     stats.sizeEstimate = sampler.estimate
