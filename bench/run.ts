@@ -51,6 +51,7 @@ const SECTIONS = [
 const USAGE =
   'usage: node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]\n' +
   '       [--scale-overlay-only]\n' +
+  '       [--scale-volunteers N[,N...]] (crowd sizes of the scale section; default 10,100,1000)\n' +
   `sections: ${SECTIONS.join(', ')}`
 
 interface Plan {
@@ -73,6 +74,8 @@ interface Plan {
   /** Coordinator cost per unit with 10 to 1,000 simulated volunteers, two coordinators, overlay discovery (bench/scale.ts). */
   scale: boolean
   quick: boolean
+  /** Crowd sizes of the scale section (the last one is also run against two coordinators). */
+  scaleVolunteers: number[]
   threads: number
   /** Units per integrity scenario instead of the section's default (more units, a tighter bound). */
   integrityUnits: number | undefined
@@ -89,6 +92,7 @@ function parsePlan(argv: string[]): Plan {
       threads: { type: 'string' },
       'integrity-units': { type: 'string' },
       'scale-overlay-only': { type: 'boolean', default: false },
+      'scale-volunteers': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -115,6 +119,9 @@ function parsePlan(argv: string[]): Plan {
     (!Number.isSafeInteger(integrityUnits) || integrityUnits < 1 || integrityUnits > 100_000)
   )
     throw new Error(`--integrity-units must be an integer from 1 to 100000\n${USAGE}`)
+  const crowds = values['scale-volunteers']?.split(',').map((x) => Number(x.trim())) ?? [10, 100, 1000]
+  if (crowds.length === 0 || crowds.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 10_000))
+    throw new Error(`--scale-volunteers takes crowd sizes from 1 to 10000, comma-separated\n${USAGE}`)
   return {
     overhead: runs('overhead'),
     throughput: runs('throughput'),
@@ -130,6 +137,7 @@ function parsePlan(argv: string[]): Plan {
     threads,
     integrityUnits,
     scaleOverlayOnly: values['scale-overlay-only'],
+    scaleVolunteers: crowds,
   }
 }
 
@@ -310,8 +318,8 @@ async function main(): Promise<void> {
       const account = startCpuAccount(servicePids)
       report.scale = await runScale({
         endpoints,
-        volunteers: [10, 100, 1000],
-        compareAt: 1000,
+        volunteers: plan.scaleVolunteers,
+        compareAt: plan.scaleVolunteers.at(-1),
         units: plan.quick ? 400 : 2000,
         unitDelayMs: 10,
         overlayPeers: [10, 100, 1000],

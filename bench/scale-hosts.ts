@@ -84,6 +84,10 @@ const STOP_TIMEOUT_MS = 30_000
 export async function startCoordinatorProcess(init: CoordinatorProcessInit): Promise<CoordinatorProcess> {
   const child: ChildProcess = fork(fileURLToPath(new URL('./scale-coordinator.js', import.meta.url)), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // COHORT_BENCH_CPU_PROF=<dir>: a V8 CPU profile of each coordinator, written when it stops.
+    execArgv: process.env['COHORT_BENCH_CPU_PROF']
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env['COHORT_BENCH_CPU_PROF']]
+      : [],
   })
   const r = replies<CoordinatorReply>()
   child.on('message', (m) => r.take(m as CoordinatorReply))

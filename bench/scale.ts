@@ -49,6 +49,8 @@ export interface ScaleRun {
   unitsPerSecond: number
   /** CPU time of the coordinator processes together, per validated unit. */
   coordinatorCpuMsPerUnit: number
+  /** CPU time of the coordinator processes together ÷ the run's wall time (1 = one core all the time). */
+  coordinatorCores: number
   /** Redis commands (INFO commandstats calls, those run by scripts included) per validated unit. */
   redisCallsPerUnit: number
   leaseP50Ms: number
@@ -74,8 +76,12 @@ const QUORUM = 2
 const UNIT_SIZE = 1000
 /** The coordinators' counters are read this often while a run goes on (IPC, no Redis). */
 const POLL_MS = 50
-/** Idle time before a job is posted: the crowd's requests reach their steady rhythm. */
-const SETTLE_MS = 2_000
+/**
+ * Idle time before a job is posted: the crowd has asked, found nothing, and been told to wait longer
+ * each time (a thousand volunteers are 3 doublings into a climb that ends at 100 s), as a crowd that
+ * has waited a while for work has. A crowd started at the moment the job comes asks all at once.
+ */
+const SETTLE_MS = 30_000
 
 const unique = (label: string): string =>
   `bench-scale-${label}-${process.pid}-${randomBytes(4).toString('hex')}`
@@ -216,6 +222,7 @@ async function measureJob(
     seconds: round(seconds, 2),
     unitsPerSecond: round(validated / seconds, 1),
     coordinatorCpuMsPerUnit: round((t1.cpuMs - t0.cpuMs) / validated, 3),
+    coordinatorCores: round((t1.cpuMs - t0.cpuMs) / (seconds * 1000), 2),
     redisCallsPerUnit: round((calls1 - calls0) / validated, 1),
     leaseP50Ms: leaseMs.length === 0 ? 0 : round(percentile(leaseMs, 50), 1),
     leaseP99Ms: leaseMs.length === 0 ? 0 : round(percentile(leaseMs, 99), 1),
@@ -227,7 +234,7 @@ async function measureJob(
   }
   progress(
     `scale ${run.volunteers} volunteers, ${run.coordinators} coordinator(s): ${run.unitsPerSecond} units/s, ` +
-      `${run.coordinatorCpuMsPerUnit} ms coordinator CPU/unit, ${run.redisCallsPerUnit} Redis calls/unit, ` +
+      `${run.coordinatorCpuMsPerUnit} ms coordinator CPU/unit (${run.coordinatorCores} cores busy), ${run.redisCallsPerUnit} Redis calls/unit, ` +
       `lease p99 ${run.leaseP99Ms} ms, ${run.workRequestsPerSecond} work requests/s (${(run.emptyShare * 100).toFixed(0)}% empty); ` +
       `crowd connected in ${run.connectSeconds} s`,
   )
@@ -337,17 +344,25 @@ export function scaleLines(r: ScaleResult): string {
     `scale: discovery bytes per peer per second at ${r.overlay.map((o) => o.peers).join('/')}: ` +
       r.overlay.map((o) => fmt(o.bytesPerPeerPerSecond, 0)).join(' / '),
   ]
-  if (two !== undefined && oneAt !== undefined)
+  if (two !== undefined && oneAt !== undefined) {
     lines.push(
       `scale: validated units/s one vs two coordinators at ${two.volunteers}: ` +
         `${fmt(oneAt.unitsPerSecond, 0)} / ${fmt(two.unitsPerSecond, 0)}`,
     )
+    // What the coordinators could carry with a core each: whether a second one adds capacity, even
+    // where the machine (not the coordinators) limits the measured throughput.
+    const perCore = (x: ScaleRun): number => 1000 / x.coordinatorCpuMsPerUnit
+    lines.push(
+      `scale: units per coordinator CPU-second (busy cores) one vs two coordinators at ${two.volunteers}: ` +
+        `${fmt(perCore(oneAt), 0)} (${fmt(oneAt.coordinatorCores, 2)}) / ${fmt(perCore(two), 0)} (${fmt(two.coordinatorCores, 2)})`,
+    )
+  }
   const table = [
-    '| volunteers | coordinators | units/s | coordinator CPU ms/unit | Redis ops/unit | lease p50 / p99 ms | work requests/s | empty grants |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| volunteers | coordinators | units/s | coordinator CPU ms/unit | coordinator cores busy | Redis ops/unit | lease p50 / p99 ms | work requests/s | empty grants |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.runs.map(
       (x) =>
-        `| ${x.volunteers} | ${x.coordinators} | ${fmt(x.unitsPerSecond, 0)} | ${fmt(x.coordinatorCpuMsPerUnit, 2)} | ` +
+        `| ${x.volunteers} | ${x.coordinators} | ${fmt(x.unitsPerSecond, 0)} | ${fmt(x.coordinatorCpuMsPerUnit, 2)} | ${fmt(x.coordinatorCores, 2)} | ` +
         `${fmt(x.redisCallsPerUnit, 1)} | ${fmt(x.leaseP50Ms, 1)} / ${fmt(x.leaseP99Ms, 1)} | ` +
         `${fmt(x.workRequestsPerSecond, 0)} | ${fmt(x.emptyShare * 100, 0)} % |`,
     ),

@@ -2,7 +2,8 @@
 // It keeps no state outside Redis, so any number may run against one Redis and one NATS.
 import { connect } from '@nats-io/transport-node'
 import { AuthorizationError, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
-import { Redis } from 'ioredis'
+import { checkPrefixFor, connectRedis, parseRedisTarget } from './redis-connection.js'
+import { trustParamsOf } from './trust-params.js'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type Koa from 'koa'
@@ -51,6 +52,7 @@ import { createOpsViews } from './store/ops-views.js'
 import { withTimeout } from './with-timeout.js'
 
 export interface CoordinatorInit {
+  /** `redis://host:port` (one Redis), or `redis-cluster://host:port,host:port` (a Redis Cluster; docs/redis-cluster.md). */
   redisUrl: string
   /** NATS: one URL, or several separated by commas (the nodes of a NATS cluster). */
   natsUrl: string
@@ -146,7 +148,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       }),
     )
   }
-  const redis = new Redis(init.redisUrl, {
+  const target = parseRedisTarget(init.redisUrl)
+  checkPrefixFor(target, tuning.redisPrefix)
+  const redis = connectRedis(target, {
     lazyConnect: true,
     maxRetriesPerRequest: 3,
     connectionName: 'cohort-coordinator',
@@ -154,10 +158,16 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     // once) leave in one write.
     enableAutoPipelining: true,
   })
-  const bullConnection = new Redis(init.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null })
+  const bullConnection = connectRedis(target, { lazyConnect: true, maxRetriesPerRequest: null })
   redis.on('error', (err) => log.warn('redis error', errorFields(err)))
   bullConnection.on('error', (err) => log.warn('redis error', errorFields(err)))
-  const store = createStore({ redis, prefix: tuning.redisPrefix })
+  const store = createStore({
+    redis,
+    prefix: tuning.redisPrefix,
+    waitReplicas: tuning.redisWaitReplicas,
+    waitTimeoutMs: tuning.redisWaitTimeoutMs,
+    onWaitShort: (acked, wanted) => log.warn('redis WAIT: fewer replicas than asked', { acked, wanted }),
+  })
   const eventStreams = createEventStreams({
     redis,
     prefix: tuning.redisPrefix,
@@ -254,14 +264,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const nc = nats
       await checkCoordinatorRole(nc, subjects.workRequest)
       // Earned trust: the deployment's parameters, read by the scripts, and the operator's own hosts.
-      await store.setTrustParams({
-        saboteurFraction: tuning.saboteurFraction,
-        vouchedCredibility: tuning.vouchedCredibility,
-        anchorCredibility: tuning.anchorCredibility,
-        unanchoredGroup: tuning.unanchoredGroup,
-        minCredibility: tuning.defaultMinCredibility,
-        spotCheckRate: tuning.defaultSpotCheckRate,
-      })
+      await store.setTrustParams(trustParamsOf(tuning))
       await store.vouch(tuning.vouchedWorkers)
       const common = { nats: nc, subjects, tuning, counters }
       const speeds = createSpeedStore({ redis, prefix: tuning.redisPrefix, log: log.child('speeds') })

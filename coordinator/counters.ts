@@ -18,8 +18,13 @@ export interface Counters {
   workRequestsLimited: number
   /** Work requests that got no units while the worker had room (an idle worker asking). */
   emptyGrants: number
-  /** `work.available` wake-ups sent, one per newly ready replica (at most `wakeMax` at once). */
+  /**
+   * `work.available` wake-ups sent for newly ready replicas: one per grant's worth of them (the
+   * average units per grant), at most `wakeMax` at once.
+   */
   wakeUpsSent: number
+  /** Wake-ups sent again for replicas still waiting a second later (their first wake-ups found no taker). */
+  rewakesSent: number
   /** Work requests that got fewer units than asked for because the worker was at its lease cap. */
   leaseCapReached: number
   /** Renewals refused because the replica's lease lifetime was over (the replica was reissued). */
@@ -90,6 +95,7 @@ export function createCounters(): Counters {
     workRequestsLimited: 0,
     emptyGrants: 0,
     wakeUpsSent: 0,
+    rewakesSent: 0,
     leaseCapReached: 0,
     renewalsRefused: 0,
     jobsCompleted: 0,

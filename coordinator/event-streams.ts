@@ -14,6 +14,7 @@ import {
   type Logger,
 } from '../shared/index.js'
 import { eventsKey } from './store/event-scripts.js'
+import { duplicateRedis } from './redis-connection.js'
 
 export interface EventStreamsInit {
   /** Duplicated for each stream (a blocking read holds its connection). */
@@ -135,7 +136,7 @@ export function createEventStreams(init: EventStreamsInit): EventStreams {
       return streams.size
     },
     open(start) {
-      const conn = init.redis.duplicate({
+      const conn = duplicateRedis(init.redis, {
         lazyConnect: true,
         maxRetriesPerRequest: 1,
         enableAutoPipelining: false,

@@ -11,8 +11,19 @@ import {
 import { DEFAULT_EXEMPT_NETWORKS, parseCidrList } from './credentials/client-network.js'
 
 export interface CoordinatorTuning {
-  /** Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. */
+  /**
+   * Key prefix in Redis; several deployments may share one Redis. Default `cohort:`. On a Redis Cluster
+   * it must hold a hash tag, e.g. `{cohort}:` (docs/redis-cluster.md).
+   */
   redisPrefix: string
+  /**
+   * Replicas that must acknowledge a result's acceptance and a job's completion (Redis WAIT) before
+   * they are reported; 0 (the default) waits for none. Narrows what a failover can lose, does not
+   * close it (docs/redis-cluster.md).
+   */
+  redisWaitReplicas: number
+  /** How long such a WAIT may take, in ms; the write stands either way. Default 1000. */
+  redisWaitTimeoutMs: number
   /** NATS subject prefix. Default `cohort`. */
   subjectPrefix: string
   /** Lease length handed to workers; they renew well before it ends. Default 30000 ms. */
@@ -223,6 +234,8 @@ const PEER_ID = /^[A-Za-z0-9_-]{43}$/
 
 export const DEFAULT_TUNING: CoordinatorTuning = {
   redisPrefix: 'cohort:',
+  redisWaitReplicas: 0,
+  redisWaitTimeoutMs: 1000,
   subjectPrefix: 'cohort',
   leaseMs: 30_000,
   reapIntervalMs: 1_000,
@@ -303,8 +316,15 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
     if (!(k in DEFAULT_TUNING)) throw new ConfigError(`unknown coordinator option "${k}"`)
   }
   const t: CoordinatorTuning = { ...DEFAULT_TUNING, ...given }
-  if (typeof t.redisPrefix !== 'string' || !/^[A-Za-z0-9_:.-]{1,64}$/.test(t.redisPrefix))
-    throw new ConfigError('redisPrefix must be 1..64 of [A-Za-z0-9_:.-]')
+  if (
+    typeof t.redisPrefix !== 'string' ||
+    !/^[A-Za-z0-9_:.-]*(\{[A-Za-z0-9_:.-]+\}[A-Za-z0-9_:.-]*)?$/.test(t.redisPrefix) ||
+    t.redisPrefix.length < 1 ||
+    t.redisPrefix.length > 64
+  )
+    throw new ConfigError(
+      'redisPrefix must be 1..64 of [A-Za-z0-9_:.-], with at most one hash tag such as {cohort}',
+    )
   if (typeof t.subjectPrefix !== 'string' || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(t.subjectPrefix)) {
     throw new ConfigError('subjectPrefix must be NATS subject tokens separated by dots')
   }
@@ -337,6 +357,8 @@ export function resolveTuning(given: Partial<CoordinatorTuning> = {}): Coordinat
   intIn('maxBodyBytes', t.maxBodyBytes, 1024, 16 * 1024 * 1024)
   if (typeof t.accessLog !== 'boolean') throw new ConfigError('accessLog must be true or false')
   intIn('eventStreamsMax', t.eventStreamsMax, 0, 100_000)
+  intIn('redisWaitReplicas', t.redisWaitReplicas, 0, 16)
+  intIn('redisWaitTimeoutMs', t.redisWaitTimeoutMs, 1, 60_000)
   intIn('eventHeartbeatMs', t.eventHeartbeatMs, 100, 600_000)
   intIn('eventStreamMaxMs', t.eventStreamMaxMs, 1_000, 24 * 3600_000)
   intIn('maxInflight', t.maxInflight, 1, 100_000)

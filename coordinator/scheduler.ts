@@ -24,6 +24,7 @@ import type { Counters } from './counters.js'
 import { BannedError, serve, type RequestContext, type Service, type Timer } from './nats-service.js'
 import type { CoordinatorTuning } from './options.js'
 import { every, type Periodic } from './periodic.js'
+import { rewakePolicy, wakesFor } from './wake-policy.js'
 import type { Store } from './store/store.js'
 import type { UnitSigner } from './unit-signer.js'
 
@@ -80,13 +81,19 @@ export function idleCapMs(crowd: number, perSecond: number, first: number, max: 
 /**
  * The wait an empty grant asks for after `idle` empty grants in a row: `first` doubled per empty
  * grant after the first, at most `max`, drawn between half of that and all of it ("equal jitter"),
- * so an idle crowd spreads its requests instead of asking in step.
+ * so an idle crowd spreads its requests instead of asking in step. The first wait is at least a
+ * sixteenth of `max`: a crowd whose cap is minutes long starts its climb at seconds, not at one,
+ * and reaches the cap in four doublings (work that comes meanwhile wakes it, see `wakesFor`).
  */
 export function idleRetryMs(idle: number, first: number, max: number, random = Math.random): number {
   max = Math.max(first, max)
+  first = Math.max(first, Math.floor(max / 16))
   const ceiling = Math.min(max, first * 2 ** Math.min(30, Math.max(0, idle - 1)))
   return Math.round(ceiling / 2 + random() * (ceiling / 2))
 }
+
+/** Weight of the newest grant in the average units per grant. */
+const PER_GRANT_ALPHA = 0.1
 
 export function createScheduler(init: SchedulerInit): Scheduler {
   const { nats, store, signer, subjects, tuning, counters, log } = init
@@ -99,6 +106,16 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     if (init.online !== undefined) crowd = await init.online()
   }
   let announcePending = 0
+  /**
+   * Units per grant that carried any, averaged (EWMA): how many replicas one wake-up finds takers
+   * for. Until grants say otherwise, what a new identity may hold (the lease cap's base).
+   */
+  let perGrant = tuning.leaseCapBase
+
+  const wake = (n: number): void => {
+    if (nats.isClosed()) return
+    for (let i = 0; i < n; i++) nats.publish(subjects.workAvailable)
+  }
 
   const announceWork = (replicas: number): void => {
     if (!(replicas > 0)) return
@@ -106,12 +123,20 @@ export function createScheduler(init: SchedulerInit): Scheduler {
     announcePending += replicas
     if (!first) return
     queueMicrotask(() => {
-      const n = Math.min(announcePending, tuning.wakeMax)
+      const n = wakesFor(announcePending, perGrant, tuning.wakeMax)
       announcePending = 0
-      if (nats.isClosed()) return
-      for (let i = 0; i < n; i++) nats.publish(subjects.workAvailable)
+      wake(n)
       counters.wakeUpsSent += n
     })
+  }
+
+  // Replicas still ready a tick later are woken for again (see rewakePolicy).
+  let rewaker: Periodic | undefined
+  const rewakes = rewakePolicy()
+  const rewake = async (): Promise<void> => {
+    const n = rewakes.next(await store.readyCount(), perGrant, tuning.wakeMax)
+    wake(n)
+    counters.rewakesSent += n
   }
 
   /**
@@ -175,6 +200,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
       }
     }
     const leased = out.leased
+    if (leased.length > 0) perGrant += PER_GRANT_ALPHA * (leased.length - perGrant)
     if (out.idle > 0) counters.emptyGrants++
     counters.unitsLeased += leased.length
     const units = await signer.signAll(leased, req.worker, now)
@@ -251,6 +277,9 @@ export function createScheduler(init: SchedulerInit): Scheduler {
         serve({ ...common, subject: subjects.leaseRelease, handler: onRelease, maxBytes: 64 * 1024 }),
       )
       reaper = every(tuning.reapIntervalMs, reap, (err) => log.warn('lease reaper failed', errorFields(err)))
+      rewaker = every(tuning.idleRetryMs, rewake, (err) =>
+        log.warn('could not count ready replicas', errorFields(err)),
+      )
       if (init.online !== undefined) {
         readCrowd().catch((err: unknown) => log.warn('could not count online workers', errorFields(err)))
         crowdReader = every(CROWD_REFRESH_MS, readCrowd, (err) =>
@@ -259,7 +288,7 @@ export function createScheduler(init: SchedulerInit): Scheduler {
       }
     },
     async stop() {
-      const reaped = Promise.all([reaper?.stop(), crowdReader?.stop()])
+      const reaped = Promise.all([reaper?.stop(), crowdReader?.stop(), rewaker?.stop()])
       await Promise.all(services.map((s) => s.stop(tuning.stopTimeoutMs)))
       services.length = 0
       await reaped

@@ -1,4 +1,9 @@
 // Ed25519 identities and signed envelopes through WebCrypto: the same code in Node and browsers.
+// Node signs and verifies with its own crypto module when it is there (reached through
+// `process.getBuiltinModule`, so this file imports nothing a browser lacks): WebCrypto's Ed25519 is
+// asynchronous, and the hop to its thread pool and back costs more CPU than the check itself (about
+// 125 µs of CPU per verification against 75 µs, 80 µs per signature against 35 µs), which a
+// coordinator pays on every request.
 //
 // A signed envelope carries the exact bytes that were signed (`body`, itself msgpack), so the
 // receiver verifies before it decodes anything and no canonical re-encoding is ever needed. The
@@ -24,6 +29,24 @@ export interface Identity {
 }
 
 const ED25519 = { name: 'Ed25519' } as const
+
+/** The part of Node's crypto module used here: synchronous Ed25519 over key objects. */
+interface NodeKeyObject {
+  readonly type: string
+}
+interface NodeEd25519 {
+  KeyObject: { from(key: CryptoKey): NodeKeyObject }
+  createPublicKey(key: { key: { kty: 'OKP'; crv: 'Ed25519'; x: string }; format: 'jwk' }): NodeKeyObject
+  sign(algorithm: null, data: Uint8Array, key: NodeKeyObject): Uint8Array
+  verify(algorithm: null, data: Uint8Array, key: NodeKeyObject, signature: Uint8Array): boolean
+}
+
+const nodeCrypto = (
+  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
+).process?.getBuiltinModule?.('node:crypto') as NodeEd25519 | undefined
+
+/** Node's key object for a private CryptoKey, made once per key. */
+const privateKeyObjects = new WeakMap<CryptoKey, NodeKeyObject>()
 
 export async function keyIdOf(publicKey: Uint8Array): Promise<string> {
   return (await sha256Hex(publicKey)).slice(0, 16)
@@ -73,13 +96,35 @@ export async function importIdentity(file: unknown): Promise<Identity> {
 }
 
 export async function sign(identity: Identity, data: Uint8Array): Promise<Uint8Array> {
+  if (nodeCrypto !== undefined) {
+    let key = privateKeyObjects.get(identity.privateKey)
+    if (key === undefined) {
+      key = nodeCrypto.KeyObject.from(identity.privateKey)
+      privateKeyObjects.set(identity.privateKey, key)
+    }
+    const sig = nodeCrypto.sign(null, data, key)
+    return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength)
+  }
   return new Uint8Array(
     await crypto.subtle.sign(ED25519, identity.privateKey, data as Uint8Array<ArrayBuffer>),
   )
 }
 
 const keyCache = new Map<string, Promise<CryptoKey>>()
+const nodeKeyCache = new Map<string, NodeKeyObject>()
 const KEY_CACHE_MAX = 4096
+
+/** Node's key object for a raw public key (cached like the CryptoKeys); throws on a bad key. */
+function publicKeyObject(node: NodeEd25519, publicKey: Uint8Array): NodeKeyObject {
+  const k = toBase64Url(publicKey)
+  let key = nodeKeyCache.get(k)
+  if (key === undefined) {
+    if (nodeKeyCache.size >= KEY_CACHE_MAX) nodeKeyCache.clear()
+    key = node.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: k }, format: 'jwk' })
+    nodeKeyCache.set(k, key)
+  }
+  return key
+}
 
 function publicCryptoKey(publicKey: Uint8Array): Promise<CryptoKey> {
   const k = toBase64Url(publicKey)
@@ -100,6 +145,8 @@ export async function verify(
 ): Promise<boolean> {
   if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false
   try {
+    if (nodeCrypto !== undefined)
+      return nodeCrypto.verify(null, data, publicKeyObject(nodeCrypto, publicKey), signature)
     const key = await publicCryptoKey(publicKey)
     return await crypto.subtle.verify(
       ED25519,

@@ -26,6 +26,16 @@ function holding(n: number, submitting: number): HeldUnits {
   return held
 }
 
+/** The filler's settings every test here shares: 2 threads, primes, never paused. */
+const COMMON = {
+  accepts: ['primes@1'],
+  threads: () => 2,
+  paused: () => false,
+  accept: () => Promise.resolve(),
+  onPausedGrant: () => Promise.resolve(),
+  log: testLogger('filler').log,
+}
+
 /** Runs the fill loop until its first work request (or until it is clear none comes) and returns it. */
 async function firstRequest(held: HeldUnits, bufferUnits: number): Promise<Asked | undefined> {
   const wake = createWake()
@@ -41,14 +51,9 @@ async function firstRequest(held: HeldUnits, bufferUnits: number): Promise<Asked
       },
     },
     wake,
-    accepts: ['primes@1'],
-    threads: () => 2,
+    ...COMMON,
     bufferUnits,
-    paused: () => false,
     stopping: () => stop,
-    accept: () => Promise.resolve(),
-    onPausedGrant: () => Promise.resolve(),
-    log: testLogger('filler').log,
   })
   const loop = filler.run()
   // With no room the loop waits for a wake-up: give it one turn, then stop it.
@@ -79,4 +84,82 @@ test('work filler - it asks once half its buffer has room, not for every unit th
   t.is(await firstRequest(holding(35, 5), 40), undefined)
   // 20 to compute: room for 22, half the buffer or more — it asks for all of it.
   t.like(await firstRequest(holding(35, 15), 40), { want: 22 })
+})
+
+/** A fill loop whose client answers every request with an empty grant (with `limit`, if given). */
+function emptyGrants(limit?: WorkGrant['limit']) {
+  const wake = createWake()
+  const announced = createWake()
+  let requests = 0
+  let onRequest: (() => void) | undefined
+  let stop = false
+  const filler = createWorkFiller({
+    held: holding(0, 0),
+    client: {
+      requestWork(): Promise<WorkGrant> {
+        requests++
+        onRequest?.()
+        return Promise.resolve({
+          type: 'work.grant',
+          v: 1,
+          units: [],
+          retryAfterMs: 600_000,
+          ...(limit === undefined ? {} : { limit }),
+        })
+      },
+    },
+    wake,
+    announced,
+    ...COMMON,
+    bufferUnits: 4,
+    stopping: () => stop,
+  })
+  const loop = filler.run()
+  return {
+    wake,
+    announced,
+    requests: () => requests,
+    /** Resolves at the next request. */
+    nextRequest: () => new Promise<void>((resolve) => (onRequest = resolve)),
+    /** Lets the loop run until it waits again. */
+    settle: async () => {
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+    },
+    async stop() {
+      stop = true
+      wake.close()
+      announced.close()
+      await loop
+    },
+  }
+}
+
+test("work filler - an empty grant's wait is waited as said: only work.available ends it early, not the worker's own events", async (t) => {
+  const f = emptyGrants()
+  t.teardown(() => f.stop())
+  await f.settle()
+  t.is(f.requests(), 1)
+  // Units ending, results sent, peers leaving: none of them makes work appear at the coordinators.
+  for (let i = 0; i < 5; i++) {
+    f.wake.notify()
+    await f.settle()
+  }
+  t.is(f.requests(), 1, 'no request before the wait is over')
+  // work.available notifies both signals, as the daemon does.
+  const next = f.nextRequest()
+  f.announced.notify()
+  f.wake.notify()
+  await next
+  t.is(f.requests(), 2)
+})
+
+test('work filler - at the lease cap, any change on the worker ends the wait (a result validated makes room)', async (t) => {
+  const f = emptyGrants({ by: 'leases', cap: 4, holding: 4, message: 'at the cap' })
+  t.teardown(() => f.stop())
+  await f.settle()
+  t.is(f.requests(), 1)
+  const next = f.nextRequest()
+  f.wake.notify()
+  await next
+  t.is(f.requests(), 2)
 })

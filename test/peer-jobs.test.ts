@@ -193,8 +193,9 @@ test('stealing - an idle fast peer takes buffered units from a slow one', async 
   // A transfer the thief could not claim in time goes back to the victim (given, not stolen).
   t.true(slowPeer.daemon.peering.exchange.stats.givenToThieves >= stolen)
   t.is(await transferred(cluster, job.id, done.units.total, slowPeer.identity.id, fast.identity.id), stolen)
-  // Most of the work ends up on the fast peer, though the slow one held it all.
-  t.true(fast.daemon.stats.unitsDone > slowPeer.daemon.stats.unitsDone)
+  // The thief ran what it stole, though the slow peer held it all. (Which of the two ran more depends
+  // on how fast this machine computes a unit against the slow peer's fixed second: not asserted.)
+  t.true(fast.daemon.stats.unitsDone >= stolen, `the fast peer ran ${fast.daemon.stats.unitsDone} units`)
   t.is(cluster.coordinators[0]!.counters.leasesExpired, 0)
 })
 

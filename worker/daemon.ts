@@ -143,6 +143,8 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
   }
   const emitter = new Emitter<WorkerEvents>()
   const wake = createWake()
+  /** Only the coordinators' `work.available`: ends the wait an empty grant asked for. */
+  const announced = createWake()
   let stopping = false
   // Paused by the volunteer (`pause()`), or by the policy after a long idle pause (`GuestHost.pause`):
   // either keeps the daemon from asking for work and starting units.
@@ -270,6 +272,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
     held,
     client,
     wake,
+    announced,
     accepts,
     threads,
     bufferUnits: init.bufferUnits,
@@ -344,7 +347,10 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       // One of the volunteers' queue group: each wake-up the coordinators send reaches one volunteer.
       availableSub = init.nats.subscribe(subjects.workAvailable, {
         queue: WORK_AVAILABLE_QUEUE,
-        callback: () => wake.notify(),
+        callback: () => {
+          announced.notify()
+          wake.notify()
+        },
       })
       guest?.onChange(() => {
         wake.notify()
@@ -370,6 +376,7 @@ export function createWorkerDaemon(init: WorkerDaemonInit): WorkerDaemon {
       stopping = true
       availableSub?.unsubscribe()
       wake.close()
+      announced.close()
       peering.overlay.announceSoon()
       await fillLoop
       // Units not yet started go to peers or back to the coordinators at once, so others run them now.

@@ -5,11 +5,14 @@ export interface Wake {
   wait(ms: number): Promise<void>
   notify(): void
   close(): void
+  /** How many times `notify()` was called: a waiter can tell whether this signal fired meanwhile. */
+  readonly notified: number
 }
 
 export function createWake(): Wake {
   const waiters = new Set<() => void>()
   let closed = false
+  let notified = 0
   const flush = (): void => {
     const all = [...waiters]
     waiters.clear()
@@ -28,7 +31,13 @@ export function createWake(): Wake {
         waiters.add(done)
       })
     },
-    notify: flush,
+    notify() {
+      notified++
+      flush()
+    },
+    get notified() {
+      return notified
+    },
     close() {
       closed = true
       flush()

@@ -6,6 +6,7 @@
 // commit, one script, checks that every chunk is still there, makes them all permanent and writes
 // the manifest and its meta once. Nothing is ever overwritten: a hash always names the same bytes.
 import type { Redis } from 'ioredis'
+import { definePrefixed } from '../store/define-script.js'
 import { createHash } from 'node:crypto'
 import {
   CHUNK_BYTES,
@@ -112,7 +113,7 @@ export function createDatasetStore(init: DatasetStoreInit): DatasetStore {
     if (!(name in init.redis)) init.redis.defineCommand(name, { numberOfKeys, lua })
   }
   define('cohortPutChunk', 1, PUT_CHUNK)
-  define('cohortCommitDataset', 0, COMMIT)
+  definePrefixed(init.redis, 'cohortCommitDataset', COMMIT)
   const chunkKey = (hash: string): string => `${p}chunk:${hash}`
   const manifestKey = (root: string): string => `${p}manifest:${root}`
 

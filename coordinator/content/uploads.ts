@@ -10,6 +10,7 @@
 // Keys: `<p>holders:<kind>:<hash>` (hash: owner -> "size:uploadedAtMs"), `<p>uploads` (sorted set
 // of "<kind>:<hash>:<owner>" by expiry), `<p>owner:<owner>` field `bytes`.
 import type { Redis } from 'ioredis'
+import { definePrefixed } from '../store/define-script.js'
 
 export type UploadKind = 'module' | 'blob' | 'dataset'
 const KINDS: readonly UploadKind[] = ['module', 'blob', 'dataset']
@@ -150,7 +151,7 @@ export function createUploads(init: { redis: Redis; prefix: string }): Uploads {
   const p = init.prefix
   const redis = init.redis as LedgerRedis
   const define = (name: string, lua: string): void => {
-    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua })
+    definePrefixed(redis, name, lua)
   }
   define('cohortHold', HOLD)
   define('cohortTouch', TOUCH)

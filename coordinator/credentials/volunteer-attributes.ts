@@ -9,6 +9,7 @@
 // renew); '' for exempt networks. Linked identities are listed in `owner:{o}:ids`, so that a caught
 // identity's owner loses its credibility with all its identities (store/trust-scripts.ts).
 import type { Redis } from 'ioredis'
+import { prefixedScript } from '../store/define-script.js'
 
 // ARGV: prefix, peer id, requested owner ('' for none), network, now.
 // Returns {1, owner} when recorded, {0, recorded owner} when the identity is linked to another owner.
@@ -36,6 +37,8 @@ end
 return { 1, owner }
 `
 
+const SCRIPT = prefixedScript(RECORD)
+
 export interface VolunteerAttributes {
   /**
    * Records a sign-up of `peerId` from `network`, linked to `owner` when given: the owner now
@@ -53,8 +56,8 @@ export function createVolunteerAttributes(init: { redis: Redis; prefix: string }
   return {
     async record(peerId, owner, network, now) {
       const [ok, recorded] = (await init.redis.eval(
-        RECORD,
-        0,
+        SCRIPT.lua,
+        SCRIPT.numberOfKeys,
         init.prefix,
         peerId,
         owner ?? '',

@@ -21,6 +21,14 @@ export const ONLINE_MS = 60_000
 export const BUCKET_MS = 10_000
 /** Buckets kept: ten minutes. */
 export const BUCKETS = 60
+/**
+ * An identity seen again this soon after its record was written, in the same runtime, is not
+ * written again: a crowd asking every second would otherwise cost five Redis commands per identity
+ * per second. `lastSeen` is at most this stale.
+ */
+export const REWRITE_MS = 10_000
+/** Identities whose last write this coordinator remembers, at most. */
+const WRITTEN_MAX = 100_000
 /** Online workers listed at most (the most recently seen). */
 export const MAX_LISTED = 200
 
@@ -56,6 +64,8 @@ export function createActivity(init: ActivityInit): Activity {
   const bucketKey = (b: number): string => `${p}throughput:${b}`
   let seen = new Map<string, { runtime: RuntimeLabel; at: number }>()
   let validated = new Map<number, number>()
+  /** What this coordinator last wrote for an identity: its runtime and when. */
+  const written = new Map<string, { runtime: RuntimeLabel; at: number }>()
   let timer: Periodic | undefined
 
   const flush = async (): Promise<void> => {
@@ -64,8 +74,14 @@ export function createActivity(init: ActivityInit): Activity {
     const v = validated
     seen = new Map()
     validated = new Map()
+    const now = Date.now()
+    if (written.size > WRITTEN_MAX) written.clear()
+    for (const [worker, w] of written) if (w.at <= now - REWRITE_MS) written.delete(worker)
     const pipe = redis.pipeline()
     for (const [worker, { runtime, at }] of s) {
+      const before = written.get(worker)
+      if (before?.runtime === runtime) continue
+      written.set(worker, { runtime, at })
       pipe.zadd(seenKey(runtime), at, worker)
       // The identity's public record (GET /v1/volunteers/:id): first and last seen, by runtime.
       const wk = `${p}worker:${worker}`
@@ -73,7 +89,6 @@ export function createActivity(init: ActivityInit): Activity {
       // One identity is in one runtime's set: the last it said.
       for (const other of RUNTIMES) if (other !== runtime) pipe.zrem(seenKey(other), worker)
     }
-    const now = Date.now()
     for (const rt of RUNTIMES) pipe.zremrangebyscore(seenKey(rt), '-inf', now - ONLINE_MS)
     for (const [b, n] of v) pipe.incrby(bucketKey(b), n).pexpire(bucketKey(b), (BUCKETS + 1) * BUCKET_MS)
     const out = (await pipe.exec()) ?? []

@@ -2,6 +2,7 @@
 // (one character per unit, for the dashboard's grid), jobs counted by state (for /metrics), and the
 // credit issued so far (kept by DECIDE in `totals`). Unit codes: UNIT_CODES (shared/ops-views.ts).
 import type { Redis } from 'ioredis'
+import { definePrefixed } from './define-script.js'
 
 /** Most units one call reads. */
 export const MAX_UNITS_PER_READ = 4096
@@ -75,8 +76,8 @@ export interface OpsViews {
 export function createOpsViews(init: OpsViewsInit): OpsViews {
   const { prefix: p } = init
   if (!('cohortUnitStates' in init.redis)) {
-    init.redis.defineCommand('cohortUnitStates', { numberOfKeys: 0, lua: UNIT_STATES })
-    init.redis.defineCommand('cohortJobsByState', { numberOfKeys: 0, lua: JOBS_BY_STATE })
+    definePrefixed(init.redis, 'cohortUnitStates', UNIT_STATES)
+    definePrefixed(init.redis, 'cohortJobsByState', JOBS_BY_STATE)
   }
   const redis = init.redis as Redis & ViewRedis
   return {

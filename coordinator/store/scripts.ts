@@ -2,7 +2,9 @@
 // coordinators can share one Redis without locks, and a coordinator killed between two calls
 // leaves a consistent state behind.
 //
-// All scripts take the key prefix as ARGV[1] (single Redis / sentinel deployments; see docs).
+// All scripts take the key prefix as ARGV[1], declared as their one key (define-script.ts): on a
+// Redis Cluster the prefix's hash tag puts every key they build from it in one slot
+// (docs/redis-cluster.md).
 import { TRUST_HELPERS } from './trust-scripts.js'
 import { JOB_EVENT_HELPER } from './event-scripts.js'
 

@@ -4,6 +4,7 @@
 // sample is clamped, each worker keeps one running value, and the factor is the median over workers:
 // a worker that lies about its compute time moves the factor by at most one place in that median.
 import type { Redis } from 'ioredis'
+import { definePrefixed } from './define-script.js'
 import { errorFields, type Logger } from '../../shared/index.js'
 
 /** Weight of a new sample in a worker's running value (an EWMA of log(measured / estimated)). */
@@ -98,8 +99,7 @@ export function createSpeedStore(init: SpeedStoreInit): SpeedStore {
   const { prefix: p, log } = init
   const redis = init.redis as SpeedRedis
   // Defined once per connection (several stores may share one).
-  if (!Object.hasOwn(redis, 'cohortRecordSpeed'))
-    init.redis.defineCommand('cohortRecordSpeed', { numberOfKeys: 0, lua: RECORD })
+  if (!Object.hasOwn(redis, 'cohortRecordSpeed')) definePrefixed(init.redis, 'cohortRecordSpeed', RECORD)
   return {
     async recordValidated(unitIds) {
       // Sent together on the connection, one round trip for a batch's units (not a pipeline: see

@@ -1,6 +1,8 @@
 // The coordinator's only state: Redis. Jobs are hashes; units, replicas and leases change only
 // through the atomic scripts in scripts.ts.
 import type { Redis } from 'ioredis'
+import { definePrefixed } from './define-script.js'
+import { createReplicaWait } from './replica-wait.js'
 import { randomInt } from 'node:crypto'
 import * as scripts from './scripts.js'
 import * as ownerScripts from './owner-scripts.js'
@@ -277,6 +279,14 @@ export interface StoreInit {
   redis: Redis
   /** Key prefix, e.g. `cohort:`; lets several deployments share one Redis. */
   prefix: string
+  /**
+   * Replicas that must have a result's acceptance and a job's completion before they are reported
+   * (Redis WAIT, bounded by `waitTimeoutMs`); 0 (the default): no WAIT. See replica-wait.ts.
+   */
+  waitReplicas?: number
+  waitTimeoutMs?: number
+  /** Told when a WAIT ended with fewer replicas than asked. */
+  onWaitShort?: (acked: number, wanted: number) => void
 }
 
 export type Store = ReturnType<typeof createStore>
@@ -329,7 +339,7 @@ export function createStore(init: StoreInit) {
   const p = init.prefix
   const redis = init.redis as ScriptedRedis
   const define = (name: string, lua: string): void => {
-    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua })
+    definePrefixed(redis, name, lua)
   }
   define('cohortAddUnits', scripts.ADD_UNITS)
   define('cohortWork', scripts.WORK)
@@ -355,6 +365,13 @@ export function createStore(init: StoreInit) {
   define('cohortFailJob', eventScripts.FAIL_JOB)
 
   const jobKey = (id: string): string => `${p}job:${id}`
+  const replicated = createReplicaWait({
+    redis,
+    prefix: p,
+    replicas: init.waitReplicas ?? 0,
+    timeoutMs: init.waitTimeoutMs ?? 1000,
+    ...(init.onWaitShort === undefined ? {} : { onShort: init.onWaitShort }),
+  })
 
   /**
    * Give every key of a job's units and replicas an expiry of `ttlMs`, or none (undefined). Returns
@@ -405,6 +422,7 @@ export function createStore(init: StoreInit) {
         ),
       ),
     )
+    if (replicated !== undefined && out.some(([status]) => status === 'accepted')) await replicated()
     return out.map(([status, detail]) => ({ status: status as SubmitStatus, detail: detail ?? '' }))
   }
 
@@ -551,6 +569,11 @@ export function createStore(init: StoreInit) {
 
     async activeJobIds(): Promise<string[]> {
       return redis.smembers(`${p}active`)
+    },
+
+    /** Replicas waiting for a worker, all jobs together (some may be held back for a while). */
+    async readyCount(): Promise<number> {
+      return redis.zcard(`${p}ready`)
     },
 
     /**
@@ -813,7 +836,10 @@ export function createStore(init: StoreInit) {
 
     /** Complete (or finish revising) a job merged from its outputs at `generation`; false if stale. */
     async completeJob(jobId: string, result: unknown, generation: number, now: number): Promise<boolean> {
-      return (await redis.cohortComplete(p, jobId, JSON.stringify(result), now, String(generation))) === 1
+      const done =
+        (await redis.cohortComplete(p, jobId, JSON.stringify(result), now, String(generation))) === 1
+      if (done) await replicated?.()
+      return done
     },
 
     async failJob(jobId: string, reason: string, now: number): Promise<void> {

@@ -2,6 +2,7 @@
 // activity writer and claims keep), the leaderboards (`lb:credit`, `lb:team`, kept by the Lua of
 // leaderboard-scripts.ts), and claims of a name and team.
 import type { Redis } from 'ioredis'
+import { definePrefixed } from './define-script.js'
 import type {
   Leaderboard,
   LeaderboardTeam,
@@ -39,7 +40,7 @@ const num = (v: string | null | undefined): number => (v === null || v === undef
 export function createVolunteerStore(init: { redis: Redis; prefix: string }): VolunteerStore {
   const p = init.prefix
   const command: string = 'cohortClaim'
-  if (!(command in init.redis)) init.redis.defineCommand(command, { numberOfKeys: 0, lua: CLAIM })
+  definePrefixed(init.redis, command, CLAIM)
   const redis = init.redis as Redis & ClaimRedis
 
   /** Names and teams of identities, and their valid counts. */

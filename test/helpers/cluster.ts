@@ -5,6 +5,7 @@ import type { NatsConnection } from '@nats-io/nats-core'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
+import { connectRedis, parseRedisTarget } from '../../coordinator/redis-connection.js'
 import {
   createCoordinator,
   createStore,
@@ -125,7 +126,9 @@ export interface Cluster {
 
 export async function startCluster(init: ClusterInit): Promise<Cluster> {
   const { services } = init
-  const redisPrefix = `${uniquePrefix('c')}:`
+  const target = parseRedisTarget(services.redisUrl)
+  // On a Redis Cluster the prefix carries a hash tag: all of the deployment's keys in one slot.
+  const redisPrefix = target.cluster ? `{${uniquePrefix('c')}}:` : `${uniquePrefix('c')}:`
   const subjectPrefix = uniquePrefix('s')
   const identity = await generateIdentity(true)
   const coordinators: Coordinator[] = []
@@ -216,7 +219,8 @@ export async function startCluster(init: ClusterInit): Promise<Cluster> {
   let admin: { redis: Redis; store: ReturnType<typeof createStore> } | undefined
   const vouch = async (...ids: string[]): Promise<void> => {
     if (admin === undefined) {
-      const redis = new Redis(services.redisUrl)
+      const redis = connectRedis(target, {})
+      redis.on('error', () => undefined)
       admin = { redis, store: createStore({ redis, prefix: redisPrefix }) }
     }
     await admin.store.vouch(ids)

@@ -5,8 +5,8 @@
 //
 // An idle worker asks less and less often: the coordinators' empty grants say how long to wait, a
 // time that grows with the empty grants in a row (up to minutes) and is already spread at random, so
-// it is waited as said; `work.available` (one wake-up per ready replica, to one volunteer each) ends
-// the wait early. Failing requests back off on the worker's own schedule, spread at random too, so
+// it is waited as said, whatever happens on this worker meanwhile; only `work.available` (about one
+// wake-up per grant's worth of ready replicas, to one volunteer each) ends the wait early. Failing requests back off on the worker's own schedule, spread at random too, so
 // a crowd that lost its coordinators (a NATS node gone) does not come back in step.
 //
 // The buffer is sized in time, not units: enough units to keep every thread busy for `bufferMs` at
@@ -24,6 +24,11 @@ export interface WorkFillerInit {
   client: Pick<CoordinatorClient, 'requestWork'>
   /** Notified when something changes (a result sent, a unit gone, new work announced). */
   wake: Wake
+  /**
+   * Notified only when the coordinators announce work (`work.available`, which also notifies
+   * `wake`): the one thing that ends an empty grant's wait early. Default: `wake`.
+   */
+  announced?: Wake
   /** Kinds (`name@version`) this worker runs. */
   accepts: readonly string[]
   threads(): number
@@ -80,6 +85,7 @@ export function jittered(ms: number, random: () => number = Math.random): number
 
 export function createWorkFiller(init: WorkFillerInit): WorkFiller {
   const { held, wake, log } = init
+  const announced = init.announced ?? wake
   const bufferMs = init.bufferMs ?? DEFAULT_BUFFER_MS
   const buffer = (): number => init.bufferUnits ?? bufferFor(init.threads(), init.perUnitMs?.(), bufferMs)
   const capacity = (): number => init.threads() + buffer()
@@ -110,11 +116,20 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
     let backoff = FIRST_BACKOFF_MS
     // A coordinator that rate-limited this worker said when to ask again: no wake-up comes sooner.
     let notBefore = 0
+    // An empty grant said when to ask again: until then only `work.available` brings a request (idle
+    // threads still try to take work from busy peers whenever something changes here).
+    let quietUntil = 0
+    let announcements = announced.notified
     while (!init.stopping()) {
       if (Date.now() < notBefore) {
         await wake.wait(notBefore - Date.now())
         continue
       }
+      if (Date.now() < quietUntil && announced.notified === announcements) {
+        if (!(await stealIfIdle())) await wake.wait(quietUntil - Date.now())
+        continue
+      }
+      quietUntil = 0
       const guestCap = init.guest?.admit(heldViews(), init.threads())
       // Held units never outnumber what one request can list as `holding`: a lease left off that list
       // would be taken back as lost in transit.
@@ -130,6 +145,7 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
       }
       try {
         const ids = held.ids()
+        announcements = announced.notified
         const grant = await init.client.requestWork(
           want,
           [...init.accepts],
@@ -142,7 +158,13 @@ export function createWorkFiller(init: WorkFillerInit): WorkFiller {
         // Too late to run them: stop() or pause() hands them straight back.
         if (init.stopping()) break
         if (init.paused()) await init.onPausedGrant()
-        else if (grant.units.length === 0 && !(await stealIfIdle())) await wake.wait(grant.retryAfterMs)
+        else if (grant.units.length === 0) {
+          // "Nothing for you, ask again in retryAfterMs" is waited as said: a unit finishing here does
+          // not make work appear there. At the lease cap, a result validated here does make room:
+          // any change ends that wait.
+          if (grant.limit === undefined) quietUntil = Date.now() + grant.retryAfterMs
+          else if (!(await stealIfIdle())) await wake.wait(grant.retryAfterMs)
+        }
       } catch (err) {
         log.debug('work request failed', errorFields(err))
         await wake.wait(jittered(backoff))
