@@ -73,8 +73,10 @@ export function createRegionSampler(init: RegionSamplerInit): RegionSampler {
     tick() {
       if (++ticks < every) return false
       const depth = prefix.length
-      estimate = window.size * 2 ** depth
-      let next = Math.min(maxDepth, Math.max(0, Math.ceil(Math.log2(Math.max(estimate, 1) / target))))
+      // A region heard empty counts as one peer: widen step by step, not straight to every shard
+      // (which a large overlay would then flood this peer with).
+      estimate = Math.max(window.size, 1) * 2 ** depth
+      let next = Math.min(maxDepth, Math.max(0, Math.ceil(Math.log2(estimate / target))))
       // Widen only when the wider region clearly fits (no flapping at the boundary).
       if (next < depth && estimate / 2 ** next > 0.8 * target) next = depth
       return choose(bits(next))
