@@ -2,6 +2,7 @@
 // lease latency, end-to-end, peer-to-peer content, hoarding, browser, sign-up, integrity and scale benchmarks; prints markdown
 // tables on stdout, ending with the goals next to this run's figures, and writes bench/results/latest.json.
 //   node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]
+//     [--scale-overlay-only]  (the scale section measures only the peer overlay's discovery traffic)
 // (sections: SECTIONS below; e.g. --only overhead,throughput,latency,e2e gives every goal's figure)
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -49,6 +50,7 @@ const SECTIONS = [
 ] as const
 const USAGE =
   'usage: node dist/bench/run.js [--only SECTION[,SECTION...]] [--quick] [--threads N] [--integrity-units N]\n' +
+  '       [--scale-overlay-only]\n' +
   '       [--scale-volunteers N[,N...]] (crowd sizes of the scale section; default 10,100,1000)\n' +
   `sections: ${SECTIONS.join(', ')}`
 
@@ -77,6 +79,8 @@ interface Plan {
   threads: number
   /** Units per integrity scenario instead of the section's default (more units, a tighter bound). */
   integrityUnits: number | undefined
+  /** The scale section measures only the overlay's discovery traffic. */
+  scaleOverlayOnly: boolean
 }
 
 function parsePlan(argv: string[]): Plan {
@@ -87,6 +91,7 @@ function parsePlan(argv: string[]): Plan {
       quick: { type: 'boolean', default: false },
       threads: { type: 'string' },
       'integrity-units': { type: 'string' },
+      'scale-overlay-only': { type: 'boolean', default: false },
       'scale-volunteers': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -131,6 +136,7 @@ function parsePlan(argv: string[]): Plan {
     quick: values.quick,
     threads,
     integrityUnits,
+    scaleOverlayOnly: values['scale-overlay-only'],
     scaleVolunteers: crowds,
   }
 }
@@ -318,6 +324,7 @@ async function main(): Promise<void> {
         unitDelayMs: 10,
         overlayPeers: [10, 100, 1000],
         overlayMeasureMs: plan.quick ? 4_000 : 10_000,
+        overlayOnly: plan.scaleOverlayOnly,
       })
       report.cpu.scale = account()
     }

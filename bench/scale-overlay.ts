@@ -3,14 +3,24 @@
 // its own identity, sign-up and NATS connection) and are measured on their connections (payload
 // bytes in); the other N - few are announcers that send the very messages an overlay sends
 // (`sealAnnouncement`, each signed by an identity of its own, at the overlay's interval, phases
-// spread), without listening, so that 1,000 peers fit on this machine: what a listener receives does
-// not depend on whether the other senders listen too.
-import type { NatsConnection } from '@nats-io/nats-core'
+// spread), each on its own shard, without listening, so that 1,000 peers fit on this machine: what a
+// listener receives does not depend on whether the other senders listen too. A volunteer may announce
+// on its own shard only, so the announcers' one connection logs in as the deployment's coordinators
+// do (a load generator, not a volunteer). The listeners first settle on the region of shards they
+// listen to (a few announce intervals), then are measured.
+import { connect } from '@nats-io/transport-node'
+import { jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core'
 import { builtinJobTypes } from '../jobs/index.js'
-import { generateIdentity, subjectsFor, type Identity } from '../shared/index.js'
+import {
+  announceSubject,
+  generateIdentity,
+  subjectsFor,
+  type Identity,
+  type Subjects,
+} from '../shared/index.js'
 import { createPeerOverlay, sealAnnouncement, type PeerOverlay, type PeerState } from '../worker/index.js'
 import { benchLogger } from './log.js'
-import { volunteerConnection } from './nats-login.js'
+import { volunteerConnection, type NatsLogin } from './nats-login.js'
 import { now, sleep } from './stats.js'
 
 export interface OverlayTrafficOptions {
@@ -21,8 +31,10 @@ export interface OverlayTrafficOptions {
   peers: number
   /** Peers running the real overlay, measured; the rest only announce. */
   listeners: number
-  /** Measured span, after one announce interval to let every listener hear everyone. */
+  /** Measured span, after the listeners settled on their regions. */
   measureMs: number
+  /** How the announcers' connection logs in (the coordinators' login); none: anonymously. */
+  announcerLogin: NatsLogin | undefined
 }
 
 export interface OverlayTraffic {
@@ -34,12 +46,17 @@ export interface OverlayTraffic {
   messagesPerPeerPerSecond: number
   /** Size of one announcement on the wire (payload bytes). */
   announcementBytes: number
-  /** Peers the listeners knew at the end, fewest: N - 1 when every announcement was heard and accepted. */
+  /** Peers the listeners knew at the end, fewest and most (a sampled region, not the whole overlay). */
   knownAtLeast: number
+  knownAtMost: number
+  /** Overlay sizes the listeners estimated, lowest and highest. */
+  estimates: [number, number]
 }
 
 /** The overlay's default interval between announcements (worker/peer/overlay.ts). */
 const ANNOUNCE_MS = 2_000
+/** Intervals the listeners take to settle on their region: a few halvings, then one re-evaluation. */
+const SETTLE_INTERVALS = 5
 
 /** What an idle daemon with two threads announces (no content held). */
 const STATE: PeerState = {
@@ -74,14 +91,14 @@ async function startListener(opts: OverlayTrafficOptions, i: number): Promise<Li
 }
 
 /** Announcers on one connection, each on its own timer, phases spread over one interval. */
-function startAnnouncers(nats: NatsConnection, identities: Identity[], subject: string): () => void {
+function startAnnouncers(nats: NatsConnection, identities: Identity[], subjects: Subjects): () => void {
   const timers: ReturnType<typeof setTimeout>[] = []
   let stopped = false
   identities.forEach((identity, k) => {
     const tick = (): void => {
       if (stopped || nats.isClosed()) return
       void sealAnnouncement(identity, STATE).then((bytes) => {
-        if (!stopped && !nats.isClosed()) nats.publish(subject, bytes)
+        if (!stopped && !nats.isClosed()) nats.publish(announceSubject(subjects, identity.id), bytes)
       })
       timers[k] = setTimeout(tick, ANNOUNCE_MS)
     }
@@ -113,11 +130,19 @@ export async function measureOverlayTraffic(opts: OverlayTrafficOptions): Promis
       Array.from({ length: opts.peers - listenersWanted }, () => generateIdentity(true)),
     )
     if (others.length > 0) {
-      const sender = await generateIdentity(true)
-      announcerNats = await volunteerConnection(opts.natsUrl, opts.coordinatorUrl, sender, 'bench-announcers')
-      stopAnnouncers = startAnnouncers(announcerNats, others, subjectsFor(opts.subjectPrefix).peerAnnounce)
+      const login = opts.announcerLogin
+      announcerNats = await connect({
+        servers: opts.natsUrl,
+        name: 'bench-announcers',
+        ...(login === undefined
+          ? {}
+          : 'user' in login
+            ? { user: login.user, pass: login.pass }
+            : { authenticator: jwtAuthenticator(login.jwt, new TextEncoder().encode(login.seed)) }),
+      })
+      stopAnnouncers = startAnnouncers(announcerNats, others, subjectsFor(opts.subjectPrefix))
     }
-    await sleep(ANNOUNCE_MS + 500)
+    await sleep(SETTLE_INTERVALS * ANNOUNCE_MS + 500)
     const before = inStats(listeners)
     const from = now()
     await sleep(opts.measureMs)
@@ -133,6 +158,11 @@ export async function measureOverlayTraffic(opts: OverlayTrafficOptions): Promis
       messagesPerPeerPerSecond: (after.msgs - before.msgs) / n / seconds,
       announcementBytes,
       knownAtLeast: Math.min(...listeners.map((l) => l.overlay.peers().length)),
+      knownAtMost: Math.max(...listeners.map((l) => l.overlay.peers().length)),
+      estimates: [
+        Math.min(...listeners.map((l) => l.overlay.stats.sizeEstimate)),
+        Math.max(...listeners.map((l) => l.overlay.stats.sizeEstimate)),
+      ],
     }
   } finally {
     stopAnnouncers()

@@ -36,6 +36,8 @@ export interface ScaleOptions {
   overlayPeers: number[]
   /** Span over which discovery traffic is measured at each size. */
   overlayMeasureMs: number
+  /** Only the overlay's discovery traffic (no crowd runs). */
+  overlayOnly?: boolean
 }
 
 export interface ScaleRun {
@@ -286,11 +288,13 @@ async function measureOverlay(opts: ScaleOptions): Promise<OverlayTraffic[]> {
         peers,
         listeners: 4,
         measureMs: opts.overlayMeasureMs,
+        announcerLogin: opts.endpoints.natsCoordinator,
       })
       progress(
         `scale overlay ${peers} peers: ${t.bytesPerPeerPerSecond.toFixed(0)} B/s and ` +
           `${t.messagesPerPeerPerSecond.toFixed(1)} messages/s per peer (announcement ${t.announcementBytes} B, ` +
-          `listeners knew at least ${t.knownAtLeast} peers)`,
+          `listeners knew ${t.knownAtLeast} to ${t.knownAtMost} peers and estimated ` +
+          `${t.estimates[0]} to ${t.estimates[1]})`,
       )
       out.push(t)
     }
@@ -301,6 +305,8 @@ async function measureOverlay(opts: ScaleOptions): Promise<OverlayTraffic[]> {
 }
 
 export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
+  if (opts.overlayOnly === true)
+    return { unitDelayMs: opts.unitDelayMs, runs: [], overlay: await measureOverlay(opts) }
   if (!opts.volunteers.includes(opts.compareAt))
     throw new Error(
       `compareAt (${opts.compareAt}) must be one of the crowd sizes ${opts.volunteers.join(', ')}`,
@@ -328,9 +334,13 @@ export function scaleLines(r: ScaleResult): string {
   const two = r.runs.find((x) => x.coordinators === 2)
   const oneAt = two === undefined ? undefined : one.find((x) => x.volunteers === two.volunteers)
   const lines = [
-    line('coordinator CPU ms per validated unit', (x) => fmt(x.coordinatorCpuMsPerUnit, 2)),
-    line('lease latency p99 ms', (x) => fmt(x.leaseP99Ms, 1)),
-    line('Redis operations per unit', (x) => fmt(x.redisCallsPerUnit, 1)),
+    ...(one.length === 0
+      ? []
+      : [
+          line('coordinator CPU ms per validated unit', (x) => fmt(x.coordinatorCpuMsPerUnit, 2)),
+          line('lease latency p99 ms', (x) => fmt(x.leaseP99Ms, 1)),
+          line('Redis operations per unit', (x) => fmt(x.redisCallsPerUnit, 1)),
+        ]),
     `scale: discovery bytes per peer per second at ${r.overlay.map((o) => o.peers).join('/')}: ` +
       r.overlay.map((o) => fmt(o.bytesPerPeerPerSecond, 0)).join(' / '),
   ]
@@ -357,11 +367,12 @@ export function scaleLines(r: ScaleResult): string {
         `${fmt(x.workRequestsPerSecond, 0)} | ${fmt(x.emptyShare * 100, 0)} % |`,
     ),
     '',
-    '| overlay peers | bytes/s per peer | messages/s per peer | announcement bytes |',
-    '|---:|---:|---:|---:|',
+    '| overlay peers | bytes/s per peer | messages/s per peer | announcement bytes | size estimates |',
+    '|---:|---:|---:|---:|---:|',
     ...r.overlay.map(
       (o) =>
-        `| ${o.peers} | ${fmt(o.bytesPerPeerPerSecond, 0)} | ${fmt(o.messagesPerPeerPerSecond, 1)} | ${o.announcementBytes} |`,
+        `| ${o.peers} | ${fmt(o.bytesPerPeerPerSecond, 0)} | ${fmt(o.messagesPerPeerPerSecond, 1)} | ` +
+        `${o.announcementBytes} | ${o.estimates[0]}–${o.estimates[1]} |`,
     ),
   ]
   return [...lines, '', `Units of ${r.unitDelayMs} ms (a fixed delay) at quorum 2.`, '', ...table].join('\n')

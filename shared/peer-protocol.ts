@@ -46,7 +46,67 @@ export const PEER_LIMITS = {
   maxPeers: 256,
   /** Peer messages remembered by the replay cache (each for the clock window). */
   replayCacheEntries: 32_768,
+  /**
+   * Peers whose announcements a peer aims to hear: it listens to a region of the announcement shards
+   * holding about this many peers, whatever the size of the overlay.
+   */
+  neighbours: 32,
+  /** Bits of a peer's announcement shard (one subject token each): 65,536 shards at most. */
+  shardBits: 16,
+  /** Wants one provider lookup sends at most (each answered by at most one holder). */
+  lookupWants: 16,
+  /** Largest want. */
+  maxWantBytes: 1024,
 } as const
+
+/** The queue group holders answer wants in: NATS hands each want to one holder of the content. */
+export const PROVIDER_QUEUE = 'cohort-providers'
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+
+/**
+ * A peer's announcement shard: the first `PEER_LIMITS.shardBits` bits of its public key (uniformly
+ * spread), as a string of 0s and 1s.
+ */
+export function peerShard(peerId: string): string {
+  if (!PEER_ID_PATTERN.test(peerId)) throw new ProtocolError('not a peer id')
+  let bits = ''
+  for (let i = 0; bits.length < PEER_LIMITS.shardBits; i++)
+    bits += B64URL.indexOf(peerId[i] as string)
+      .toString(2)
+      .padStart(6, '0')
+  return bits.slice(0, PEER_LIMITS.shardBits)
+}
+
+/** The subject a peer announces on: its shard's bits, one token each. */
+export function announceSubject(subjects: Subjects, peerId: string): string {
+  return `${subjects.peerAnnounce}.${peerShard(peerId).split('').join('.')}`
+}
+
+/** The subject (with wildcard) that covers every shard whose bits start with `prefix` ('' = all). */
+export function regionSubject(subjects: Subjects, prefix: string): string {
+  if (!/^[01]*$/.test(prefix) || prefix.length > PEER_LIMITS.shardBits)
+    throw new ProtocolError('a region is a prefix of shard bits')
+  const tokens = prefix.split('').filter((b) => b !== '')
+  if (tokens.length === PEER_LIMITS.shardBits) return `${subjects.peerAnnounce}.${tokens.join('.')}`
+  return [subjects.peerAnnounce, ...tokens, '>'].join('.')
+}
+
+/** The shard an announcement subject names, or undefined when it is not one. */
+export function shardOfSubject(subjects: Subjects, subject: string): string | undefined {
+  const head = `${subjects.peerAnnounce}.`
+  if (!subject.startsWith(head)) return undefined
+  const tokens = subject.slice(head.length).split('.')
+  if (tokens.length !== PEER_LIMITS.shardBits || !tokens.every((b) => b === '0' || b === '1'))
+    return undefined
+  return tokens.join('')
+}
+
+/** The subject a lookup for the holders of content `root` goes to. */
+export function wantSubject(subjects: Subjects, root: string): string {
+  if (!DIGEST_HEX.test(root)) throw new ProtocolError('not a content root')
+  return `${subjects.peerWant}.${root}`
+}
 
 /** Version of the messages between peers (`peer` envelopes); 2 added `re` and proven handoff results. */
 export const PEER_MESSAGE_VERSION = 2
@@ -102,6 +162,24 @@ export function parsePeerAnnounce(value: unknown): PeerAnnounce {
     }),
     leaving: r['leaving'] === true,
   }
+}
+
+/**
+ * "Who holds content `root`?" (envelope kind `peer.want`), sent to `wantSubject(root)` with a reply
+ * subject in the sender's own inbox; the holder NATS hands it to answers with a `peer.have` (or a
+ * `peer.error`) addressed to the sender and naming this want's nonce.
+ */
+export interface PeerWant extends WorkerSigned {
+  type: 'peer.want'
+  v: 1
+  root: string
+}
+
+export function parsePeerWant(value: unknown): PeerWant {
+  const r = expectRecord(value, 'peer.want')
+  literal(r, 'type', 'peer.want')
+  literal(r, 'v', 1)
+  return { type: 'peer.want', v: 1, ...workerSigned(r), root: stringField(r, 'root', 64, DIGEST_HEX) }
 }
 
 // ---- lease transfer (giver -> receiver -> coordinator) ------------------------------------------
@@ -285,6 +363,13 @@ export interface PeerChunk extends ToPeer {
   bytes: Uint8Array
 }
 
+/** A provider record: the sender holds these chunks of `root` (the answer to a want). */
+export interface PeerHave extends ToPeer {
+  type: 'peer.have'
+  root: string
+  bits: Uint8Array
+}
+
 /** Why a request was not served: too many at once, content not held here, or anything else. */
 export type PeerRefusalCode = 'busy' | 'missing' | 'refused'
 
@@ -299,7 +384,7 @@ export interface PeerRefusal extends ToPeer {
 const REFUSAL_CODES: ReadonlySet<string> = new Set<PeerRefusalCode>(['busy', 'missing', 'refused'])
 
 export type PeerMessage =
-  StealRequest | HandoffMessage | HandoffResult | PeerChunkGet | PeerChunk | PeerRefusal
+  StealRequest | HandoffMessage | HandoffResult | PeerChunkGet | PeerChunk | PeerHave | PeerRefusal
 
 function toPeer(r: Rec): ToPeer {
   literal(r, 'v', PEER_MESSAGE_VERSION)
@@ -353,6 +438,13 @@ export function parsePeerMessage(value: unknown): PeerMessage {
         hash: stringField(r, 'hash', 64, DIGEST_HEX),
         bytes: bytesField(r, 'bytes', PEER_LIMITS.maxChunkPayload),
       }
+    case 'peer.have':
+      return {
+        ...base,
+        type: 'peer.have',
+        root: stringField(r, 'root', 64, DIGEST_HEX),
+        bits: bytesField(r, 'bits', MAX_CONTENT_CHUNKS / 8),
+      }
     case 'peer.error': {
       const code = r['code']
       if (code !== undefined && (typeof code !== 'string' || !REFUSAL_CODES.has(code)))
@@ -365,7 +457,9 @@ export function parsePeerMessage(value: unknown): PeerMessage {
       }
     }
     default:
-      throw new ProtocolError('type must be steal, handoff, handoff.result, chunk.get, chunk or peer.error')
+      throw new ProtocolError(
+        'type must be steal, handoff, handoff.result, chunk.get, chunk, peer.have or peer.error',
+      )
   }
 }
 

@@ -70,8 +70,13 @@ export interface Subjects {
   chunkGet: string
   /** Worker claims leases a peer transferred to it (handoff, stealing; request/reply). */
   leaseClaim: string
-  /** Peers announce their presence, free capacity and the content they hold (broadcast). */
+  /**
+   * Prefix of the peers' announcements (presence, free capacity, content held), sharded: a peer
+   * announces on `<peerAnnounce>.<its 16 shard bits, one token each>` and listens to a sampled region.
+   */
   peerAnnounce: string
+  /** Prefix of provider lookups: `<peerWant>.<content root>`, answered by one holder (queue group). */
+  peerWant: string
   /** Prefix of peers' own subjects: a peer listens on `<peerInbox>.<its id>` only. */
   peerInbox: string
 }
@@ -116,6 +121,7 @@ export function subjectsFor(prefix = 'cohort'): Subjects {
     chunkGet: `${base}.chunk.get`,
     leaseClaim: `${base}.lease.claim`,
     peerAnnounce: `${base}.peer.announce`,
+    peerWant: `${base}.peer.want`,
     peerInbox: `${base}.peer.to`,
   }
 }

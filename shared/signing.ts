@@ -173,6 +173,7 @@ export type SignedKind =
   | 'lease.transfer'
   | 'lease.claim'
   | 'peer.announce'
+  | 'peer.want'
   | 'peer'
   | 'volunteer.signup'
   | 'volunteer.owner'

@@ -7,6 +7,7 @@ import test from 'ava'
 import type { NatsConnection } from '@nats-io/nats-core'
 import { randomBytes } from 'node:crypto'
 import {
+  peerShard,
   chunkCount,
   chunkHash,
   encode,
@@ -26,7 +27,7 @@ import {
   type Fetcher,
   type PeerOverlay,
 } from '../worker/index.js'
-import { testLogger } from './helpers/cluster.js'
+import { testLogger, waitUntil } from './helpers/cluster.js'
 import { uniquePrefix, useServices } from './helpers/services.js'
 import { connectVolunteer, issuedAccess } from './helpers/volunteer.js'
 
@@ -63,7 +64,11 @@ function sourceOf(bytes: Uint8Array, manifest: Manifest, encoded: Uint8Array, ro
 async function startPeer(
   prefix: string,
   source: Source,
-  opts: { serve?: (hash: string, store: ContentStore) => Uint8Array | undefined } = {},
+  opts: {
+    serve?: (hash: string, store: ContentStore) => Uint8Array | undefined
+    /** Peers whose announcements it aims to hear (the overlay's default unless set). */
+    neighbours?: number
+  } = {},
 ): Promise<Peer> {
   const identity = await generateIdentity(false)
   const nats = await connectVolunteer(issuedAccess(services(), prefix), identity)
@@ -74,6 +79,7 @@ async function startPeer(
     subjects: subjectsFor(prefix),
     log: testLogger('peer').log,
     announceMs: 200,
+    ...(opts.neighbours === undefined ? {} : { neighbours: opts.neighbours }),
     state: () => ({ threads: 1, running: 0, buffered: 0, free: 0, accepts: [], has: store.have(32) }),
   })
   const serve = opts.serve ?? ((hash, s) => s.lookup(hash))
@@ -197,6 +203,34 @@ test('a late peer takes everything from peers and nothing from the source', asyn
   } finally {
     await stopAll(peers)
   }
+})
+
+test('a peer that does not hear the holder’s announcements finds it by lookup and takes everything from it', async (t) => {
+  const c = await content(10 * 64 * 1024)
+  const source = sourceOf(c.bytes, c.manifest, c.encoded, c.root)
+  const prefix = uniquePrefix('s')
+  const seed = await startPeer(prefix, source)
+  const fillers = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() => startPeer(prefix, source)))
+  // Aiming at one neighbour among ten peers, it listens to a region of about a sixteenth of the shards.
+  const late = await startPeer(prefix, source, { neighbours: 1 })
+  const peers = [seed, ...fillers, late]
+  t.teardown(() => stopAll(peers))
+  await seed.fetcher.resolve(c.ref)
+  const served = source.bytesServed
+  const seedShard = peerShard(seed.overlay.id)
+  // Its region holds not the seed, and the seed's last announcement it heard (if any) is forgotten.
+  await waitUntil(
+    'the late peer knows nothing of the seed',
+    () =>
+      late.overlay.stats.regionDepth > 0 &&
+      !seedShard.startsWith(late.overlay.region) &&
+      !late.overlay.peers().some((p) => p.id === seed.overlay.id),
+  )
+  const got = await late.fetcher.resolve(c.ref)
+  t.true(equalBytes(got.data, c.bytes))
+  t.is(source.bytesServed, served, 'nothing from the source')
+  t.is(late.fetcher.stats.chunksFromPeers, 10 + 1, 'ten chunks and the manifest')
+  t.true(late.overlay.stats.lookups >= 1)
 })
 
 test('a peer serving corrupted chunks is caught, penalised, and the content arrives intact', async (t) => {

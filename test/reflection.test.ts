@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava'
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { Coordinator, CoordinatorTuning, Counters } from '../coordinator/index.js'
 import {
+  announceSubject,
   chunkHash,
   decode,
   decodeManifest,
@@ -123,10 +124,10 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   )
   const chunk = chunkHash(manifest, 0)
 
-  // The observers: a peer listening on the broadcast subject, and a victim listening on its inbox.
+  // The observers: a peer listening to every announcement shard, and a victim listening on its inbox.
   const peer = await rawVolunteer(t, c)
   const victim = await rawVolunteer(t, c)
-  const atAnnounce = counting(peer.nats, subjects.peerAnnounce)
+  const atAnnounce = counting(peer.nats, `${subjects.peerAnnounce}.>`)
   // (The exact subject: the barrier's own answer comes to the victim's inbox too.)
   const victimInbox = `${inboxPrefixFor(victim.identity.id)}.reflected`
   const atVictim = counting(victim.nats, victimInbox)
@@ -138,7 +139,7 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
     moduleBytes: total(c, (k) => k.moduleBytesServed),
     chunkBytes: total(c, (k) => k.chunkBytesServed),
   }
-  const targets = [subjects.peerAnnounce, victimInbox]
+  const targets = [announceSubject(subjects, peer.identity.id), victimInbox]
   let sent = 0
   let requests = 0
   for (const reply of targets) {
@@ -170,10 +171,10 @@ test('reflection - data requests pointing their reply at peer.announce or anothe
   const delivered = atAnnounce.bytes + atVictim.bytes
   t.log(
     `${requests} signed requests (${sent} bytes) with foreign reply subjects: ${delivered} bytes reached them ` +
-      `(amplification ${(delivered / sent).toFixed(3)}; ${atAnnounce.bytes} on ${subjects.peerAnnounce}, ` +
+      `(amplification ${(delivered / sent).toFixed(3)}; ${atAnnounce.bytes} on the announcement shards, ` +
       `${atVictim.bytes} in another volunteer's inbox)`,
   )
-  t.is(atAnnounce.bytes, 0, 'nothing reached the broadcast subject')
+  t.is(atAnnounce.bytes, 0, 'nothing reached the announcement shards')
   t.is(atVictim.bytes, 0, "nothing reached the victim's inbox")
   t.is(total(c, (k) => k.repliesRefused) - before.refused, requests, 'every refusal is counted')
   t.is(

@@ -13,7 +13,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createVolunteerIssuer } from '../coordinator/index.js'
 import {
+  announceSubject,
   checkPow,
+  peerShard,
+  PROVIDER_QUEUE,
+  wantSubject,
   exportIdentity,
   generateIdentity,
   inboxPrefixFor,
@@ -160,6 +164,46 @@ test("eavesdropping - a signed-up attacker cannot subscribe to others' inboxes o
   t.true(w1.daemon.stats.unitsDone > 0 && w2.daemon.stats.unitsDone > 0, 'both honest workers worked')
   await nc.flush()
   t.is(heard, 0, "the attacker received none of the honest workers' messages")
+})
+
+test('discovery - a volunteer announces on its own shard only, and hears wants only as one of the providers’ queue', async (t) => {
+  const cluster = await startCluster({ services: services() })
+  t.teardown(() => cluster.stop())
+  const { nats: nc, identity } = await rawVolunteer(t, cluster)
+  const refused = violations(nc)
+  const subjects = subjectsFor(cluster.subjectPrefix)
+  let other = await generateIdentity(false)
+  while (peerShard(other.id) === peerShard(identity.id)) other = await generateIdentity(false)
+  const foreign = announceSubject(subjects, other.id)
+  const root = 'ab'.repeat(32)
+  // Refused: another peer's shard, the old broadcast subject, and every want without the queue.
+  nc.publish(foreign, new Uint8Array([1]))
+  nc.publish(subjects.peerAnnounce, new Uint8Array([1]))
+  nc.subscribe(`${subjects.peerWant}.>`, { callback: () => {} })
+  nc.subscribe(wantSubject(subjects, root), { callback: () => {} })
+  await nc.flush()
+  await waitUntil('the four violations', () => refused.length >= 4, 10_000)
+  for (const violation of [
+    `Publish to "${foreign}"`,
+    `Publish to "${subjects.peerAnnounce}"`,
+    `Subscription to "${subjects.peerWant}.>"`,
+    `Subscription to "${wantSubject(subjects, root)}"`,
+  ])
+    t.true(
+      refused.some((v) => v.includes(violation)),
+      `${violation}: ${refused.join('; ')}`,
+    )
+  // Allowed: its own shard, any region of shards, wants in the providers' queue, and asking.
+  const count = refused.length
+  let heard = 0
+  nc.subscribe(`${subjects.peerAnnounce}.>`, { callback: () => void heard++ })
+  nc.subscribe(wantSubject(subjects, root), { queue: PROVIDER_QUEUE, callback: () => {} })
+  await nc.flush()
+  nc.publish(announceSubject(subjects, identity.id), new Uint8Array([1]))
+  nc.publish(wantSubject(subjects, root), new Uint8Array([1]))
+  await nc.flush()
+  await waitUntil('its own announcement heard', () => heard >= 1, 10_000)
+  t.is(refused.length, count, refused.slice(count).join('; '))
 })
 
 test('signup - a valid sign-up gets a JWT for its own subjects; bad signatures, wrong or reused proofs and malformed bodies are refused naming the field', async (t) => {
@@ -348,7 +392,8 @@ async function rawPublish(
       `CONNECT ${JSON.stringify({ verbose: false, pedantic: false, jwt: reply.jwt, sig, protocol: 1 })}\r\nPING\r\n`,
     )
     await next(/^PONG/)
-    const subject = subjectsFor(cluster.subjectPrefix).peerAnnounce
+    // A subject it may publish on: its own announcement shard.
+    const subject = announceSubject(subjectsFor(cluster.subjectPrefix), identity.id)
     // The server checks the size in the PUB line itself: it answers -ERR and closes before reading a
     // payload, so none is sent (writing one would race the close).
     socket.write(`PUB ${subject} ${size}\r\n`)

@@ -423,6 +423,8 @@ function peerCounts(peering: Peering): PeerStatus {
   const x = peering.exchange.stats
   return {
     known: o.known,
+    overlayEstimate: o.sizeEstimate,
+    regionDepth: o.regionDepth,
     refused: o.refused,
     replayed: o.replayed,
     penalties: o.penalties,

@@ -1,12 +1,16 @@
 // Issues a volunteer's NATS credentials: a user JWT for the nkey the volunteer generated, signed with
 // the Cohort account's key, whose permissions follow from the volunteer's id. A volunteer may ask the
 // coordinators for work and data, talk to peers, and listen only to its own inbox, its own peer
-// subject, the peers' broadcast and the coordinators' wake-ups (in the volunteers' queue group only,
-// so each wake-up reaches one volunteer); it may answer a request it received once, and nothing else.
+// subject, the peers' announcement shards and the coordinators' wake-ups (in the volunteers' queue
+// group only, so each wake-up reaches one volunteer). It announces on its own shard only, and hears
+// provider lookups (wants) only in the providers' queue group, so each want reaches one holder and
+// nobody hears every want. It may answer a request it received once, and nothing else.
 import {
   ConfigError,
   inboxPrefixFor,
+  announceSubject,
   PEER_ID_PATTERN,
+  PROVIDER_QUEUE,
   subjectsFor,
   VOLUNTEER_NATS_LIMITS,
   WORK_AVAILABLE_QUEUE,
@@ -32,7 +36,9 @@ export function volunteerPermissions(subjects: Subjects, peerId: string): Volunt
         subjects.moduleGet,
         subjects.chunkGet,
         subjects.leaseClaim,
-        subjects.peerAnnounce,
+        // Its own shard only: one connection cannot announce identities of other shards.
+        announceSubject(subjects, peerId),
+        `${subjects.peerWant}.*`,
         `${subjects.peerInbox}.*`,
       ],
     },
@@ -42,7 +48,8 @@ export function volunteerPermissions(subjects: Subjects, peerId: string): Volunt
         `${subjects.peerInbox}.${peerId}`,
         // "<subject> <queue>": only in that queue group; a plain subscription to it is refused.
         `${subjects.workAvailable} ${WORK_AVAILABLE_QUEUE}`,
-        subjects.peerAnnounce,
+        `${subjects.peerAnnounce}.>`,
+        `${subjects.peerWant}.* ${PROVIDER_QUEUE}`,
       ],
     },
   }

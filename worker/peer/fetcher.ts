@@ -1,5 +1,5 @@
 // Getting a content named by a signed unit, BitTorrent style: the manifest and then every chunk,
-// each from peers that announce holding it, several peers and several chunks at once, each checked
+// each from peers that hold it, several peers and several chunks at once, each checked
 // against its SHA-256 before it is kept. A chunk that fails the check is thrown away, its sender
 // penalised, and the chunk fetched elsewhere. The coordinator is asked only for what no peer has:
 // peers downloading the same content split the chunks no peer has yet among themselves (by their
@@ -8,7 +8,10 @@
 // A peer that does not answer, or lacks a chunk it announced, is set aside for a while; a chunk two
 // peers failed comes from the coordinator, and once a few peers have failed a download it trusts
 // only peers that served it good bytes, so lying announcers delay a download by about one request
-// timeout each, for a few of them at most, however many identities they use.
+// timeout each, for a few of them at most, however many identities they use. Holders are the
+// neighbours whose announcements say so, and those provider lookups find (overlay.lookup: a bounded
+// number of messages, repeated at most once a second while a download goes on, and only when the
+// overlay listens to a region of the announcements rather than all of them).
 import {
   chunkCount,
   chunkHash,
@@ -20,9 +23,11 @@ import {
   type ContentRef,
   type Logger,
   type Manifest,
+  PEER_LIMITS,
 } from '../../shared/index.js'
 import type { ContentStore, HeldContent } from './content-store.js'
 import type { PeerOverlay } from './overlay.js'
+import type { Provider } from './providers.js'
 
 /** Bytes that do not hash to what the signed unit committed to. */
 export class ContentIntegrityError extends CohortError {
@@ -53,6 +58,10 @@ export interface FetcherInit {
   joinGraceMs?: number
   /** Peers failing one download after which it trusts only peers that served it good bytes. Default 3. */
   distrustAfter?: number
+  /** Between provider lookups for one content while it downloads. Default 1000 ms. */
+  lookupEveryMs?: number
+  /** Wants per provider lookup. Default 8. */
+  lookupWants?: number
 }
 
 export interface FetcherStats {
@@ -91,8 +100,68 @@ export function createFetcher(init: FetcherInit): Fetcher {
     failedRequests: 0,
     peerTimeouts: 0,
   }
+  const lookupEveryMs = init.lookupEveryMs ?? 1_000
+  const lookupWants = init.lookupWants ?? 8
   const inflight = new Map<string, Promise<HeldContent>>()
   const busy = new Map<string, number>()
+  /** Holders found by lookups, by content (only for contents downloading now), and lookups under way. */
+  const found = new Map<string, Map<string, Provider>>()
+  const looking = new Map<string, Promise<void>>()
+  const lastLookup = new Map<string, number>()
+  /** Called when a lookup brought answers (downloads waiting for holders wake up). */
+  const wakers = new Set<() => void>()
+
+  /**
+   * Look holders of `root` up, unless a lookup is under way or was made less than lookupEveryMs ago.
+   * Not while the overlay listens to every shard: its announcements then name every holder.
+   */
+  const lookUp = (root: string, force = false): Promise<void> => {
+    if (overlay.stats.regionDepth === 0) return Promise.resolve()
+    const running = looking.get(root)
+    if (running !== undefined) return running
+    if (!force && Date.now() - (lastLookup.get(root) ?? 0) < lookupEveryMs) return Promise.resolve()
+    lastLookup.set(root, Date.now())
+    const p = overlay
+      .lookup(root, { wants: lookupWants, timeoutMs })
+      .then(({ providers }) => {
+        let known = found.get(root)
+        if (known === undefined) found.set(root, (known = new Map<string, Provider>()))
+        for (const pr of providers) {
+          known.delete(pr.id)
+          known.set(pr.id, pr)
+        }
+        // Bounded: the oldest answers go first.
+        for (const id of known.keys()) {
+          if (known.size <= PEER_LIMITS.maxPeers) break
+          known.delete(id)
+        }
+        if (providers.length > 0) for (const wake of wakers) wake()
+      })
+      .catch((err: unknown) => log.debug('provider lookup failed', { root, ...errorFields(err) }))
+      .finally(() => looking.delete(root))
+    looking.set(root, p)
+    return p
+  }
+
+  /**
+   * What each holder of `root` holds, from neighbours' announcements and lookups (the fresher when
+   * both), not banned or set aside, and only holders `trust` accepts.
+   */
+  const records = (root: string, trust: (peer: string) => boolean = () => true): Map<string, Uint8Array> => {
+    const out = new Map<string, { bits: Uint8Array; at: number }>()
+    for (const p of overlay.peers()) {
+      if (!trust(p.id)) continue
+      const entry = p.state.has.find((h) => h.root === root)
+      if (entry !== undefined) out.set(p.id, { bits: entry.bits, at: p.seenAt })
+    }
+    for (const pr of found.get(root)?.values() ?? []) {
+      if (pr.id === overlay.id || !trust(pr.id) || overlay.isBanned(pr.id) || overlay.isDemoted(pr.id))
+        continue
+      const prev = out.get(pr.id)
+      if (prev === undefined || prev.at < pr.at) out.set(pr.id, { bits: pr.bits, at: pr.at })
+    }
+    return new Map([...out].map(([id, r]) => [id, r.bits]))
+  }
 
   /** Bytes named `hash` (of content `root`) from `peer` (or the coordinator), checked; undefined when they failed. */
   const fetchFrom = async (peer: string, hash: string, root: string): Promise<Uint8Array | undefined> => {
@@ -145,20 +214,16 @@ export function createFetcher(init: FetcherInit): Fetcher {
     }
   }
 
-  /** Peers announcing `root` (those `trust` accepts); with `i`, only those holding chunk i. */
+  /** Peers holding `root` (those `trust` accepts); with `i`, only those holding chunk i. */
   const holders = (root: string, i?: number, trust: (peer: string) => boolean = () => true): string[] => {
     const out: string[] = []
-    for (const p of overlay.peers()) {
-      if (!trust(p.id)) continue
-      const entry = p.state.has.find((h) => h.root === root)
-      if (entry === undefined) continue
-      if (i === undefined || hasBit(entry.bits, i)) out.push(p.id)
-    }
+    for (const [id, bits] of records(root, trust)) if (i === undefined || hasBit(bits, i)) out.push(id)
     return out
   }
 
-  /** The manifest from at most two peers announcing it, else from a coordinator. */
+  /** The manifest from at most two peers holding it, else from a coordinator. */
   const getManifest = async (ref: ContentRef): Promise<{ manifest: Manifest; bytes: Uint8Array }> => {
+    if (holders(ref.root).length === 0) await lookUp(ref.root, true)
     for (const peer of holders(ref.root).slice(0, 2)) {
       const bytes = await fetchFrom(peer, ref.root, ref.root)
       if (bytes !== undefined) return { manifest: await parseManifest(bytes, ref.root), bytes }
@@ -197,6 +262,7 @@ export function createFetcher(init: FetcherInit): Fetcher {
     let wakeUp: (() => void) | undefined
     const onPeer = (): void => wakeUp?.()
     overlay.on('peer', onPeer)
+    wakers.add(onPeer)
 
     let coordinatorFailures = 0
     let fatal: unknown
@@ -239,15 +305,12 @@ export function createFetcher(init: FetcherInit): Fetcher {
         // Who downloads the same content, and whether the swarm made progress: a chunk missing here
         // announced for the first time (each chunk counts once, and this peer then asks the announcer
         // for it, so a false claim costs its maker instead of holding the download up).
+        void lookUp(ref.root)
         const swarm = [overlay.id, ...holders(ref.root, undefined, trust)].sort()
         const rank = swarm.indexOf(overlay.id)
-        for (const p of overlay.peers()) {
-          if (!trust(p.id)) continue
-          const entry = p.state.has.find((h) => h.root === ref.root)
-          if (entry === undefined) continue
-          for (let j = 0; j < entry.bits.length && j < credited.length; j++) {
-            const fresh =
-              (entry.bits[j] as number) & ~(content.have.bits[j] as number) & ~(credited[j] as number)
+        for (const bits of records(ref.root, trust).values()) {
+          for (let j = 0; j < bits.length && j < credited.length; j++) {
+            const fresh = (bits[j] as number) & ~(content.have.bits[j] as number) & ~(credited[j] as number)
             if (fresh === 0) continue
             credited[j] = (credited[j] as number) | fresh
             lastProgress = Date.now()
@@ -285,6 +348,7 @@ export function createFetcher(init: FetcherInit): Fetcher {
       }
     } finally {
       overlay.off('peer', onPeer)
+      wakers.delete(onPeer)
       await Promise.allSettled([...running.values()])
       release()
     }
@@ -297,7 +361,11 @@ export function createFetcher(init: FetcherInit): Fetcher {
       if (done?.have.complete() === true) return Promise.resolve(done)
       let p = inflight.get(ref.root)
       if (p === undefined) {
-        p = download(ref).finally(() => inflight.delete(ref.root))
+        p = download(ref).finally(() => {
+          inflight.delete(ref.root)
+          found.delete(ref.root)
+          lastLookup.delete(ref.root)
+        })
         inflight.set(ref.root, p)
       }
       if (signal === undefined) return p

@@ -1,6 +1,10 @@
 // The peer overlay on NATS. Every worker (daemon or browser tab) listens on its own subject,
-// `<prefix>.v1.peer.to.<its id>`, and announces itself (free capacity, content held) on
-// `<prefix>.v1.peer.announce`. Every message is a signed envelope: a receiver checks the signature,
+// `<prefix>.v1.peer.to.<its id>`, and announces itself (free capacity, content held) on its shard,
+// `<prefix>.v1.peer.announce.<the first 16 bits of its key, one token each>`. It listens to one
+// region of the shards, sized to hold about PEER_LIMITS.neighbours peers however large the overlay
+// (sampler.ts), so what each peer spends on discovery does not grow with the overlay; who holds a
+// content is found by provider lookups (providers.ts). An announcement counts only on its sender's
+// own shard. Every message is a signed envelope: a receiver checks the signature,
 // the sender it names, the addressee, the clock window and its replay cache before it acts; a reply
 // counts only when the peer it was sent to signed it and it names the request's nonce, and replies go
 // only to the requester's own inbox. Peers that forge are banned; peers that do not answer are set
@@ -18,11 +22,15 @@ import {
   LIMITS,
   open,
   parseEnvelope,
+  announceSubject,
   parsePeerAnnounce,
   parsePeerMessage,
   PEER_LIMITS,
   PEER_MESSAGE_VERSION,
+  peerShard,
   peerSubject,
+  regionSubject,
+  shardOfSubject,
   ProtocolError,
   randomId,
   seal,
@@ -34,7 +42,9 @@ import {
   type PeerMessage,
   type Subjects,
 } from '../../shared/index.js'
+import { createProviders, type LookupOptions, type LookupResult, type ProviderStats } from './providers.js'
 import { createReplayCache, ReplayError } from './replay-cache.js'
+import { createRegionSampler } from './sampler.js'
 
 /** What a peer says about itself in announcements (the overlay adds the signature fields). */
 export type PeerState = Omit<PeerAnnounce, 'type' | 'v' | 'worker' | 'at' | 'nonce' | 'leaving'>
@@ -69,11 +79,21 @@ export interface PeerOverlayInit {
   slowForMs?: number
   /** Peer messages the replay cache remembers. Default 32768. */
   replayCacheEntries?: number
+  /** Peers whose announcements this one aims to hear. Default PEER_LIMITS.neighbours. */
+  neighbours?: number
 }
 
-export interface OverlayStats {
+export interface OverlayStats extends ProviderStats {
   announcesSent: number
   announcesHeard: number
+  /** Messages that arrived on the announcement subscription (all of them: the discovery traffic). */
+  discoveryIn: number
+  /** Of those, the ones handled (heard, ignored or refused): equal to discoveryIn when nothing is pending. */
+  discoveryHandled: number
+  /** Bits of the region of shards listened to (0: all of them). */
+  regionDepth: number
+  /** Overlay size estimated from what this peer hears (0 before the first estimate). */
+  sizeEstimate: number
   /**
    * Messages that did not decode, verify or match their sender/addressee/request, replays, and
    * messages from banned peers. Counted, never fatal, and never held against the signer.
@@ -110,6 +130,8 @@ export type PeerHandler = (msg: PeerMessage, from: string) => Promise<Outgoing |
 export interface PeerOverlay extends Emitter<OverlayEvents> {
   readonly id: string
   readonly stats: OverlayStats
+  /** The region of announcement shards listened to: the shards whose bits start with this ('' = all). */
+  readonly region: string
   start(): Promise<void>
   /** Says goodbye (so peers forget this one at once) and stops listening. */
   stop(): Promise<void>
@@ -122,6 +144,13 @@ export interface PeerOverlay extends Emitter<OverlayEvents> {
   notify(peerId: string, body: Outgoing): Promise<void>
   /** Announce soon (coalesced): after the state changed in a way peers should hear about. */
   announceSoon(): void
+  /**
+   * One announce interval's work now: re-evaluate the region listened to when due, announce, and
+   * listen for wants for what is held. The timer does this every interval.
+   */
+  tick(): Promise<void>
+  /** Find holders of content `root` with a bounded number of messages (see providers.ts). */
+  lookup(root: string, opts?: LookupOptions): Promise<LookupResult>
   /**
    * Count a misdeed that only the peer itself can commit (bad bytes or forged units under its own
    * signature); past the limit the peer is ignored for the rest of this session.
@@ -202,11 +231,25 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     demoted: 0,
     evicted: 0,
     known: 0,
+    discoveryIn: 0,
+    discoveryHandled: 0,
+    regionDepth: 0,
+    sizeEstimate: 0,
+    lookups: 0,
+    wantsSent: 0,
+    lookupReplies: 0,
+    wantsServed: 0,
   }
+  const sampler = createRegionSampler({
+    target: init.neighbours ?? PEER_LIMITS.neighbours,
+    maxDepth: PEER_LIMITS.shardBits,
+  })
+  let region: Subscription | undefined
   const emitter = new Emitter<OverlayEvents>()
   const subs: Subscription[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
   let lastAnnounce = 0
+  let lastTick = 0
   let serving = 0
   let started = false
   let stopped = false
@@ -242,11 +285,63 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     return msg
   }
 
+  const providers = createProviders(
+    {
+      nats,
+      identity,
+      subjects,
+      log,
+      receive,
+      admit(want, signer) {
+        const now = Date.now()
+        checkWorkerSigned(want, signer, now)
+        replays.admit(want.worker, want.nonce, want.at, now)
+      },
+      answer: (to, body, re) => sealFor(to, body, { re }),
+      refuse,
+      isBanned,
+    },
+    (root) => init.state().has.find((h) => h.root === root),
+    stats,
+  )
+
   const announce = async (leaving = false): Promise<void> => {
     if (nats.isClosed()) return
     lastAnnounce = Date.now()
-    nats.publish(subjects.peerAnnounce, await sealAnnouncement(identity, init.state(), leaving))
+    const state = init.state()
+    if (!leaving) providers.serve(state.has)
+    nats.publish(announceSubject(subjects, self), await sealAnnouncement(identity, state, leaving))
     stats.announcesSent++
+  }
+
+  /** Listen to the sampler's region (again, when it changed). */
+  const listenRegion = (): void => {
+    region?.unsubscribe()
+    stats.regionDepth = sampler.prefix.length
+    stats.sizeEstimate = sampler.estimate
+    if (stopped || nats.isClosed()) return
+    const subject = regionSubject(subjects, sampler.prefix)
+    region = nats.subscribe(subject, {
+      callback: (err, m) => {
+        if (err) {
+          log.warn('peer subscription error', { subject, ...errorFields(err) })
+          return
+        }
+        stats.discoveryIn++
+        onAnnounce(m.subject, m.data)
+          .catch(refuse)
+          .finally(() => stats.discoveryHandled++)
+      },
+    })
+  }
+
+  const tick = async (): Promise<void> => {
+    // After the goodbye, nothing more is said.
+    if (stopped) return
+    lastTick = Date.now()
+    if (sampler.tick()) listenRegion()
+    stats.sizeEstimate = sampler.estimate
+    await announce()
   }
 
   const schedule = (ms: number): void => {
@@ -254,7 +349,8 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     if (stopped) return
     timer = setTimeout(() => {
       timer = undefined
-      announce()
+      // An early announcement (announceSoon) is not an interval: the sampler counts intervals.
+      ;(Date.now() - lastTick >= 0.9 * announceMs ? tick() : announce())
         .catch((err: unknown) => log.debug('announce failed', errorFields(err)))
         .finally(() => schedule(announceMs))
     }, ms)
@@ -278,7 +374,11 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     }
   }
 
-  const onAnnounce = async (data: Uint8Array): Promise<void> => {
+  const onAnnounce = async (subject: string, data: Uint8Array): Promise<void> => {
+    const shard = shardOfSubject(subjects, subject)
+    if (shard === undefined) throw new ProtocolError(`${subject} is not an announcement shard`)
+    // Delivered before the region changed: no longer listened to, not worth a verification.
+    if (!sampler.contains(shard)) return
     const env = parseEnvelope(
       decode(data, PEER_LIMITS.maxAnnounceBytes),
       'peer.announce',
@@ -286,7 +386,10 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     )
     const state = parsePeerAnnounce(await open(env))
     checkWorkerSigned(state, env.signer, Date.now())
+    if (peerShard(state.worker) !== shard)
+      throw new ProtocolError(`${state.worker} announced on another shard than its own`)
     if (state.worker === self) return
+    if (!state.leaving && sampler.heard(state.worker)) listenRegion()
     const leftAt = left.get(state.worker)
     if (leftAt !== undefined && leftAt >= state.at) return
     if (state.leaving) {
@@ -438,11 +541,10 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
     stats,
     async start(): Promise<void> {
       started = true
-      subs.push(
-        listen(peerSubject(subjects, self), onMessage),
-        listen(subjects.peerAnnounce, (m) => onAnnounce(m.data)),
-      )
+      subs.push(listen(peerSubject(subjects, self), onMessage))
+      listenRegion()
       await nats.flush()
+      lastTick = Date.now()
       await announce()
       schedule(announceMs)
     },
@@ -453,6 +555,9 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       if (started) await announce(true).catch(() => {})
       for (const s of subs) s.unsubscribe()
       subs.length = 0
+      region?.unsubscribe()
+      region = undefined
+      providers.stop()
     },
     peers(): PeerInfo[] {
       const now = Date.now()
@@ -478,6 +583,8 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       if (stopped || !started) return
       schedule(Math.max(0, lastAnnounce + MIN_ANNOUNCE_GAP_MS - Date.now()))
     },
+    tick,
+    lookup: (root: string, opts?: LookupOptions): Promise<LookupResult> => providers.lookup(root, opts),
     penalise(peerId: string, reason: string, p = 1): void {
       const total = (points.get(peerId) ?? 0) + p
       points.set(peerId, total)
@@ -504,5 +611,11 @@ export function createPeerOverlay(init: PeerOverlayInit): PeerOverlay {
       if (!good.has(peerId)) boundedSet(good, peerId, true, maxPeers)
     },
   })
-  return overlay
+  // A getter (Object.assign would copy its value once).
+  return Object.defineProperty(overlay, 'region', {
+    get: () => sampler.prefix,
+    enumerable: true,
+  }) as typeof overlay & {
+    readonly region: string
+  }
 }

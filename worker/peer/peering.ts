@@ -30,6 +30,8 @@ export interface PeerOptions {
   steal?: boolean
   /** Peers kept in the announcement table. Default 256. */
   maxPeers?: number
+  /** Peers whose announcements this worker aims to hear (the region of shards it listens to). Default 32. */
+  neighbours?: number
 }
 
 export interface PeeringInit {
@@ -69,6 +71,7 @@ export function createPeering(init: PeeringInit): Peering {
     ...(options.announceMs === undefined ? {} : { announceMs: options.announceMs }),
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     ...(options.maxPeers === undefined ? {} : { maxPeers: options.maxPeers }),
+    ...(options.neighbours === undefined ? {} : { neighbours: options.neighbours }),
     state: () => ({
       threads: host.threads(),
       running: host.running(),

@@ -61,6 +61,9 @@ export interface WorkerStatus {
 
 export interface PeerStatus {
   known: number
+  /** The overlay's size as this worker estimates it, and how many bits narrow the region it listens to. */
+  overlayEstimate: number
+  regionDepth: number
   /** Peer messages refused (malformed, forged, misaddressed, from banned peers), of which replays. */
   refused: number
   replayed: number
