@@ -41,10 +41,13 @@ function hoard(v: Volunteer) {
         held.add(u.replicaId)
         state.granted++
       }
-      state.maxHeld = Math.max(state.maxHeld, held.size)
       if (held.size > 0) {
         const renewed = await v.client.renew([...held]).catch(() => undefined)
         for (const rid of renewed?.lost ?? []) held.delete(rid)
+        // Counted once the coordinator has said which it still holds: on a loaded machine leases can
+        // expire between two renewals, and the next grant replaces them before a renewal reports them
+        // lost. A cap that let more through would show here as more leases renewed at once.
+        if (renewed !== undefined) state.maxHeld = Math.max(state.maxHeld, held.size)
       }
       await pause(100)
     }
