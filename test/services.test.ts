@@ -6,7 +6,7 @@ import { AuthorizationError, type NatsConnection } from '@nats-io/nats-core'
 import { createAccount } from '@nats-io/nkeys'
 import { connect as tcpConnect } from 'node:net'
 import { servicesOptionsFromEnv, startServices } from '../scripts/services.js'
-import { generateIdentity } from '../shared/index.js'
+import { announceSubject, generateIdentity, subjectsFor } from '../shared/index.js'
 import { asCoordinator, startTestServices, uniquePrefix, type TestServices } from './helpers/services.js'
 import { connectVolunteer, issuedAccess } from './helpers/volunteer.js'
 
@@ -257,8 +257,9 @@ test("nats permissions - volunteers request and reply on peer subjects but canno
   // A peer listens on its own subject and answers a request it received (its response permission).
   const inbox = `cohort.v1.peer.to.${ida.id}`
   a.subscribe(inbox, { callback: (_e, m) => void m.respond(`pong ${m.string()}`) })
+  // Announcements are sharded: a peer hears any shard (here all of them) and speaks on its own only.
   const heard: string[] = []
-  a.subscribe('cohort.v1.peer.announce', { callback: (_e, m) => void heard.push(m.string()) })
+  a.subscribe('cohort.v1.peer.announce.>', { callback: (_e, m) => void heard.push(m.string()) })
   await a.flush()
   t.is((await b.request(inbox, 'ping', { timeout: 2000 })).string(), 'pong ping')
   // Volunteers reach the coordinators' chunk and claim services.
@@ -267,7 +268,7 @@ test("nats permissions - volunteers request and reply on peer subjects but canno
   await coordinator.flush()
   t.is((await b.request('cohort.v1.chunk.get', 'x', { timeout: 2000 })).string(), 'served')
   t.is((await b.request('cohort.v1.lease.claim', 'x', { timeout: 2000 })).string(), 'served')
-  b.publish('cohort.v1.peer.announce', 'here')
+  b.publish(announceSubject(subjectsFor('cohort'), idb.id), 'here')
   await b.flush()
   await a.flush()
   t.deepEqual(heard, ['here'])
