@@ -82,6 +82,8 @@ const POLL_MS = 50
  * has waited a while for work has. A crowd started at the moment the job comes asks all at once.
  */
 const SETTLE_MS = 30_000
+/** Units of the job that warms the coordinators up before a measured run. */
+const WARMUP_UNITS = 400
 
 const unique = (label: string): string =>
   `bench-scale-${label}-${process.pid}-${randomBytes(4).toString('hex')}`
@@ -186,6 +188,7 @@ async function measureJob(
   redis: Redis,
   deployment: Deployment,
   crowd: { threads: VolunteersThread[]; volunteers: number; connectSeconds: number },
+  report = true,
 ): Promise<ScaleRun> {
   const { coordinators } = deployment
   const api = connect({ url: coordinators[0]!.url })
@@ -232,12 +235,13 @@ async function measureJob(
     resultsRejected: after.resultsRejected - before.resultsRejected,
     connectSeconds: round(crowd.connectSeconds, 1),
   }
-  progress(
-    `scale ${run.volunteers} volunteers, ${run.coordinators} coordinator(s): ${run.unitsPerSecond} units/s, ` +
-      `${run.coordinatorCpuMsPerUnit} ms coordinator CPU/unit (${run.coordinatorCores} cores busy), ${run.redisCallsPerUnit} Redis calls/unit, ` +
-      `lease p99 ${run.leaseP99Ms} ms, ${run.workRequestsPerSecond} work requests/s (${(run.emptyShare * 100).toFixed(0)}% empty); ` +
-      `crowd connected in ${run.connectSeconds} s`,
-  )
+  if (report)
+    progress(
+      `scale ${run.volunteers} volunteers, ${run.coordinators} coordinator(s): ${run.unitsPerSecond} units/s, ` +
+        `${run.coordinatorCpuMsPerUnit} ms coordinator CPU/unit (${run.coordinatorCores} cores busy), ${run.redisCallsPerUnit} Redis calls/unit, ` +
+        `lease p99 ${run.leaseP99Ms} ms, ${run.workRequestsPerSecond} work requests/s (${(run.emptyShare * 100).toFixed(0)}% empty); ` +
+        `crowd connected in ${run.connectSeconds} s`,
+    )
   return run
 }
 
@@ -259,11 +263,21 @@ async function measureCrowd(
     threads = await startCrowd(opts, deployment, volunteers)
     const crowd = { threads, volunteers, connectSeconds: (now() - connectStarted) / 1000 }
     await Promise.all(threads.map((t) => t.start()))
+    // A coordinator's code is cold when it starts (V8 compiles its hot paths as they run), and how
+    // much a crowd's sign-ups and first requests warm it differs with the crowd's size: a short job
+    // first, not measured, so that every measured run finds its coordinators equally warm.
+    const warmUp = async (): Promise<void> => {
+      await sleep(SETTLE_MS / 3)
+      const units = Math.min(opts.units, WARMUP_UNITS)
+      await measureJob({ ...opts, units }, redis, deployment, crowd, false)
+    }
+    await warmUp()
     // The crowd asks for work, finds none, and settles into its idle rhythm before the job comes.
     await sleep(SETTLE_MS)
     const runs = [await measureJob(opts, redis, deployment, crowd)]
     if (compare) {
       await deployment.addCoordinator()
+      await warmUp()
       await sleep(SETTLE_MS)
       runs.push(await measureJob(opts, redis, deployment, crowd))
     }
