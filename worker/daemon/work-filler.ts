@@ -6,8 +6,9 @@
 // An idle worker asks less and less often: the coordinators' empty grants say how long to wait, a
 // time that grows with the empty grants in a row (up to minutes) and is already spread at random, so
 // it is waited as said, whatever happens on this worker meanwhile; only `work.available` (about one
-// wake-up per grant's worth of ready replicas, to one volunteer each) ends the wait early. Failing requests back off on the worker's own schedule, spread at random too, so
-// a crowd that lost its coordinators (a NATS node gone) does not come back in step.
+// wake-up per grant's worth of ready replicas, to one volunteer each) ends the wait early. Failing
+// requests back off on the worker's own schedule, spread at random too, so a crowd that lost its
+// coordinators (a NATS node gone) does not come back in step.
 //
 // The buffer is sized in time, not units: enough units to keep every thread busy for `bufferMs` at
 // the measured time per unit (at least one per thread). Tiny units then come many to a grant, under
